@@ -1,0 +1,14 @@
+/* Every `r1c <command>` entry point. Each returns the process exit code
+ * (0 ok, 1 runtime error, 2 usage error) and prints its own errors. */
+#ifndef R1C_CLI_COMMANDS_H
+#define R1C_CLI_COMMANDS_H
+
+typedef struct Command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the command name */
+} Command;
+
+/* one declaration per command, alphabetical */
+
+#endif
