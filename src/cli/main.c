@@ -9,6 +9,7 @@
 
 static const Command COMMANDS[] = {
     /* one line per command, kept in alphabetical order */
+    {"forward", "run a model over token ids: logits, log-probs, loss, gradients", cmd_forward},
     {NULL, NULL, NULL},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0] - 1)

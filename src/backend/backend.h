@@ -1,0 +1,103 @@
+/* The op table every backend implements. Model code (src/model) is written
+ * once against it; the CPU backend (backend/cpu) is the fp32 reference that
+ * faster backends are checked against, op by op.
+ *
+ * Conventions: row-major; N = rows (tokens), shapes in comments. Buffers are
+ * backend memory obtained from `alloc`. Backward ops ACCUMULATE into
+ * parameter gradients (so micro-batches add up) and into input gradients
+ * only where the comment says so. */
+#ifndef R1C_BACKEND_BACKEND_H
+#define R1C_BACKEND_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct Backend {
+    const char *name;
+
+    void *(*alloc)(size_t bytes); /* zeroed */
+    void (*free)(void *p);
+    void (*zero)(void *p, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);
+
+    /* out(N,O) = inp(N,K) @ w(O,K)^T (+ bias(O)) */
+    void (*matmul_forward)(float *out, const float *inp, const float *w, const float *bias, int N, int K, int O);
+    /* dinp(N,K) (+)= dout @ w  (accumulate_dinp selects += over =);
+     * dw(O,K) += dout^T @ inp; dbias(O) += colsum(dout). dinp/dw/dbias may be NULL. */
+    void (*matmul_backward)(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                            const float *w, int N, int K, int O, int accumulate_dinp);
+
+    /* out(N,C) = x * rsqrt(mean(x^2) + eps) * w; rstd(N) saved for backward */
+    void (*rmsnorm_forward)(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps);
+    /* dx(N,C) += ...; dw(C) += ... */
+    void (*rmsnorm_backward)(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                             const float *rstd, int N, int C);
+
+    /* x(N, H, HD) rotated in place, rotate-half layout; pos(N) per row;
+     * cos/sin tables (max_pos, HD/2). inverse=1 applies the transpose
+     * (used by backward). */
+    void (*rope_apply)(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int N, int H, int HD,
+                       int inverse);
+
+    /* Causal self-attention over B sequences of length T, GQA.
+     * q(B,T,NH,HD) k,v(B,T,KVH,HD) -> out(B,T,NH,HD), lse(B,NH,T) saved. */
+    void (*attention_forward)(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
+                              int NH, int KVH, int HD);
+    /* dq, dk, dv overwritten (same shapes as q, k, v); recomputes scores
+     * from lse, never storing T x T. */
+    void (*attention_backward)(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                               const float *lse, const float *q, const float *k, const float *v, int B, int T,
+                               int NH, int KVH, int HD);
+    /* One query row per token against its sequence's KV cache: q(N,NH,HD);
+     * token n reads cache slot slot[n], rows [0, len[n]) of (KVH, HD), each
+     * slot cache_stride floats apart; out(N,NH,HD). Prefill and decode both
+     * use it (prefill: len = position + 1 after the row was written). */
+    void (*attention_decode)(float *out, const float *q, const float *k_cache, const float *v_cache,
+                             const int32_t *slot, const int32_t *len, size_t cache_stride, int N, int NH, int KVH,
+                             int HD);
+    /* Writes k(N,KVH*HD), v(N,KVH*HD) rows into the caches at (slot[n], pos[n]). */
+    void (*kv_cache_write)(float *k_cache, float *v_cache, const float *k, const float *v, const int32_t *slot,
+                           const int32_t *pos, size_t cache_stride, int N, int KD);
+
+    /* qkv(N, QD+2KD) -> q(N,QD), k(N,KD), v(N,KD) and back (for gradients). */
+    void (*qkv_split)(float *q, float *k, float *v, const float *qkv, int N, int QD, int KD);
+    void (*qkv_merge)(float *qkv, const float *q, const float *k, const float *v, int N, int QD, int KD);
+
+    /* gu(N, 2K) = [gate | up] per row -> h(N,K) = silu(gate) * up */
+    void (*swiglu_forward)(float *h, const float *gu, int N, int K);
+    /* dgu(N,2K) = ... (overwritten) */
+    void (*swiglu_backward)(float *dgu, const float *dh, const float *gu, int N, int K);
+
+    /* out(N,C) = table[ids[n]] */
+    void (*embedding_forward)(float *out, const int32_t *ids, const float *table, int N, int C);
+    /* dtable(V,C) += scatter of dout(N,C) */
+    void (*embedding_backward)(float *dtable, const float *dout, const int32_t *ids, int N, int C);
+
+    /* y(n) += x(n) */
+    void (*add_inplace)(float *y, const float *x, size_t n);
+
+    /* Fused LM head + log-softmax + gather + entropy, chunked over rows so
+     * the (N, V) logits never exist at once unless logits_out is given.
+     * x(N,C) final hidden, w(V,C). For each row n with target[n] >= 0:
+     * logp[n] = log_softmax(x_n w^T / temp)[target[n]], ent[n] = entropy of
+     * that distribution. Rows with target < 0 get logp = ent = 0.
+     * logits_out (N,V) optional: raw logits (before temperature). */
+    void (*lm_head_logprob_forward)(float *logp, float *ent, float *logits_out, const float *x, const float *w,
+                                    const int32_t *target, int N, int C, int V, float temp);
+    /* Given dlogp(N) (gradient of the loss w.r.t. each logp), dx(N,C) =
+     * (overwritten) and dw(V,C) +=. Recomputes the logits chunk by chunk. */
+    void (*lm_head_logprob_backward)(float *dx, float *dw, const float *dlogp, const float *x, const float *w,
+                                     const int32_t *target, int N, int C, int V, float temp);
+
+    /* sum of squares in double (for the global gradient norm) */
+    double (*sumsq)(const float *x, size_t n);
+    void (*scale)(float *x, float s, size_t n);
+    /* AdamW (torch semantics): p *= 1 - lr*wd; m,v moments; p -= lr * mhat /
+     * (sqrt(vhat) + eps); step t starts at 1. */
+    void (*adamw_update)(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
+                         float beta2, float eps, float wd, int t);
+} Backend;
+
+const Backend *backend_cpu(void);
+
+#endif

@@ -1,0 +1,410 @@
+/* The CPU backend: fp32 everywhere, OpenBLAS for GEMMs, OpenMP for the
+ * rest. It is the reference every other backend is checked against, so it
+ * favours clarity; the hot loops are still written to vectorise. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+
+static void *cpu_alloc(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) return NULL;
+    memset(p, 0, bytes);
+    return p;
+}
+static void cpu_free(void *p) { free(p); }
+static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
+static void cpu_copy(void *d, const void *s, size_t bytes) { memmove(d, s, bytes); }
+
+static void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int K, int O) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, O, K, 1.0f, inp, K, w, K, 0.0f, out, O);
+    if (bias) {
+#pragma omp parallel for if ((size_t)N * O > 32768)
+        for (int n = 0; n < N; n++) {
+            float *o = out + (size_t)n * O;
+#pragma omp simd
+            for (int j = 0; j < O; j++) o[j] += bias[j];
+        }
+    }
+}
+
+static void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                            const float *w, int N, int K, int O, int accumulate_dinp) {
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, K, O, 1.0f, dout, O, w, K,
+                    accumulate_dinp ? 1.0f : 0.0f, dinp, K);
+    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, K, N, 1.0f, dout, O, inp, K, 1.0f, dw, K);
+    if (dbias) {
+#pragma omp parallel for if ((size_t)N * O > 32768)
+        for (int j = 0; j < O; j++) {
+            double s = 0;
+            for (int n = 0; n < N; n++) s += dout[(size_t)n * O + j];
+            dbias[j] += (float)s;
+        }
+    }
+}
+
+static void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps) {
+#pragma omp parallel for if ((size_t)N * C > 16384)
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * C;
+        float *on = out + (size_t)n * C;
+        float ss = 0;
+#pragma omp simd reduction(+ : ss)
+        for (int i = 0; i < C; i++) ss += xn[i] * xn[i];
+        float r = 1.0f / sqrtf(ss / C + eps);
+        rstd[n] = r;
+#pragma omp simd
+        for (int i = 0; i < C; i++) on[i] = w[i] * (xn[i] * r);
+    }
+}
+
+static void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                             const float *rstd, int N, int C) {
+    /* dx = r * (w*g - xhat * mean(w*g*xhat)), dw += sum g * xhat */
+#pragma omp parallel for if ((size_t)N * C > 16384)
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * C, *gn = dout + (size_t)n * C;
+        float *dxn = dx + (size_t)n * C;
+        float r = rstd[n], dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int i = 0; i < C; i++) dot += w[i] * gn[i] * xn[i] * r;
+        dot /= C;
+#pragma omp simd
+        for (int i = 0; i < C; i++) dxn[i] += r * (w[i] * gn[i] - xn[i] * r * dot);
+    }
+    if (dw) {
+        /* parallel over channels: no write races */
+#pragma omp parallel for if ((size_t)N * C > 16384)
+        for (int i = 0; i < C; i++) {
+            float s = 0;
+            for (int n = 0; n < N; n++) s += dout[(size_t)n * C + i] * x[(size_t)n * C + i] * rstd[n];
+            dw[i] += s;
+        }
+    }
+}
+
+static void rope_apply(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int N, int H, int HD,
+                       int inverse) {
+    int half = HD / 2;
+    float sgn = inverse ? -1.0f : 1.0f;
+#pragma omp parallel for if ((size_t)N * H * HD > 16384)
+    for (int n = 0; n < N; n++) {
+        const float *c = cos_t + (size_t)pos[n] * half, *s = sin_t + (size_t)pos[n] * half;
+        for (int h = 0; h < H; h++) {
+            float *v = x + ((size_t)n * H + h) * HD;
+#pragma omp simd
+            for (int i = 0; i < half; i++) {
+                float a = v[i], b = v[i + half], si = sgn * s[i];
+                v[i] = a * c[i] - b * si;
+                v[i + half] = b * c[i] + a * si;
+            }
+        }
+    }
+}
+
+static inline float dotf(const float *a, const float *b, int n) {
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static inline void axpyf(float *y, float a, const float *x, int n) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
+                              int NH, int KVH, int HD) {
+    float scale = 1.0f / sqrtf((float)HD);
+    int group = NH / KVH;
+#pragma omp parallel
+    {
+        float *sc = malloc((size_t)T * sizeof(float));
+#pragma omp for collapse(3) schedule(dynamic, 8)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++)
+                for (int t = 0; t < T; t++) {
+                    int kh = h / group;
+                    const float *qt = q + (((size_t)b * T + t) * NH + h) * HD;
+                    float m = -INFINITY;
+                    for (int j = 0; j <= t; j++) {
+                        sc[j] = scale * dotf(qt, k + (((size_t)b * T + j) * KVH + kh) * HD, HD);
+                        if (sc[j] > m) m = sc[j];
+                    }
+                    float sum = 0;
+                    for (int j = 0; j <= t; j++) {
+                        sc[j] = expf(sc[j] - m);
+                        sum += sc[j];
+                    }
+                    float *ot = out + (((size_t)b * T + t) * NH + h) * HD;
+                    memset(ot, 0, HD * sizeof(float));
+                    float inv = 1.0f / sum;
+                    for (int j = 0; j <= t; j++) axpyf(ot, sc[j] * inv, v + (((size_t)b * T + j) * KVH + kh) * HD, HD);
+                    lse[((size_t)b * NH + h) * T + t] = m + logf(sum);
+                }
+        free(sc);
+    }
+}
+
+static void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                               const float *lse, const float *q, const float *k, const float *v, int B, int T,
+                               int NH, int KVH, int HD) {
+    float scale = 1.0f / sqrtf((float)HD);
+    int group = NH / KVH;
+    memset(dk, 0, (size_t)B * T * KVH * HD * sizeof(float));
+    memset(dv, 0, (size_t)B * T * KVH * HD * sizeof(float));
+    /* One task per (sequence, kv head): it owns that slice of dk/dv. */
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int b = 0; b < B; b++)
+        for (int kh = 0; kh < KVH; kh++) {
+            for (int h = kh * group; h < (kh + 1) * group; h++)
+                for (int t = 0; t < T; t++) {
+                    size_t qi = (((size_t)b * T + t) * NH + h) * HD;
+                    const float *qt = q + qi, *gt = dout + qi, *ot = out + qi;
+                    float *dqt = dq + qi;
+                    float l = lse[((size_t)b * NH + h) * T + t];
+                    float D = dotf(gt, ot, HD);
+                    memset(dqt, 0, HD * sizeof(float));
+                    for (int j = 0; j <= t; j++) {
+                        size_t ki = (((size_t)b * T + j) * KVH + kh) * HD;
+                        float p = expf(scale * dotf(qt, k + ki, HD) - l);
+                        float dp = dotf(gt, v + ki, HD);
+                        float ds = p * (dp - D) * scale;
+                        axpyf(dqt, ds, k + ki, HD);
+                        axpyf(dk + ki, ds, qt, HD);
+                        axpyf(dv + ki, p, gt, HD);
+                    }
+                }
+        }
+}
+
+static void attention_decode(float *out, const float *q, const float *k_cache, const float *v_cache,
+                             const int32_t *slot, const int32_t *len, size_t cache_stride, int S, int NH, int KVH,
+                             int HD) {
+    float scale = 1.0f / sqrtf((float)HD);
+    int group = NH / KVH;
+    int maxlen = 0;
+    for (int s = 0; s < S; s++) if (len[s] > maxlen) maxlen = len[s];
+#pragma omp parallel
+    {
+        float *sc = malloc((size_t)(maxlen ? maxlen : 1) * sizeof(float));
+#pragma omp for collapse(2) schedule(dynamic, 1)
+        for (int s = 0; s < S; s++)
+            for (int h = 0; h < NH; h++) {
+                int kh = h / group, L = len[s];
+                const float *qt = q + ((size_t)s * NH + h) * HD;
+                const float *kc = k_cache + (size_t)slot[s] * cache_stride, *vc = v_cache + (size_t)slot[s] * cache_stride;
+                float m = -INFINITY;
+                for (int j = 0; j < L; j++) {
+                    sc[j] = scale * dotf(qt, kc + ((size_t)j * KVH + kh) * HD, HD);
+                    if (sc[j] > m) m = sc[j];
+                }
+                float sum = 0;
+                for (int j = 0; j < L; j++) {
+                    sc[j] = expf(sc[j] - m);
+                    sum += sc[j];
+                }
+                float *ot = out + ((size_t)s * NH + h) * HD;
+                memset(ot, 0, HD * sizeof(float));
+                float inv = 1.0f / sum;
+                for (int j = 0; j < L; j++) axpyf(ot, sc[j] * inv, vc + ((size_t)j * KVH + kh) * HD, HD);
+            }
+        free(sc);
+    }
+}
+
+static void kv_cache_write(float *k_cache, float *v_cache, const float *k, const float *v, const int32_t *slot,
+                           const int32_t *pos, size_t cache_stride, int N, int KD) {
+    for (int n = 0; n < N; n++) {
+        size_t off = (size_t)slot[n] * cache_stride + (size_t)pos[n] * KD;
+        memcpy(k_cache + off, k + (size_t)n * KD, KD * sizeof(float));
+        memcpy(v_cache + off, v + (size_t)n * KD, KD * sizeof(float));
+    }
+}
+
+static void qkv_split(float *q, float *k, float *v, const float *qkv, int N, int QD, int KD) {
+    size_t W = (size_t)QD + 2 * KD;
+    for (int n = 0; n < N; n++) {
+        memcpy(q + (size_t)n * QD, qkv + n * W, QD * sizeof(float));
+        memcpy(k + (size_t)n * KD, qkv + n * W + QD, KD * sizeof(float));
+        memcpy(v + (size_t)n * KD, qkv + n * W + QD + KD, KD * sizeof(float));
+    }
+}
+
+static void qkv_merge(float *qkv, const float *q, const float *k, const float *v, int N, int QD, int KD) {
+    size_t W = (size_t)QD + 2 * KD;
+    for (int n = 0; n < N; n++) {
+        memcpy(qkv + n * W, q + (size_t)n * QD, QD * sizeof(float));
+        memcpy(qkv + n * W + QD, k + (size_t)n * KD, KD * sizeof(float));
+        memcpy(qkv + n * W + QD + KD, v + (size_t)n * KD, KD * sizeof(float));
+    }
+}
+
+static void swiglu_forward(float *h, const float *gu, int N, int K) {
+#pragma omp parallel for if ((size_t)N * K > 16384)
+    for (int n = 0; n < N; n++) {
+        const float *g = gu + (size_t)n * 2 * K, *u = g + K;
+        float *hn = h + (size_t)n * K;
+        for (int i = 0; i < K; i++) hn[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    }
+}
+
+static void swiglu_backward(float *dgu, const float *dh, const float *gu, int N, int K) {
+#pragma omp parallel for if ((size_t)N * K > 16384)
+    for (int n = 0; n < N; n++) {
+        const float *g = gu + (size_t)n * 2 * K, *u = g + K, *d = dh + (size_t)n * K;
+        float *dg = dgu + (size_t)n * 2 * K, *du = dg + K;
+        for (int i = 0; i < K; i++) {
+            float sg = 1.0f / (1.0f + expf(-g[i]));
+            float silu = g[i] * sg;
+            du[i] = d[i] * silu;
+            dg[i] = d[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+        }
+    }
+}
+
+static void embedding_forward(float *out, const int32_t *ids, const float *table, int N, int C) {
+#pragma omp parallel for if ((size_t)N * C > 16384)
+    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * C, table + (size_t)ids[n] * C, C * sizeof(float));
+}
+
+static void embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int C) {
+    for (int n = 0; n < N; n++) axpyf(dtable + (size_t)ids[n] * C, 1.0f, dout + (size_t)n * C, C);
+}
+
+static void add_inplace(float *y, const float *x, size_t n) {
+#pragma omp parallel for simd if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+#define LM_CHUNK 64
+
+/* Row statistics of z = logits/temp: returns lse, fills entropy. */
+static float row_lse_entropy(const float *l, int V, float inv_t, float *ent) {
+    float m = -INFINITY;
+    for (int j = 0; j < V; j++) if (l[j] > m) m = l[j];
+    m *= inv_t;
+    double s = 0, sz = 0;
+    for (int j = 0; j < V; j++) {
+        float z = l[j] * inv_t;
+        double e = exp((double)(z - m));
+        s += e;
+        sz += e * z;
+    }
+    float lse = m + (float)log(s);
+    if (ent) *ent = lse - (float)(sz / s);
+    return lse;
+}
+
+static void lm_head_logprob_forward(float *logp, float *ent, float *logits_out, const float *x, const float *w,
+                                    const int32_t *target, int N, int C, int V, float temp) {
+    float *buf = logits_out ? NULL : malloc((size_t)LM_CHUNK * V * sizeof(float));
+    float inv_t = 1.0f / temp;
+    for (int r0 = 0; r0 < N; r0 += LM_CHUNK) {
+        int R = N - r0 < LM_CHUNK ? N - r0 : LM_CHUNK;
+        float *lg = logits_out ? logits_out + (size_t)r0 * V : buf;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, C, 1.0f, x + (size_t)r0 * C, C, w, C, 0.0f, lg, V);
+#pragma omp parallel for
+        for (int r = 0; r < R; r++) {
+            int n = r0 + r;
+            if (target[n] < 0) {
+                logp[n] = 0;
+                if (ent) ent[n] = 0;
+                continue;
+            }
+            float e;
+            float lse = row_lse_entropy(lg + (size_t)r * V, V, inv_t, &e);
+            logp[n] = lg[(size_t)r * V + target[n]] * inv_t - lse;
+            if (ent) ent[n] = e;
+        }
+    }
+    free(buf);
+}
+
+static void lm_head_logprob_backward(float *dx, float *dw, const float *dlogp, const float *x, const float *w,
+                                     const int32_t *target, int N, int C, int V, float temp) {
+    float *lg = malloc((size_t)LM_CHUNK * V * sizeof(float));
+    float inv_t = 1.0f / temp;
+    for (int r0 = 0; r0 < N; r0 += LM_CHUNK) {
+        int R = N - r0 < LM_CHUNK ? N - r0 : LM_CHUNK;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, C, 1.0f, x + (size_t)r0 * C, C, w, C, 0.0f, lg, V);
+        /* dlogits_j = g/temp * (onehot_j - p_j) */
+#pragma omp parallel for
+        for (int r = 0; r < R; r++) {
+            int n = r0 + r;
+            float *l = lg + (size_t)r * V;
+            if (target[n] < 0 || dlogp[n] == 0.0f) {
+                memset(l, 0, V * sizeof(float));
+                continue;
+            }
+            float lse = row_lse_entropy(l, V, inv_t, NULL);
+            float g = dlogp[n] * inv_t;
+            for (int j = 0; j < V; j++) l[j] = -g * expf(l[j] * inv_t - lse);
+            l[target[n]] += g;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, C, V, 1.0f, lg, V, w, C, 0.0f, dx + (size_t)r0 * C, C);
+        if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, R, 1.0f, lg, V, x + (size_t)r0 * C, C, 1.0f, dw, C);
+    }
+    free(lg);
+}
+
+static double sumsq(const float *x, size_t n) {
+    double s = 0;
+#pragma omp parallel for reduction(+ : s) if (n > 65536)
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
+static void scale_f(float *x, float s, size_t n) {
+#pragma omp parallel for simd if (n > 65536)
+    for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
+static void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                         float eps, float wd, int t) {
+    float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
+    float step = lr / bc1, bc2s = sqrtf(bc2), decay = 1.0f - lr * wd;
+#pragma omp parallel for simd if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i];
+        m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
+        v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i]) / bc2s + eps);
+    }
+}
+
+static const Backend CPU = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .zero = cpu_zero,
+    .copy = cpu_copy,
+    .matmul_forward = matmul_forward,
+    .matmul_backward = matmul_backward,
+    .rmsnorm_forward = rmsnorm_forward,
+    .rmsnorm_backward = rmsnorm_backward,
+    .rope_apply = rope_apply,
+    .attention_forward = attention_forward,
+    .attention_backward = attention_backward,
+    .attention_decode = attention_decode,
+    .kv_cache_write = kv_cache_write,
+    .qkv_split = qkv_split,
+    .qkv_merge = qkv_merge,
+    .swiglu_forward = swiglu_forward,
+    .swiglu_backward = swiglu_backward,
+    .embedding_forward = embedding_forward,
+    .embedding_backward = embedding_backward,
+    .add_inplace = add_inplace,
+    .lm_head_logprob_forward = lm_head_logprob_forward,
+    .lm_head_logprob_backward = lm_head_logprob_backward,
+    .sumsq = sumsq,
+    .scale = scale_f,
+    .adamw_update = adamw_update,
+};
+
+const Backend *backend_cpu(void) { return &CPU; }

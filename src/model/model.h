@@ -1,0 +1,157 @@
+/* A decoder-only transformer (Qwen2 / Llama 3 / Qwen3) written once against
+ * the backend op table: parameter layout, HF checkpoint load/save,
+ * training forward/backward with saved activations, and the incremental
+ * (KV-cached) forward that generation uses.
+ *
+ * All parameters live in one allocation; a table maps each HF tensor name
+ * to its place in it. Q, K and V rows sit next to each other (one GEMM),
+ * as do gate and up. Gradients use the same layout in a second buffer. */
+#ifndef R1C_MODEL_MODEL_H
+#define R1C_MODEL_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "base/err.h"
+#include "io/hf_config.h"
+#include "io/safetensors.h"
+
+typedef struct ParamInfo {
+    char name[96]; /* HF name, e.g. model.layers.3.self_attn.q_proj.weight */
+    int ndim;
+    int64_t shape[2];
+    size_t offset; /* in floats, into the parameter buffer */
+    size_t numel;
+    int decay; /* weight decay applies (matrices, not norms or biases) */
+} ParamInfo;
+
+typedef struct LayerParams {
+    float *attn_norm; /* (C) */
+    float *wqkv;      /* (QD + 2*KD, C): q_proj, k_proj, v_proj rows */
+    float *bqkv;      /* (QD + 2*KD) or NULL */
+    float *q_norm;    /* (HD) or NULL (Qwen3) */
+    float *k_norm;    /* (HD) or NULL */
+    float *wo;        /* (C, QD) */
+    float *mlp_norm;  /* (C) */
+    float *w_gu;      /* (2*I, C): gate_proj, up_proj rows */
+    float *w_down;    /* (C, I) */
+} LayerParams;
+
+typedef struct ModelParams {
+    float *embed;      /* (V, C) */
+    LayerParams *layers;
+    float *final_norm; /* (C) */
+    float *lm_head;    /* (V, C); == embed when tied */
+} ModelParams;
+
+typedef struct Model {
+    ModelConfig cfg;
+    const Backend *be;
+    int QD, KD, QKVD; /* NH*HD, KVH*HD, QD+2*KD */
+    ParamInfo *params;
+    int n_params;
+    size_t n_floats;
+    float *param_mem;
+    ModelParams w;
+    float *grad_mem; /* NULL until model_alloc_grads */
+    ModelParams g;
+    float *rope_cos, *rope_sin; /* (rope_len, HD/2) */
+    int rope_len;
+} Model;
+
+/* Shapes and layout from cfg; parameters zeroed. */
+int model_create(Model *m, const ModelConfig *cfg, const Backend *be, Err *err);
+void model_free(Model *m);
+/* Loads config.json + safetensors (sharded or not) from a directory. */
+int model_load(Model *m, const char *dir, const Backend *be, Err *err);
+/* Copies tensors from an open checkpoint; shapes must match exactly. */
+int model_load_weights(Model *m, const StCheckpoint *ck, const char *what, Err *err);
+/* Normal(0, std) matrices, norms at 1, biases 0 (seeded). */
+void model_init_random(Model *m, uint64_t seed, float std);
+/* Writes DIR/config.json and DIR/model.safetensors (F32 or BF16), each
+ * atomically. Loads in transformers unchanged. */
+int model_save(const Model *m, const char *dir, StDtype dtype, Err *err);
+int model_alloc_grads(Model *m, Err *err);
+void model_zero_grads(Model *m);
+const ParamInfo *model_find_param(const Model *m, const char *name);
+/* Makes sure the RoPE tables cover positions [0, len). */
+int model_rope_reserve(Model *m, int len, Err *err);
+
+/* ---- training forward/backward ---- */
+
+typedef struct LayerActs {
+    float *x;        /* (N,C) residual stream entering the layer */
+    float *ln1;      /* (N,C) */
+    float *rstd1;    /* (N) */
+    float *qkv;      /* (N,QKVD) projection output */
+    float *q_pre;    /* (N,QD) before q_norm (Qwen3) */
+    float *k_pre;    /* (N,KD) */
+    float *rstd_q;   /* (N*NH) */
+    float *rstd_k;   /* (N*KVH) */
+    float *q, *k, *v; /* (N,QD) (N,KD) (N,KD) after norm + RoPE */
+    float *att;      /* (N,QD) attention output */
+    float *lse;      /* (B,NH,T) */
+    float *x_mid;    /* (N,C) after the attention residual */
+    float *ln2;      /* (N,C) */
+    float *rstd2;    /* (N) */
+    float *gu;       /* (N,2I) */
+    float *h;        /* (N,I) */
+} LayerActs;
+
+typedef struct Acts {
+    int B, T, N; /* N = B*T */
+    int recompute; /* keep only layer inputs; redo each layer in backward */
+    LayerActs *layers; /* L entries (or 1 when recompute: shared scratch) */
+    float **layer_x;   /* L+1 residual inputs (layer_x[L] = final) */
+    float *lnf, *rstdf;
+    int32_t *ids, *target, *pos; /* (N) */
+    float *logp, *ent; /* (N): row b*T+t predicts ids[b][t+1]; last column 0 */
+    float temp;
+    /* backward scratch */
+    float *dres, *dln, *dqkv, *dq, *dk, *dv, *dq_pre, *dk_pre, *datt, *dgu, *dh, *tmp;
+    size_t bytes;
+} Acts;
+
+/* Bytes acts_create would allocate for (B, T). */
+size_t acts_bytes(const Model *m, int B, int T, int recompute);
+int acts_create(Acts *a, const Model *m, int B, int T, int recompute, Err *err);
+void acts_free(Acts *a, const Model *m);
+
+/* ids (B,T), right-padded rows (pads only after real tokens, so causal
+ * attention never sees them from real positions). Computes a->logp and
+ * a->ent with logits / temp; logits_out (B,T,V) optional. */
+int model_forward(Model *m, Acts *a, const int32_t *ids, int B, int T, float temp, float *logits_out, Err *err);
+/* dlogp (N): gradient of the loss w.r.t. each a->logp entry. Accumulates
+ * parameter gradients into m->grad_mem. */
+void model_backward(Model *m, Acts *a, const float *dlogp);
+
+/* ---- incremental forward for generation ---- */
+
+typedef struct KVCache {
+    int n_slots, max_len;
+    size_t stride; /* floats per slot per layer: max_len * KD */
+    float **k, **v; /* L entries, each (n_slots, max_len, KD) */
+} KVCache;
+
+int kv_cache_create(KVCache *kv, const Model *m, int n_slots, int max_len, Err *err);
+void kv_cache_free(KVCache *kv, const Model *m);
+
+typedef struct DecodeScratch {
+    int cap; /* max tokens per call */
+    float *x, *ln, *qkv, *q, *k, *v, *q_pre, *k_pre, *rstd, *rstd_h, *att, *tmp, *gu, *h;
+    int32_t *len;
+    float *xsel; /* rows selected for logits */
+} DecodeScratch;
+
+int decode_scratch_create(DecodeScratch *s, const Model *m, int cap, Err *err);
+void decode_scratch_free(DecodeScratch *s, const Model *m);
+
+/* Runs n tokens (any mix of prefill and decode, any slots): token i is at
+ * position pos[i] of slot slot[i]; tokens of one slot must come in position
+ * order. Writes the KV cache. For the n_out rows listed in out_rows, writes
+ * raw logits (n_out, V). */
+int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens, const int32_t *slot,
+                 const int32_t *pos, int n, const int *out_rows, int n_out, float *logits, Err *err);
+
+#endif

@@ -1,0 +1,124 @@
+/* Incremental forward over a KV cache: prefill and decode in one call,
+ * any mix of sequences. Uses the same ops as training, so sampler and
+ * trainer log-probs agree to rounding. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+
+int kv_cache_create(KVCache *kv, const Model *m, int n_slots, int max_len, Err *err) {
+    memset(kv, 0, sizeof *kv);
+    int L = m->cfg.n_layers;
+    kv->n_slots = n_slots;
+    kv->max_len = max_len;
+    kv->stride = (size_t)max_len * m->KD;
+    kv->k = calloc(L, sizeof(float *));
+    kv->v = calloc(L, sizeof(float *));
+    size_t bytes = (size_t)n_slots * kv->stride * sizeof(float);
+    for (int l = 0; kv->k && kv->v && l < L; l++) {
+        kv->k[l] = m->be->alloc(bytes);
+        kv->v[l] = m->be->alloc(bytes);
+        if (!kv->k[l] || !kv->v[l]) break;
+        if (l == L - 1) return 0;
+    }
+    kv_cache_free(kv, m);
+    return err_set(err, "out of memory: KV cache for %d sequences x %d tokens needs %.1f MB", n_slots, max_len,
+                   2.0 * L * bytes / 1e6);
+}
+
+void kv_cache_free(KVCache *kv, const Model *m) {
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        if (kv->k) m->be->free(kv->k[l]);
+        if (kv->v) m->be->free(kv->v[l]);
+    }
+    free(kv->k);
+    free(kv->v);
+    memset(kv, 0, sizeof *kv);
+}
+
+int decode_scratch_create(DecodeScratch *s, const Model *m, int cap, Err *err) {
+    memset(s, 0, sizeof *s);
+    const ModelConfig *c = &m->cfg;
+    size_t n = cap, C = c->hidden, I = c->intermediate;
+    const Backend *be = m->be;
+    s->cap = cap;
+    s->x = be->alloc(n * C * 4);
+    s->ln = be->alloc(n * C * 4);
+    s->qkv = be->alloc(n * m->QKVD * 4);
+    s->q = be->alloc(n * m->QD * 4);
+    s->k = be->alloc(n * m->KD * 4);
+    s->v = be->alloc(n * m->KD * 4);
+    s->q_pre = be->alloc(n * m->QD * 4);
+    s->k_pre = be->alloc(n * m->KD * 4);
+    s->rstd = be->alloc(n * 4);
+    s->rstd_h = be->alloc(n * c->n_heads * 4);
+    s->att = be->alloc(n * m->QD * 4);
+    s->tmp = be->alloc(n * C * 4);
+    s->gu = be->alloc(n * 2 * I * 4);
+    s->h = be->alloc(n * I * 4);
+    s->xsel = be->alloc(n * C * 4);
+    s->len = malloc(n * sizeof(int32_t));
+    if (!s->x || !s->ln || !s->qkv || !s->q || !s->k || !s->v || !s->q_pre || !s->k_pre || !s->rstd || !s->rstd_h ||
+        !s->att || !s->tmp || !s->gu || !s->h || !s->xsel || !s->len) {
+        decode_scratch_free(s, m);
+        return err_set(err, "out of memory for decode scratch (%d tokens)", cap);
+    }
+    return 0;
+}
+
+void decode_scratch_free(DecodeScratch *s, const Model *m) {
+    const Backend *be = m->be;
+    if (!be) return;
+    float *bufs[] = {s->x, s->ln, s->qkv, s->q, s->k, s->v, s->q_pre, s->k_pre, s->rstd, s->rstd_h,
+                     s->att, s->tmp, s->gu, s->h, s->xsel};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->free(bufs[i]);
+    free(s->len);
+    memset(s, 0, sizeof *s);
+}
+
+int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens, const int32_t *slot,
+                 const int32_t *pos, int n, const int *out_rows, int n_out, float *logits, Err *err) {
+    const ModelConfig *c = &m->cfg;
+    const Backend *be = m->be;
+    if (n > s->cap) return err_set(err, "model_decode: %d tokens exceed the scratch capacity %d", n, s->cap);
+    int maxpos = 0;
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            return err_set(err, "token id %d is outside the vocabulary (%d)", tokens[i], c->vocab_size);
+        if (slot[i] < 0 || slot[i] >= kv->n_slots || pos[i] < 0 || pos[i] >= kv->max_len)
+            return err_set(err, "model_decode: slot %d position %d outside the KV cache (%d x %d)", slot[i], pos[i],
+                           kv->n_slots, kv->max_len);
+        if (pos[i] > maxpos) maxpos = pos[i];
+        s->len[i] = pos[i] + 1;
+    }
+    if (model_rope_reserve(m, maxpos + 1, err) != 0) return -1;
+    int C = c->hidden, I = c->intermediate, HD = c->head_dim, NH = c->n_heads, KVH = c->n_kv_heads;
+    float eps = (float)c->rms_eps;
+    be->embedding_forward(s->x, tokens, m->w.embed, n, C);
+    for (int l = 0; l < c->n_layers; l++) {
+        const LayerParams *w = &m->w.layers[l];
+        be->rmsnorm_forward(s->ln, s->rstd, s->x, w->attn_norm, n, C, eps);
+        be->matmul_forward(s->qkv, s->ln, w->wqkv, w->bqkv, n, C, m->QKVD);
+        if (c->qk_norm) {
+            be->qkv_split(s->q_pre, s->k_pre, s->v, s->qkv, n, m->QD, m->KD);
+            be->rmsnorm_forward(s->q, s->rstd_h, s->q_pre, w->q_norm, n * NH, HD, eps);
+            be->rmsnorm_forward(s->k, s->rstd_h, s->k_pre, w->k_norm, n * KVH, HD, eps);
+        } else be->qkv_split(s->q, s->k, s->v, s->qkv, n, m->QD, m->KD);
+        be->rope_apply(s->q, pos, m->rope_cos, m->rope_sin, n, NH, HD, 0);
+        be->rope_apply(s->k, pos, m->rope_cos, m->rope_sin, n, KVH, HD, 0);
+        be->kv_cache_write(kv->k[l], kv->v[l], s->k, s->v, slot, pos, kv->stride, n, m->KD);
+        be->attention_decode(s->att, s->q, kv->k[l], kv->v[l], slot, s->len, kv->stride, n, NH, KVH, HD);
+        be->matmul_forward(s->tmp, s->att, w->wo, NULL, n, m->QD, C);
+        be->add_inplace(s->x, s->tmp, (size_t)n * C);
+        be->rmsnorm_forward(s->ln, s->rstd, s->x, w->mlp_norm, n, C, eps);
+        be->matmul_forward(s->gu, s->ln, w->w_gu, NULL, n, C, 2 * I);
+        be->swiglu_forward(s->h, s->gu, n, I);
+        be->matmul_forward(s->tmp, s->h, w->w_down, NULL, n, I, C);
+        be->add_inplace(s->x, s->tmp, (size_t)n * C);
+    }
+    if (n_out <= 0) return 0;
+    for (int i = 0; i < n_out; i++) be->copy(s->xsel + (size_t)i * C, s->x + (size_t)out_rows[i] * C, C * sizeof(float));
+    be->rmsnorm_forward(s->ln, s->rstd, s->xsel, m->w.final_norm, n_out, C, eps);
+    be->matmul_forward(logits, s->ln, m->w.lm_head, NULL, n_out, C, c->vocab_size);
+    return 0;
+}

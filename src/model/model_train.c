@@ -1,0 +1,214 @@
+/* Training forward and backward over a (B, T) batch, with activations
+ * saved (or, with recompute, only each layer's input kept and the layer
+ * re-run during backward). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+
+/* Sizes (in floats) of one layer's activations. */
+static size_t layer_floats(const Model *m, int B, int T) {
+    const ModelConfig *c = &m->cfg;
+    size_t N = (size_t)B * T, C = c->hidden, I = c->intermediate;
+    size_t f = N * C /*ln1*/ + N /*rstd1*/ + N * m->QKVD + 2 * N * m->QD /*q, att*/ + 2 * N * m->KD /*k v*/ +
+               (size_t)B * c->n_heads * T /*lse*/ + N * C /*x_mid*/ + N * C + N /*ln2 rstd2*/ + N * 2 * I + N * I;
+    if (c->qk_norm) f += N * m->QD + N * m->KD + N * c->n_heads + N * c->n_kv_heads;
+    return f;
+}
+
+static size_t scratch_floats(const Model *m, int B, int T) {
+    const ModelConfig *c = &m->cfg;
+    size_t N = (size_t)B * T, C = c->hidden, I = c->intermediate;
+    size_t f = 2 * N * C /*dres dln*/ + N * m->QKVD + 2 * N * m->QD /*dq datt*/ + 2 * N * m->KD + N * 2 * I + N * I +
+               N * C /*tmp*/;
+    if (c->qk_norm) f += N * m->QD + N * m->KD;
+    return f;
+}
+
+size_t acts_bytes(const Model *m, int B, int T, int recompute) {
+    const ModelConfig *c = &m->cfg;
+    size_t N = (size_t)B * T, C = c->hidden;
+    size_t f = (size_t)(recompute ? 1 : c->n_layers) * layer_floats(m, B, T) + (size_t)(c->n_layers + 1) * N * C +
+               N * C + N /*lnf rstdf*/ + 2 * N /*logp ent*/ + scratch_floats(m, B, T);
+    return f * sizeof(float) + 3 * N * sizeof(int32_t);
+}
+
+/* Carves float arrays out of one allocation. */
+typedef struct Carver {
+    float *p;
+} Carver;
+static float *take(Carver *cv, size_t n) {
+    float *r = cv->p;
+    cv->p += (n + 15) & ~(size_t)15; /* keep 64-byte alignment */
+    return r;
+}
+
+int acts_create(Acts *a, const Model *m, int B, int T, int recompute, Err *err) {
+    memset(a, 0, sizeof *a);
+    const ModelConfig *c = &m->cfg;
+    size_t N = (size_t)B * T, C = c->hidden, I = c->intermediate;
+    a->B = B, a->T = T, a->N = (int)N, a->recompute = recompute;
+    int nl = recompute ? 1 : c->n_layers;
+    size_t total = acts_bytes(m, B, T, recompute) + 64 * (size_t)(40 * nl + 64 + c->n_layers);
+    float *mem = m->be->alloc(total);
+    a->layers = calloc(nl, sizeof *a->layers);
+    a->layer_x = calloc(c->n_layers + 1, sizeof *a->layer_x);
+    a->ids = malloc(3 * N * sizeof(int32_t));
+    if (!mem || !a->layers || !a->layer_x || !a->ids) {
+        m->be->free(mem);
+        free(a->layers);
+        free(a->layer_x);
+        free(a->ids);
+        memset(a, 0, sizeof *a);
+        return err_set(err, "out of memory: activations for batch %d x %d need %.1f MB", B, T, total / 1e6);
+    }
+    a->bytes = total;
+    a->target = a->ids + N;
+    a->pos = a->ids + 2 * N;
+    Carver cv = {mem};
+    for (int l = 0; l <= c->n_layers; l++) a->layer_x[l] = take(&cv, N * C);
+    for (int l = 0; l < nl; l++) {
+        LayerActs *la = &a->layers[l];
+        la->ln1 = take(&cv, N * C);
+        la->rstd1 = take(&cv, N);
+        la->qkv = take(&cv, N * m->QKVD);
+        la->q = take(&cv, N * m->QD);
+        la->k = take(&cv, N * m->KD);
+        la->v = take(&cv, N * m->KD);
+        if (c->qk_norm) {
+            la->q_pre = take(&cv, N * m->QD);
+            la->k_pre = take(&cv, N * m->KD);
+            la->rstd_q = take(&cv, N * c->n_heads);
+            la->rstd_k = take(&cv, N * c->n_kv_heads);
+        }
+        la->att = take(&cv, N * m->QD);
+        la->lse = take(&cv, (size_t)B * c->n_heads * T);
+        la->x_mid = take(&cv, N * C);
+        la->ln2 = take(&cv, N * C);
+        la->rstd2 = take(&cv, N);
+        la->gu = take(&cv, N * 2 * I);
+        la->h = take(&cv, N * I);
+    }
+    a->lnf = take(&cv, N * C);
+    a->rstdf = take(&cv, N);
+    a->logp = take(&cv, N);
+    a->ent = take(&cv, N);
+    a->dres = take(&cv, N * C);
+    a->dln = take(&cv, N * C);
+    a->dqkv = take(&cv, N * m->QKVD);
+    a->dq = take(&cv, N * m->QD);
+    a->dk = take(&cv, N * m->KD);
+    a->dv = take(&cv, N * m->KD);
+    if (c->qk_norm) {
+        a->dq_pre = take(&cv, N * m->QD);
+        a->dk_pre = take(&cv, N * m->KD);
+    }
+    a->datt = take(&cv, N * m->QD);
+    a->dgu = take(&cv, N * 2 * I);
+    a->dh = take(&cv, N * I);
+    a->tmp = take(&cv, N * C);
+    return 0;
+}
+
+void acts_free(Acts *a, const Model *m) {
+    if (a->layer_x) m->be->free(a->layer_x[0]);
+    free(a->layers);
+    free(a->layer_x);
+    free(a->ids);
+    memset(a, 0, sizeof *a);
+}
+
+/* One transformer block: x -> x_out, saving what backward needs in la. */
+static void layer_forward(Model *m, const Acts *a, LayerActs *la, int l, const float *x, float *x_out) {
+    const Backend *be = m->be;
+    const ModelConfig *c = &m->cfg;
+    const LayerParams *w = &m->w.layers[l];
+    int N = a->N, C = c->hidden, I = c->intermediate, HD = c->head_dim, NH = c->n_heads, KVH = c->n_kv_heads;
+    float eps = (float)c->rms_eps;
+    be->rmsnorm_forward(la->ln1, la->rstd1, x, w->attn_norm, N, C, eps);
+    be->matmul_forward(la->qkv, la->ln1, w->wqkv, w->bqkv, N, C, m->QKVD);
+    if (c->qk_norm) {
+        be->qkv_split(la->q_pre, la->k_pre, la->v, la->qkv, N, m->QD, m->KD);
+        be->rmsnorm_forward(la->q, la->rstd_q, la->q_pre, w->q_norm, N * NH, HD, eps);
+        be->rmsnorm_forward(la->k, la->rstd_k, la->k_pre, w->k_norm, N * KVH, HD, eps);
+    } else be->qkv_split(la->q, la->k, la->v, la->qkv, N, m->QD, m->KD);
+    be->rope_apply(la->q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD, 0);
+    be->rope_apply(la->k, a->pos, m->rope_cos, m->rope_sin, N, KVH, HD, 0);
+    be->attention_forward(la->att, la->lse, la->q, la->k, la->v, a->B, a->T, NH, KVH, HD);
+    be->matmul_forward(la->x_mid, la->att, w->wo, NULL, N, m->QD, C);
+    be->add_inplace(la->x_mid, x, (size_t)N * C);
+    be->rmsnorm_forward(la->ln2, la->rstd2, la->x_mid, w->mlp_norm, N, C, eps);
+    be->matmul_forward(la->gu, la->ln2, w->w_gu, NULL, N, C, 2 * I);
+    be->swiglu_forward(la->h, la->gu, N, I);
+    be->matmul_forward(x_out, la->h, w->w_down, NULL, N, I, C);
+    be->add_inplace(x_out, la->x_mid, (size_t)N * C);
+}
+
+int model_forward(Model *m, Acts *a, const int32_t *ids, int B, int T, float temp, float *logits_out, Err *err) {
+    const ModelConfig *c = &m->cfg;
+    if (B != a->B || T != a->T) return err_set(err, "model_forward: batch %dx%d but activations sized %dx%d", B, T, a->B, a->T);
+    if (model_rope_reserve(m, T, err) != 0) return -1;
+    int N = B * T;
+    for (int i = 0; i < N; i++) {
+        if (ids[i] < 0 || ids[i] >= c->vocab_size)
+            return err_set(err, "token id %d at row %d position %d is outside the vocabulary (%d)", ids[i], i / T,
+                           i % T, c->vocab_size);
+        a->ids[i] = ids[i];
+        a->pos[i] = i % T;
+        a->target[i] = (i % T == T - 1) ? -1 : ids[i + 1];
+    }
+    a->temp = temp;
+    const Backend *be = m->be;
+    be->embedding_forward(a->layer_x[0], a->ids, m->w.embed, N, c->hidden);
+    for (int l = 0; l < c->n_layers; l++)
+        layer_forward(m, a, &a->layers[a->recompute ? 0 : l], l, a->layer_x[l], a->layer_x[l + 1]);
+    be->rmsnorm_forward(a->lnf, a->rstdf, a->layer_x[c->n_layers], m->w.final_norm, N, c->hidden, (float)c->rms_eps);
+    be->lm_head_logprob_forward(a->logp, a->ent, logits_out, a->lnf, m->w.lm_head, a->target, N, c->hidden,
+                                c->vocab_size, temp);
+    return 0;
+}
+
+/* Backward of one block. a->dres holds dL/dx_out on entry, dL/dx on exit. */
+static void layer_backward(Model *m, Acts *a, LayerActs *la, int l, const float *x) {
+    const Backend *be = m->be;
+    const ModelConfig *c = &m->cfg;
+    const LayerParams *w = &m->w.layers[l];
+    LayerParams *g = &m->g.layers[l];
+    int N = a->N, C = c->hidden, I = c->intermediate, HD = c->head_dim, NH = c->n_heads, KVH = c->n_kv_heads;
+    /* MLP: x_out = x_mid + down(swiglu(gu(ln2(x_mid)))) */
+    be->matmul_backward(a->dh, g->w_down, NULL, a->dres, la->h, w->w_down, N, I, C, 0);
+    be->swiglu_backward(a->dgu, a->dh, la->gu, N, I);
+    be->matmul_backward(a->dln, g->w_gu, NULL, a->dgu, la->ln2, w->w_gu, N, C, 2 * I, 0);
+    be->rmsnorm_backward(a->dres, g->mlp_norm, a->dln, la->x_mid, w->mlp_norm, la->rstd2, N, C);
+    /* attention: x_mid = x + o(attn(rope(norm(qkv(ln1(x)))))) */
+    be->matmul_backward(a->datt, g->wo, NULL, a->dres, la->att, w->wo, N, m->QD, C, 0);
+    be->attention_backward(a->dq, a->dk, a->dv, a->datt, la->att, la->lse, la->q, la->k, la->v, a->B, a->T, NH, KVH,
+                           HD);
+    be->rope_apply(a->dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD, 1);
+    be->rope_apply(a->dk, a->pos, m->rope_cos, m->rope_sin, N, KVH, HD, 1);
+    if (c->qk_norm) {
+        be->zero(a->dq_pre, (size_t)N * m->QD * sizeof(float));
+        be->zero(a->dk_pre, (size_t)N * m->KD * sizeof(float));
+        be->rmsnorm_backward(a->dq_pre, g->q_norm, a->dq, la->q_pre, w->q_norm, la->rstd_q, N * NH, HD);
+        be->rmsnorm_backward(a->dk_pre, g->k_norm, a->dk, la->k_pre, w->k_norm, la->rstd_k, N * KVH, HD);
+        be->qkv_merge(a->dqkv, a->dq_pre, a->dk_pre, a->dv, N, m->QD, m->KD);
+    } else be->qkv_merge(a->dqkv, a->dq, a->dk, a->dv, N, m->QD, m->KD);
+    be->matmul_backward(a->dln, g->wqkv, g->bqkv, a->dqkv, la->ln1, w->wqkv, N, C, m->QKVD, 0);
+    be->rmsnorm_backward(a->dres, g->attn_norm, a->dln, x, w->attn_norm, la->rstd1, N, C);
+}
+
+void model_backward(Model *m, Acts *a, const float *dlogp) {
+    const Backend *be = m->be;
+    const ModelConfig *c = &m->cfg;
+    int N = a->N, C = c->hidden, L = c->n_layers;
+    be->lm_head_logprob_backward(a->dln, m->g.lm_head, dlogp, a->lnf, m->w.lm_head, a->target, N, C, c->vocab_size,
+                                 a->temp);
+    be->zero(a->dres, (size_t)N * C * sizeof(float));
+    be->rmsnorm_backward(a->dres, m->g.final_norm, a->dln, a->layer_x[L], m->w.final_norm, a->rstdf, N, C);
+    for (int l = L - 1; l >= 0; l--) {
+        LayerActs *la = &a->layers[a->recompute ? 0 : l];
+        if (a->recompute) layer_forward(m, a, la, l, a->layer_x[l], a->tmp);
+        layer_backward(m, a, la, l, a->layer_x[l]);
+    }
+    be->embedding_backward(m->g.embed, a->dres, a->ids, N, C);
+}
