@@ -12,9 +12,11 @@ BUILD   := build-san
 OPT     := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 endif
 
+OPENBLAS_OMP := /usr/lib/$(shell $(CC) -print-multiarch)/openblas-openmp/libopenblas.so.0
+CFLAGS  += -DR1C_OPENBLAS_OPENMP=\"$(OPENBLAS_OMP)\"
 CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) -fopenmp -Wall -Wextra -Wno-unused-parameter -Wshadow -Isrc -MMD -MP
 LDFLAGS += $(OPT) -fopenmp
-LDLIBS  := -lopenblas -ljansson -lutf8proc -lgmp -lyaml -lseccomp -lpng -lm -lpthread
+LDLIBS  := -ldl -ljansson -lutf8proc -lgmp -lyaml -lseccomp -lpng -lm -lpthread
 
 LIB_SRC  := $(shell find src -name '*.c' ! -path 'src/cli/*' ! -path 'src/backend/cuda/*' | sort)
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))

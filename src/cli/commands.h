@@ -11,5 +11,7 @@ typedef struct Command {
 
 /* one declaration per command, alphabetical */
 int cmd_forward(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_init(int argc, char **argv);
 
 #endif

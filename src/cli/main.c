@@ -10,6 +10,8 @@
 static const Command COMMANDS[] = {
     /* one line per command, kept in alphabetical order */
     {"forward", "run a model over token ids: logits, log-probs, loss, gradients", cmd_forward},
+    {"generate", "sample completions (batched, KV cache, continuous batching)", cmd_generate},
+    {"init", "write a randomly initialised model of a named shape", cmd_init},
     {NULL, NULL, NULL},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0] - 1)

@@ -1,13 +1,13 @@
 /* The CPU backend: fp32 everywhere, OpenBLAS for GEMMs, OpenMP for the
  * rest. It is the reference every other backend is checked against, so it
  * favours clarity; the hot loops are still written to vectorise. */
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/cpu/blas.h"
 
 static void *cpu_alloc(size_t bytes) {
     void *p = NULL;
@@ -20,7 +20,7 @@ static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
 static void cpu_copy(void *d, const void *s, size_t bytes) { memmove(d, s, bytes); }
 
 static void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int K, int O) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, O, K, 1.0f, inp, K, w, K, 0.0f, out, O);
+    blas_sgemm(0, 1, N, O, K, 1.0f, inp, K, w, K, 0.0f, out, O);
     if (bias) {
 #pragma omp parallel for if ((size_t)N * O > 32768)
         for (int n = 0; n < N; n++) {
@@ -34,9 +34,8 @@ static void matmul_forward(float *out, const float *inp, const float *w, const f
 static void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                             const float *w, int N, int K, int O, int accumulate_dinp) {
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, K, O, 1.0f, dout, O, w, K,
-                    accumulate_dinp ? 1.0f : 0.0f, dinp, K);
-    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, K, N, 1.0f, dout, O, inp, K, 1.0f, dw, K);
+        blas_sgemm(0, 0, N, K, O, 1.0f, dout, O, w, K, accumulate_dinp ? 1.0f : 0.0f, dinp, K);
+    if (dw) blas_sgemm(1, 0, O, K, N, 1.0f, dout, O, inp, K, 1.0f, dw, K);
     if (dbias) {
 #pragma omp parallel for if ((size_t)N * O > 32768)
         for (int j = 0; j < O; j++) {
@@ -308,7 +307,7 @@ static void lm_head_logprob_forward(float *logp, float *ent, float *logits_out, 
     for (int r0 = 0; r0 < N; r0 += LM_CHUNK) {
         int R = N - r0 < LM_CHUNK ? N - r0 : LM_CHUNK;
         float *lg = logits_out ? logits_out + (size_t)r0 * V : buf;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, C, 1.0f, x + (size_t)r0 * C, C, w, C, 0.0f, lg, V);
+        blas_sgemm(0, 1, R, V, C, 1.0f, x + (size_t)r0 * C, C, w, C, 0.0f, lg, V);
 #pragma omp parallel for
         for (int r = 0; r < R; r++) {
             int n = r0 + r;
@@ -332,7 +331,7 @@ static void lm_head_logprob_backward(float *dx, float *dw, const float *dlogp, c
     float inv_t = 1.0f / temp;
     for (int r0 = 0; r0 < N; r0 += LM_CHUNK) {
         int R = N - r0 < LM_CHUNK ? N - r0 : LM_CHUNK;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, C, 1.0f, x + (size_t)r0 * C, C, w, C, 0.0f, lg, V);
+        blas_sgemm(0, 1, R, V, C, 1.0f, x + (size_t)r0 * C, C, w, C, 0.0f, lg, V);
         /* dlogits_j = g/temp * (onehot_j - p_j) */
 #pragma omp parallel for
         for (int r = 0; r < R; r++) {
@@ -347,8 +346,8 @@ static void lm_head_logprob_backward(float *dx, float *dw, const float *dlogp, c
             for (int j = 0; j < V; j++) l[j] = -g * expf(l[j] * inv_t - lse);
             l[target[n]] += g;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, C, V, 1.0f, lg, V, w, C, 0.0f, dx + (size_t)r0 * C, C);
-        if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, R, 1.0f, lg, V, x + (size_t)r0 * C, C, 1.0f, dw, C);
+        blas_sgemm(0, 0, R, C, V, 1.0f, lg, V, w, C, 0.0f, dx + (size_t)r0 * C, C);
+        if (dw) blas_sgemm(1, 0, V, C, R, 1.0f, lg, V, x + (size_t)r0 * C, C, 1.0f, dw, C);
     }
     free(lg);
 }

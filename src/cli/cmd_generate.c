@@ -1,0 +1,176 @@
+/* r1c generate: sample completions from a checkpoint with the batched
+ * KV-cache engine. Prompts are token ids (--prompt-ids or a JSONL file of
+ * {"input_ids": [...]}); output is one JSON line per sample. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/json.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "gen/generate.h"
+
+static const char *USAGE =
+    "usage: r1c generate --model DIR (--prompt-ids 1,2,3 | --input PROMPTS.jsonl) [options]\n"
+    "  --input FILE        JSON lines {\"input_ids\": [...]}\n"
+    "  --n N               samples per prompt (default 1)\n"
+    "  --max-new-tokens N  (default 64)\n"
+    "  --temperature T     0 = greedy (default 1)\n"
+    "  --top-p P --top-k K --min-p P\n"
+    "  --seed S            (default 0); sample j of prompt i uses stream i*n+j\n"
+    "  --batch B           sequences decoded together (default 16)\n"
+    "  --stop-ids 1,2      extra stop token ids (besides the model's EOS)\n"
+    "output: one line per sample {\"prompt\": i, \"sample\": j, \"tokens\": [...],\n"
+    "        \"logp\": [...], \"finish\": \"eos\"|\"stop\"|\"length\"}; speed on stderr\n";
+
+static int parse_ids(const char *s, int32_t **out, int *n, Err *err) {
+    *n = 0;
+    *out = malloc((strlen(s) / 2 + 2) * sizeof(int32_t));
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v > INT32_MAX) return err_set(err, "bad token id list '%s'", s);
+        (*out)[(*n)++] = (int32_t)v;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) return err_set(err, "bad token id list '%s'", s);
+    }
+    return *n ? 0 : err_set(err, "empty token id list");
+}
+
+static int load_prompts(const char *path, int32_t ***ids, int **lens, int *n, Err *err) {
+    FILE *fp = fopen(path, "r");
+    if (!fp) return err_set(err, "%s: cannot open", path);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int lineno = 0, rc = 0;
+    *n = 0;
+    *ids = NULL;
+    *lens = NULL;
+    while ((len = getline(&line, &cap, fp)) > 0) {
+        lineno++;
+        if (len <= 1) continue;
+        char what[600];
+        snprintf(what, sizeof what, "%s:%d", path, lineno);
+        json_t *j = json_load_buf(line, (size_t)len, what, err);
+        if (!j) { rc = -1; break; }
+        json_t *a = json_object_get(j, "input_ids");
+        if (!json_is_array(a) || json_array_size(a) == 0) {
+            json_decref(j);
+            rc = err_set(err, "%s: expected {\"input_ids\": [non-empty list]}", what);
+            break;
+        }
+        *ids = realloc(*ids, (*n + 1) * sizeof **ids);
+        *lens = realloc(*lens, (*n + 1) * sizeof **lens);
+        int m = (int)json_array_size(a);
+        (*ids)[*n] = malloc(m * sizeof(int32_t));
+        (*lens)[*n] = m;
+        for (int i = 0; i < m; i++) {
+            json_t *v = json_array_get(a, i);
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX) {
+                rc = err_set(err, "%s: input_ids[%d] is not a token id", what, i);
+                break;
+            }
+            (*ids)[*n][i] = (int32_t)json_integer_value(v);
+        }
+        (*n)++;
+        json_decref(j);
+        if (rc) break;
+    }
+    free(line);
+    fclose(fp);
+    if (!rc && *n == 0) rc = err_set(err, "%s: no prompts", path);
+    return rc;
+}
+
+int cmd_generate(int argc, char **argv) {
+    const char *model_dir = NULL, *ids_s = NULL, *input = NULL, *stop_s = NULL;
+    int64_t n_samples = 1, max_new = 64, top_k = 0, seed = 0, batch = 16;
+    double temp = 1.0, top_p = 1.0, min_p = 0.0;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (arg_flag(argv, i, "--help") || arg_flag(argv, i, "-h")) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+        if ((r = arg_str(argc, argv, &i, "--model", &model_dir)) || (r = arg_str(argc, argv, &i, "--prompt-ids", &ids_s)) ||
+            (r = arg_str(argc, argv, &i, "--input", &input)) || (r = arg_str(argc, argv, &i, "--stop-ids", &stop_s)) ||
+            (r = arg_int(argc, argv, &i, "--n", &n_samples)) || (r = arg_int(argc, argv, &i, "--max-new-tokens", &max_new)) ||
+            (r = arg_int(argc, argv, &i, "--top-k", &top_k)) || (r = arg_int(argc, argv, &i, "--seed", &seed)) ||
+            (r = arg_int(argc, argv, &i, "--batch", &batch)) || (r = arg_float(argc, argv, &i, "--temperature", &temp)) ||
+            (r = arg_float(argc, argv, &i, "--top-p", &top_p)) || (r = arg_float(argc, argv, &i, "--min-p", &min_p))) {
+            if (r < 0) return 2;
+            continue;
+        }
+        return arg_unknown("generate", argv[i]);
+    }
+    if (!model_dir || (!ids_s == !input)) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    if (n_samples < 1 || max_new < 0 || batch < 1 || temp < 0 || top_p <= 0 || top_p > 1 || min_p < 0 || min_p > 1 ||
+        top_k < 0) {
+        fprintf(stderr, "r1c generate: need --n >= 1, --batch >= 1, --max-new-tokens >= 0, --temperature >= 0, "
+                        "0 < --top-p <= 1, 0 <= --min-p <= 1, --top-k >= 0\n");
+        return 2;
+    }
+    Err err = {{0}};
+    int32_t **prompts = NULL, *stop_ids = NULL;
+    int *lens = NULL, n_prompts = 0, n_stop = 0, rc = 1;
+    Model m = {0};
+    GenRequest *reqs = NULL;
+    GenOutput *outs = NULL;
+    if (ids_s) {
+        prompts = malloc(sizeof *prompts);
+        lens = malloc(sizeof *lens);
+        n_prompts = 1;
+        if (parse_ids(ids_s, &prompts[0], &lens[0], &err) != 0) goto fail;
+    } else if (load_prompts(input, &prompts, &lens, &n_prompts, &err) != 0) goto fail;
+    if (stop_s && parse_ids(stop_s, &stop_ids, &n_stop, &err) != 0) goto fail;
+    if (model_load(&m, model_dir, backend_cpu(), &err) != 0) goto fail;
+    int n_req = n_prompts * (int)n_samples;
+    reqs = calloc(n_req, sizeof *reqs);
+    outs = calloc(n_req, sizeof *outs);
+    for (int p = 0; p < n_prompts; p++)
+        for (int j = 0; j < n_samples; j++) {
+            GenRequest *q = &reqs[p * n_samples + j];
+            q->prompt = prompts[p];
+            q->prompt_len = lens[p];
+            q->stream = (uint64_t)(p * n_samples + j);
+        }
+    GenConfig cfg = {
+        .sampling = {.temperature = (float)temp, .top_k = (int)top_k, .top_p = (float)top_p, .min_p = (float)min_p},
+        .max_new_tokens = (int)max_new,
+        .max_batch = (int)batch,
+        .seed = (uint64_t)seed,
+        .stop_ids = stop_ids,
+        .n_stop_ids = n_stop,
+    };
+    GenStats st;
+    if (gen_run(&m, reqs, n_req, &cfg, outs, &st, &err) != 0) goto fail;
+    static const char *FIN[] = {"length", "eos", "stop"};
+    for (int r = 0; r < n_req; r++) {
+        printf("{\"prompt\": %d, \"sample\": %d, \"tokens\": [", r / (int)n_samples, r % (int)n_samples);
+        for (int i = 0; i < outs[r].n; i++) printf("%s%d", i ? ", " : "", outs[r].tokens[i]);
+        printf("], \"logp\": [");
+        for (int i = 0; i < outs[r].n; i++) printf("%s%.7g", i ? ", " : "", outs[r].logp[i]);
+        printf("], \"finish\": \"%s\"}\n", FIN[outs[r].finish]);
+    }
+    fprintf(stderr, "r1c generate: %d sequences, %lld prompt + %lld new tokens in %.2fs (%.1f new tokens/s)\n", n_req,
+            (long long)st.prefill_tokens, (long long)st.decode_tokens, st.seconds,
+            st.seconds > 0 ? st.decode_tokens / st.seconds : 0.0);
+    gen_outputs_free(outs, n_req);
+    rc = 0;
+fail:
+    if (rc) fprintf(stderr, "r1c generate: %s\n", err.msg);
+    for (int p = 0; p < n_prompts; p++) free(prompts[p]);
+    free(prompts);
+    free(lens);
+    free(stop_ids);
+    free(reqs);
+    free(outs);
+    model_free(&m);
+    return rc;
+}

@@ -1,0 +1,169 @@
+/* The generation loop (see generate.h). Each step gathers one token per
+ * decoding sequence plus prompt chunks of newly started ones, runs them
+ * through model_decode in one batch, and samples for the rows that end a
+ * prompt or continue a sequence. */
+#include "gen/generate.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct Slot {
+    int req;       /* -1 when free */
+    int prefilled; /* prompt tokens already in the cache */
+    int len;       /* tokens in the cache */
+    int32_t last;  /* token to feed next (decoding) */
+    Rng rng;
+} Slot;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void gen_outputs_free(GenOutput *out, int n) {
+    for (int i = 0; i < n; i++) {
+        free(out[i].tokens);
+        free(out[i].logp);
+    }
+}
+
+static int is_stop(const Model *m, const GenConfig *cfg, int32_t tok, GenFinish *why) {
+    if (!cfg->ignore_eos)
+        for (int i = 0; i < m->cfg.n_eos; i++)
+            if (tok == m->cfg.eos_ids[i]) return *why = GEN_FINISH_EOS, 1;
+    for (int i = 0; i < cfg->n_stop_ids; i++)
+        if (tok == cfg->stop_ids[i]) return *why = GEN_FINISH_STOP, 1;
+    return 0;
+}
+
+int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, GenOutput *out, GenStats *stats,
+            Err *err) {
+    memset(out, 0, (size_t)n_req * sizeof *out);
+    if (stats) memset(stats, 0, sizeof *stats);
+    if (n_req == 0) return 0;
+    int V = m->cfg.vocab_size;
+    int S = cfg->max_batch > 0 ? cfg->max_batch : 16;
+    if (S > n_req) S = n_req;
+    int chunk = cfg->prefill_chunk > 0 ? cfg->prefill_chunk : 512;
+    int max_prompt = 0;
+    for (int r = 0; r < n_req; r++) {
+        if (req[r].prompt_len <= 0) return err_set(err, "request %d: empty prompt", r);
+        for (int i = 0; i < req[r].prompt_len; i++)
+            if (req[r].prompt[i] < 0 || req[r].prompt[i] >= V)
+                return err_set(err, "request %d: token id %d at position %d is outside the vocabulary (%d)", r,
+                               req[r].prompt[i], i, V);
+        if (req[r].prompt_len > max_prompt) max_prompt = req[r].prompt_len;
+    }
+    int max_len = max_prompt + cfg->max_new_tokens;
+    int cap = S + chunk;
+    KVCache kv;
+    DecodeScratch sc;
+    SamplerWork sw;
+    if (kv_cache_create(&kv, m, S, max_len, err) != 0) return -1;
+    if (decode_scratch_create(&sc, m, cap, err) != 0) {
+        kv_cache_free(&kv, m);
+        return -1;
+    }
+    Slot *slots = calloc(S, sizeof *slots);
+    int32_t *toks = malloc(cap * sizeof(int32_t)), *slot_of = malloc(cap * sizeof(int32_t)),
+            *pos = malloc(cap * sizeof(int32_t));
+    int *rows = malloc(cap * sizeof(int)), *row_slot = malloc(cap * sizeof(int));
+    float *logits = malloc((size_t)S * V * sizeof(float));
+    int rc = 0;
+    if (sampler_work_init(&sw, V) != 0 || !slots || !toks || !slot_of || !pos || !rows || !row_slot || !logits) {
+        rc = err_set(err, "out of memory for generation buffers");
+        goto done;
+    }
+    for (int r = 0; r < n_req; r++) {
+        out[r].tokens = malloc((size_t)(cfg->max_new_tokens > 0 ? cfg->max_new_tokens : 1) * sizeof(int32_t));
+        out[r].logp = malloc((size_t)(cfg->max_new_tokens > 0 ? cfg->max_new_tokens : 1) * sizeof(float));
+        if (!out[r].tokens || !out[r].logp) {
+            rc = err_set(err, "out of memory for outputs");
+            goto done;
+        }
+    }
+    for (int s = 0; s < S; s++) slots[s].req = -1;
+    int next_req = 0, n_done = 0;
+    double t0 = now_s();
+    if (cfg->max_new_tokens <= 0) {
+        for (int r = 0; r < n_req; r++) out[r].finish = GEN_FINISH_LENGTH;
+        goto done;
+    }
+    while (n_done < n_req) {
+        int n = 0, n_rows = 0, budget = chunk;
+        for (int s = 0; s < S; s++) {
+            Slot *sl = &slots[s];
+            if (sl->req < 0 && next_req < n_req) {
+                sl->req = next_req++;
+                sl->prefilled = sl->len = 0;
+                rng_split(&sl->rng, cfg->seed, req[sl->req].stream);
+            }
+            if (sl->req < 0) continue;
+            const GenRequest *q = &req[sl->req];
+            if (sl->prefilled < q->prompt_len) {
+                int take = q->prompt_len - sl->prefilled;
+                if (take > budget) take = budget;
+                if (take == 0) continue;
+                for (int i = 0; i < take; i++) {
+                    toks[n] = q->prompt[sl->prefilled + i];
+                    slot_of[n] = s;
+                    pos[n] = sl->len + i;
+                    n++;
+                }
+                sl->prefilled += take;
+                sl->len += take;
+                budget -= take;
+                if (sl->prefilled == q->prompt_len) rows[n_rows] = n - 1, row_slot[n_rows++] = s;
+            } else {
+                toks[n] = sl->last;
+                slot_of[n] = s;
+                pos[n] = sl->len++;
+                rows[n_rows] = n++, row_slot[n_rows++] = s;
+            }
+        }
+        if (model_decode(m, &kv, &sc, toks, slot_of, pos, n, rows, n_rows, logits, err) != 0) {
+            rc = -1;
+            goto done;
+        }
+        if (stats) {
+            stats->decode_tokens += n_rows; /* one new token per sampled row */
+            stats->prefill_tokens += n - n_rows;
+        }
+        for (int i = 0; i < n_rows; i++) {
+            Slot *sl = &slots[row_slot[i]];
+            int r = sl->req;
+            float lp;
+            int32_t tok = sampler_sample(&cfg->sampling, logits + (size_t)i * V, &sw, &sl->rng, &lp);
+            GenOutput *o = &out[r];
+            o->tokens[o->n] = tok;
+            o->logp[o->n] = lp;
+            o->n++;
+            if (cfg->on_token) cfg->on_token(cfg->user, r, tok, lp);
+            GenFinish why = GEN_FINISH_LENGTH;
+            int stop = is_stop(m, cfg, tok, &why);
+            if (!stop && cfg->stop_fn && cfg->stop_fn(cfg->user, r, o->tokens, o->n)) stop = 1, why = GEN_FINISH_STOP;
+            if (!stop && o->n >= cfg->max_new_tokens) stop = 1, why = GEN_FINISH_LENGTH;
+            if (stop) {
+                o->finish = why;
+                sl->req = -1;
+                n_done++;
+            } else sl->last = tok;
+        }
+    }
+    if (stats) stats->seconds = now_s() - t0;
+done:
+    if (rc) gen_outputs_free(out, n_req);
+    sampler_work_free(&sw);
+    kv_cache_free(&kv, m);
+    decode_scratch_free(&sc, m);
+    free(slots);
+    free(toks);
+    free(slot_of);
+    free(pos);
+    free(rows);
+    free(row_slot);
+    free(logits);
+    return rc;
+}

@@ -1,0 +1,45 @@
+/* AdamW, clipping and gradient scaling (see optim.h). */
+#include "train/optim.h"
+
+#include <math.h>
+#include <string.h>
+
+int adamw_create(AdamW *o, const Model *m, float beta1, float beta2, float eps, float weight_decay, Err *err) {
+    memset(o, 0, sizeof *o);
+    o->beta1 = beta1, o->beta2 = beta2, o->eps = eps, o->weight_decay = weight_decay;
+    o->n = m->n_floats;
+    o->m = m->be->alloc(o->n * sizeof(float));
+    o->v = m->be->alloc(o->n * sizeof(float));
+    if (!o->m || !o->v) {
+        adamw_free(o, m);
+        return err_set(err, "out of memory for AdamW state (%.1f MB)", 2.0 * o->n * 4 / 1e6);
+    }
+    return 0;
+}
+
+void adamw_free(AdamW *o, const Model *m) {
+    if (m->be) {
+        m->be->free(o->m);
+        m->be->free(o->v);
+    }
+    memset(o, 0, sizeof *o);
+}
+
+void adamw_step(AdamW *o, Model *m, float lr) {
+    o->t++;
+    for (int i = 0; i < m->n_params; i++) {
+        const ParamInfo *p = &m->params[i];
+        m->be->adamw_update(m->param_mem + p->offset, m->grad_mem + p->offset, o->m + p->offset, o->v + p->offset,
+                            p->numel, lr, o->beta1, o->beta2, o->eps, p->decay ? o->weight_decay : 0.0f, o->t);
+    }
+}
+
+double optim_grad_norm(const Model *m) { return sqrt(m->be->sumsq(m->grad_mem, m->n_floats)); }
+
+double optim_clip_grad_norm(Model *m, double max_norm) {
+    double norm = optim_grad_norm(m);
+    if (max_norm > 0 && norm > max_norm) m->be->scale(m->grad_mem, (float)(max_norm / (norm + 1e-6)), m->n_floats);
+    return norm;
+}
+
+void optim_scale_grads(Model *m, float s) { m->be->scale(m->grad_mem, s, m->n_floats); }

@@ -1,0 +1,31 @@
+/* AdamW with decoupled weight decay (torch.optim.AdamW semantics), global
+ * gradient-norm clipping, and gradient accumulation (model_backward adds
+ * into the gradient buffer; step, then zero). Weight decay applies to
+ * matrices only, not to norms and biases, as the HF Trainer does. */
+#ifndef R1C_TRAIN_OPTIM_H
+#define R1C_TRAIN_OPTIM_H
+
+#include "model/model.h"
+
+typedef struct AdamW {
+    float beta1, beta2, eps, weight_decay;
+    int t;          /* steps taken */
+    float *m, *v;   /* moments, parameter layout */
+    size_t n;
+} AdamW;
+
+int adamw_create(AdamW *o, const Model *m, float beta1, float beta2, float eps, float weight_decay, Err *err);
+void adamw_free(AdamW *o, const Model *m);
+/* One update with learning rate lr from m->grad_mem. */
+void adamw_step(AdamW *o, Model *m, float lr);
+
+/* L2 norm of all gradients (double accumulation). */
+double optim_grad_norm(const Model *m);
+/* Scales gradients so their norm is at most max_norm (torch's
+ * clip_grad_norm_: factor max_norm / (norm + 1e-6) when norm exceeds it).
+ * Returns the norm before clipping. max_norm <= 0 disables clipping. */
+double optim_clip_grad_norm(Model *m, double max_norm);
+/* Multiplies all gradients by s (e.g. 1/accumulation steps). */
+void optim_scale_grads(Model *m, float s);
+
+#endif
