@@ -180,7 +180,8 @@ def to_legacy_layout(d):
     """Rewrites config.json from the `rope_parameters` layout that this
     transformers writes into the pre-4.56 layout of real Hub checkpoints:
     top-level rope_theta, rope_scaling (null or dict without rope_theta),
-    torch_dtype instead of dtype."""
+    torch_dtype instead of dtype; for qwen2 also no layer_types and an
+    (unused) sliding_window number."""
     p = os.path.join(d, "config.json")
     with open(p) as f:
         c = json.load(f)
@@ -189,6 +190,12 @@ def to_legacy_layout(d):
     c["rope_scaling"] = None if rp.get("rope_type") == "default" else rp
     if "dtype" in c:
         c["torch_dtype"] = c.pop("dtype")
+    if c.get("model_type") == "qwen2":
+        # as in Qwen2.5 / R1-Distill-Qwen config.json: no layer_types, a
+        # sliding_window value that is unused because use_sliding_window=false
+        c.pop("layer_types", None)
+        assert c["use_sliding_window"] is False
+        c["sliding_window"] = 4096
     with open(p, "w") as f:
         f.write(json.dumps(c, indent=2, sort_keys=True) + "\n")
     return c
