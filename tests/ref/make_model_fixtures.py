@@ -18,7 +18,6 @@ Usage: python3 tests/ref/make_model_fixtures.py [--out DIR] [--check-determinism
 """
 import argparse
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -366,18 +365,6 @@ def build(out):
     log("llama3 logits max |llama3-rope - default-rope| = %.4f" % rope_delta)
     log("qwen2_bf16 logits max |bf16 - fp32 weights|    = %.4f" % bf16_delta)
     log("qwen2_sharded: %d shards" % nshard)
-
-
-def tree_digest(root):
-    h = hashlib.sha256()
-    for dp, dns, fns in sorted(os.walk(root)):
-        dns.sort()
-        for fn in sorted(fns):
-            p = os.path.join(dp, fn)
-            h.update(os.path.relpath(p, root).encode())
-            with open(p, "rb") as f:
-                h.update(hashlib.sha256(f.read()).digest())
-    return h.hexdigest()
 
 
 def main():
