@@ -58,6 +58,7 @@ typedef struct Model {
     ModelParams g;
     float *rope_cos, *rope_sin; /* (rope_len, HD/2) */
     int rope_len;
+    json_t *hf_json; /* config.json as loaded (kept verbatim on save), or NULL */
 } Model;
 
 /* Shapes and layout from cfg; parameters zeroed. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/file.h"
+#include "base/json.h"
 #include "base/rng.h"
 #include "model/model.h"
 
@@ -111,6 +112,7 @@ void model_free(Model *m) {
     free(m->rope_cos);
     free(m->rope_sin);
     free(m->params);
+    if (m->hf_json) json_decref(m->hf_json);
     free(m->w.layers);
     free(m->g.layers);
     memset(m, 0, sizeof *m);
@@ -199,8 +201,13 @@ int model_load(Model *m, const char *dir, const Backend *be, Err *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     ModelConfig cfg;
-    if (hf_config_load(&cfg, path, err) != 0) return -1;
-    if (model_create(m, &cfg, be, err) != 0) return -1;
+    json_t *root = json_load_path(path, err);
+    if (!root) return -1;
+    if (hf_config_parse(&cfg, root, path, err) != 0 || model_create(m, &cfg, be, err) != 0) {
+        json_decref(root);
+        return -1;
+    }
+    m->hf_json = root;
     StCheckpoint ck;
     if (st_checkpoint_open(&ck, dir, err) != 0) {
         model_free(m);
@@ -252,9 +259,12 @@ int model_save(const Model *m, const char *dir, StDtype dtype, Err *err) {
     free(ts);
     free(bf);
     if (rc) return -1;
-    json_t *cj = hf_config_to_json(&m->cfg);
+    /* Keep the config a checkpoint came with (every key transformers and
+     * other tools read), changing only the dtype keys to what we wrote. */
+    json_t *cj = m->hf_json ? json_deep_copy(m->hf_json) : hf_config_to_json(&m->cfg);
     const char *dt = dtype == ST_DTYPE_BF16 ? "bfloat16" : "float32";
-    json_object_set_new(cj, "torch_dtype", json_string(dt));
+    json_object_set_new(cj, "torch_dtype", json_string(dt)); /* transformers < 4.56 */
+    json_object_set_new(cj, "dtype", json_string(dt));       /* transformers >= 4.56 */
     char *txt = json_dumps(cj, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(cj);
     snprintf(path, sizeof path, "%s/config.json", dir);

@@ -1,0 +1,276 @@
+/* The transformer against HF transformers fixtures (through `r1c forward`),
+ * and its internal consistency: recompute == saved activations, sampler
+ * log-probs == training forward, save/load round trips, accumulation. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "gen/generate.h"
+#include "model/model.h"
+#include "train/optim.h"
+
+#define FIX "tests/fixtures/models"
+static const char *R1C = "build/r1c";
+
+static double max_abs_diff(const StTensor *a, const StTensor *b) {
+    if (a->numel != b->numel || a->dtype != ST_DTYPE_F32 || b->dtype != ST_DTYPE_F32) return INFINITY;
+    const float *x = (const float *)a->data, *y = (const float *)b->data;
+    double m = 0;
+    for (int64_t i = 0; i < a->numel; i++) {
+        double d = fabs((double)x[i] - y[i]);
+        if (!(d <= m)) m = d;
+    }
+    return m;
+}
+
+static double rel_err(const StTensor *a, const StTensor *b) {
+    if (a->numel != b->numel) return INFINITY;
+    const float *x = (const float *)a->data, *y = (const float *)b->data;
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < a->numel; i++) {
+        num += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+        den += (double)y[i] * y[i];
+    }
+    return sqrt(num) / (sqrt(den) + 1e-30);
+}
+
+static void test_parity(const char *name, int recompute) {
+    char cmd[1024], out[256], dir[256];
+    snprintf(dir, sizeof dir, FIX "/%s", name);
+    snprintf(out, sizeof out, "/tmp/r1c-parity-%d-%s.safetensors", (int)getpid(), name);
+    snprintf(cmd, sizeof cmd, "%s forward --model %s --input %s/input.json --out %s --grad %s", R1C, dir, dir, out,
+             recompute ? "--recompute" : "");
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    StFile got, exp;
+    Err err = {{0}};
+    char ep[300];
+    snprintf(ep, sizeof ep, "%s/expected.safetensors", dir);
+    if (st_open(&got, out, &err) != 0 || st_open(&exp, ep, &err) != 0) {
+        CHECKF(0, "%s", err.msg);
+        return;
+    }
+    double e_logits = max_abs_diff(st_find(&got, "logits"), st_find(&exp, "logits"));
+    double e_tlp = max_abs_diff(st_find(&got, "token_logp"), st_find(&exp, "token_logp"));
+    double e_loss = max_abs_diff(st_find(&got, "loss"), st_find(&exp, "loss"));
+    CHECKF(e_logits <= 1e-4, "%s: logits max abs err %g", name, e_logits);
+    CHECKF(e_tlp <= 1e-4, "%s: token_logp max abs err %g", name, e_tlp);
+    CHECKF(e_loss <= 1e-4, "%s: loss err %g", name, e_loss);
+    int n_grads = 0;
+    double worst = 0;
+    for (int i = 0; i < exp.n_tensors; i++) {
+        const StTensor *t = &exp.tensors[i];
+        if (strncmp(t->name, "grad.", 5) != 0) continue;
+        const StTensor *g = st_find(&got, t->name);
+        CHECKF(g != NULL, "%s: r1c wrote no %s", name, t->name);
+        if (!g) continue;
+        double r = rel_err(g, t);
+        if (r > worst) worst = r;
+        CHECKF(r <= 1e-3, "%s: %s relative error %g", name, t->name, r);
+        n_grads++;
+    }
+    printf("%-14s%s logits %.2e  token_logp %.2e  grads %2d worst rel %.2e\n", name, recompute ? " (recompute)" : "",
+           e_logits, e_tlp, n_grads, worst);
+    st_close(&got);
+    st_close(&exp);
+    unlink(out);
+}
+
+/* Tokens sampled by the engine, scored again by the training forward. */
+static void test_sampler_matches_forward(void) {
+    Model m;
+    Err err = {{0}};
+    if (model_load(&m, FIX "/qwen3", backend_cpu(), &err) != 0) {
+        CHECKF(0, "%s", err.msg);
+        return;
+    }
+    const int32_t p0[] = {5, 17, 99, 3}, p1[] = {64, 2, 7, 8, 9, 10, 11};
+    GenRequest req[4] = {{p0, 4, 0}, {p1, 7, 1}, {p0, 4, 2}, {p1, 7, 3}};
+    GenOutput out[4];
+    GenConfig cfg = {.sampling = {.temperature = 0.7f, .top_p = 0.9f}, .max_new_tokens = 20, .max_batch = 3, .seed = 11};
+    CHECK(gen_run(&m, req, 4, &cfg, out, NULL, &err) == 0);
+    double worst = 0;
+    for (int r = 0; r < 4; r++) {
+        int P = req[r].prompt_len, T = P + out[r].n;
+        int32_t *ids = malloc(T * sizeof(int32_t));
+        memcpy(ids, req[r].prompt, P * sizeof(int32_t));
+        memcpy(ids + P, out[r].tokens, out[r].n * sizeof(int32_t));
+        Acts a;
+        CHECK(acts_create(&a, &m, 1, T, 0, &err) == 0);
+        CHECK(model_forward(&m, &a, ids, 1, T, 0.7f, NULL, &err) == 0);
+        for (int i = 0; i < out[r].n; i++) {
+            double d = fabs((double)a.logp[P - 1 + i] - out[r].logp[i]);
+            if (d > worst) worst = d;
+        }
+        acts_free(&a, &m);
+        free(ids);
+    }
+    CHECKF(worst <= 1e-5, "sampler vs trainer log-prob max diff %g", worst);
+    printf("sampler vs trainer log-prob max abs diff: %.2e\n", worst);
+    /* same seed -> same tokens, whatever the batch size */
+    GenOutput out2[4];
+    cfg.max_batch = 1;
+    CHECK(gen_run(&m, req, 4, &cfg, out2, NULL, &err) == 0);
+    for (int r = 0; r < 4; r++) {
+        CHECK(out2[r].n == out[r].n && !memcmp(out2[r].tokens, out[r].tokens, out[r].n * sizeof(int32_t)));
+    }
+    gen_outputs_free(out, 4);
+    gen_outputs_free(out2, 4);
+    /* identical prompts with different streams differ (a hot temperature:
+     * this tiny random model is very peaked) */
+    cfg.sampling.temperature = 3.0f;
+    CHECK(gen_run(&m, req, 4, &cfg, out, NULL, &err) == 0);
+    CHECK(memcmp(out[0].tokens, out[2].tokens, 20 * sizeof(int32_t)) != 0);
+    gen_outputs_free(out, 4);
+    /* greedy: argmax at every step, and stop ids end a sequence */
+    int32_t stop = 0;
+    GenConfig g = {.sampling = {.temperature = 0}, .max_new_tokens = 8, .max_batch = 2, .seed = 1};
+    CHECK(gen_run(&m, req, 1, &g, out, NULL, &err) == 0);
+    stop = out[0].tokens[2];
+    g.stop_ids = &stop;
+    g.n_stop_ids = 1;
+    CHECK(gen_run(&m, req, 1, &g, out2, NULL, &err) == 0);
+    int first = 0;
+    while (out[0].tokens[first] != stop) first++;
+    CHECK(out2[0].n == first + 1 && out2[0].finish == GEN_FINISH_STOP);
+    CHECK(out[0].finish == GEN_FINISH_LENGTH && out[0].n == 8);
+    gen_outputs_free(out, 1);
+    gen_outputs_free(out2, 1);
+    model_free(&m);
+}
+
+static int files_equal(const char *a, const char *b) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "cmp -s %s %s", a, b);
+    return system(cmd) == 0;
+}
+
+static void test_save_roundtrip(void) {
+    Model m, m2;
+    Err err = {{0}};
+    char d1[] = "/tmp/r1c-save1-XXXXXX", d2[] = "/tmp/r1c-save2-XXXXXX";
+    CHECK(mkdtemp(d1) && mkdtemp(d2));
+    CHECK(model_load(&m, FIX "/qwen2_bf16", backend_cpu(), &err) == 0);
+    CHECK(model_save(&m, d1, ST_DTYPE_F32, &err) == 0);
+    CHECK(model_load(&m2, d1, backend_cpu(), &err) == 0);
+    CHECK(!memcmp(m.param_mem, m2.param_mem, m.n_floats * sizeof(float)));
+    CHECK(model_save(&m2, d2, ST_DTYPE_F32, &err) == 0);
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s/model.safetensors", d1);
+    snprintf(b, sizeof b, "%s/model.safetensors", d2);
+    CHECKF(files_equal(a, b), "save -> load -> save is not byte-identical");
+    snprintf(a, sizeof a, "%s/config.json", d1);
+    snprintf(b, sizeof b, "%s/config.json", d2);
+    CHECK(files_equal(a, b));
+    /* BF16 save of bf16-exact weights is lossless */
+    CHECK(model_save(&m2, d2, ST_DTYPE_BF16, &err) == 0);
+    model_free(&m2);
+    CHECK(model_load(&m2, d2, backend_cpu(), &err) == 0);
+    CHECK(!memcmp(m.param_mem, m2.param_mem, m.n_floats * sizeof(float)));
+    model_free(&m);
+    model_free(&m2);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s", d1, d2);
+    CHECK(system(cmd) == 0);
+}
+
+/* Two micro-batches of one row each accumulate to the gradient of the
+ * two-row batch; a few AdamW steps reduce the loss. */
+static void test_accumulate_and_step(void) {
+    Model m;
+    Err err = {{0}};
+    CHECK(model_load(&m, FIX "/llama3", backend_cpu(), &err) == 0);
+    CHECK(model_alloc_grads(&m, &err) == 0);
+    int T = 9;
+    int32_t ids[18];
+    for (int i = 0; i < 18; i++) ids[i] = (i * 37 + 5) % m.cfg.vocab_size;
+    float dl[18];
+    for (int i = 0; i < 18; i++) dl[i] = (i % T == T - 1) ? 0.0f : -1.0f / 16;
+    Acts a2, a1;
+    CHECK(acts_create(&a2, &m, 2, T, 0, &err) == 0 && acts_create(&a1, &m, 1, T, 1, &err) == 0);
+    model_zero_grads(&m);
+    CHECK(model_forward(&m, &a2, ids, 2, T, 1.0f, NULL, &err) == 0);
+    model_backward(&m, &a2, dl);
+    float *g2 = malloc(m.n_floats * sizeof(float));
+    memcpy(g2, m.grad_mem, m.n_floats * sizeof(float));
+    model_zero_grads(&m);
+    for (int b = 0; b < 2; b++) {
+        CHECK(model_forward(&m, &a1, ids + b * T, 1, T, 1.0f, NULL, &err) == 0);
+        model_backward(&m, &a1, dl + b * T);
+    }
+    double num = 0, den = 0;
+    for (size_t i = 0; i < m.n_floats; i++) {
+        num += (g2[i] - m.grad_mem[i]) * (double)(g2[i] - m.grad_mem[i]);
+        den += (double)g2[i] * g2[i];
+    }
+    CHECKF(sqrt(num / den) < 1e-5, "accumulated grads differ: rel %g", sqrt(num / den));
+    AdamW opt;
+    CHECK(adamw_create(&opt, &m, 0.9f, 0.999f, 1e-8f, 0.01f, &err) == 0);
+    double first = 0, last = 0;
+    for (int step = 0; step < 30; step++) {
+        model_zero_grads(&m);
+        CHECK(model_forward(&m, &a2, ids, 2, T, 1.0f, NULL, &err) == 0);
+        double loss = 0;
+        for (int i = 0; i < 18; i++) loss -= dl[i] * -16 * a2.logp[i] / 16 * -1;
+        loss = 0;
+        for (int i = 0; i < 18; i++) if (i % T != T - 1) loss -= a2.logp[i] / 16;
+        if (step == 0) first = loss;
+        last = loss;
+        model_backward(&m, &a2, dl);
+        double gn = optim_clip_grad_norm(&m, 1.0);
+        CHECK(gn > 0 && isfinite(gn));
+        CHECK(optim_grad_norm(&m) <= 1.0 + 1e-4);
+        adamw_step(&opt, &m, 1e-2f);
+    }
+    printf("AdamW overfit: loss %.3f -> %.3f\n", first, last);
+    CHECK(last < 0.5 * first);
+    adamw_free(&opt, &m);
+    acts_free(&a1, &m);
+    acts_free(&a2, &m);
+    free(g2);
+    model_free(&m);
+}
+
+static void test_bad_checkpoints(void) {
+    Err err = {{0}};
+    Model m;
+    char d[] = "/tmp/r1c-bad-XXXXXX";
+    CHECK(mkdtemp(d) != NULL);
+    char cmd[600], path[600];
+    CHECK(model_load(&m, d, backend_cpu(), &err) != 0);
+    CHECKF(strstr(err.msg, "config.json") != NULL, "%s", err.msg);
+    snprintf(cmd, sizeof cmd, "cp " FIX "/qwen2/config.json %s/", d);
+    CHECK(system(cmd) == 0);
+    CHECK(model_load(&m, d, backend_cpu(), &err) != 0);
+    CHECKF(strstr(err.msg, "no model.safetensors") != NULL, "%s", err.msg);
+    /* a checkpoint of another shape: tensors missing */
+    snprintf(cmd, sizeof cmd, "cp " FIX "/llama3/model.safetensors %s/", d);
+    CHECK(system(cmd) == 0);
+    CHECK(model_load(&m, d, backend_cpu(), &err) != 0);
+    CHECKF(strstr(err.msg, "missing tensor 'model.layers.0.self_attn.q_proj.bias'") != NULL, "%s", err.msg);
+    /* truncated file */
+    snprintf(cmd, sizeof cmd, "head -c 5000 " FIX "/qwen2/model.safetensors > %s/model.safetensors", d);
+    CHECK(system(cmd) == 0);
+    CHECK(model_load(&m, d, backend_cpu(), &err) != 0);
+    snprintf(path, sizeof path, "%s/model.safetensors", d);
+    CHECKF(strstr(err.msg, path) && strstr(err.msg, "outside the 2312 data bytes"), "%s", err.msg);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    CHECK(system(cmd) == 0);
+}
+
+int main(void) {
+    if (access(R1C, X_OK) != 0) {
+        fprintf(stderr, "%s not built\n", R1C);
+        return 1;
+    }
+    const char *fx[] = {"qwen2", "qwen2_tied", "llama3", "qwen3", "qwen2_legacy", "llama3_legacy", "qwen2_bf16",
+                        "qwen2_sharded"};
+    for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++) test_parity(fx[i], 0);
+    test_parity("qwen3", 1);
+    test_parity("qwen2", 1);
+    test_sampler_matches_forward();
+    test_save_roundtrip();
+    test_accumulate_and_step();
+    test_bad_checkpoints();
+    return check_summary("test_model");
+}
