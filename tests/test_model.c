@@ -258,6 +258,43 @@ static void test_bad_checkpoints(void) {
     CHECK(system(cmd) == 0);
 }
 
+/* What r1c saves, transformers loads with the same logits (needs python3
+ * with torch + transformers; skipped with the reason otherwise). Covers a
+ * fresh `r1c init` model (generated config) and a loaded-and-saved one. */
+static void test_saved_loads_in_transformers(void) {
+    if (system("python3 -c 'import torch, transformers, safetensors' >/dev/null 2>&1") != 0) {
+        SKIP("saved-model check in transformers: python3 with torch + transformers not installed");
+        return;
+    }
+    char d[] = "/tmp/r1c-hf-XXXXXX";
+    CHECK(mkdtemp(d) != NULL);
+    const char *srcs[] = {"qwen3", "llama3_legacy"};
+    char cmd[1600];
+    for (int i = 0; i < 2; i++) {
+        Model m;
+        Err err = {{0}};
+        char src[300], dst[300];
+        snprintf(src, sizeof src, FIX "/%s", srcs[i]);
+        snprintf(dst, sizeof dst, "%s/%s", d, srcs[i]);
+        CHECK(model_load(&m, src, backend_cpu(), &err) == 0);
+        CHECK(model_save(&m, dst, ST_DTYPE_F32, &err) == 0);
+        model_free(&m);
+        snprintf(cmd, sizeof cmd,
+                 "%s forward --model %s --input %s/input.json --out %s/out.safetensors && "
+                 "python3 tests/ref/check_saved_model.py %s %s/input.json %s/out.safetensors",
+                 R1C, dst, src, dst, dst, src, dst);
+        CHECKF(system(cmd) == 0, "%s", cmd);
+    }
+    snprintf(cmd, sizeof cmd,
+             "%s init --shape tiny --vocab 512 --std 0.1 --seed 3 --out %s/init >/dev/null && "
+             "%s forward --model %s/init --input " FIX "/qwen2/input.json --out %s/init.safetensors && "
+             "python3 tests/ref/check_saved_model.py %s/init " FIX "/qwen2/input.json %s/init.safetensors",
+             R1C, d, R1C, d, d, d, d);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void) {
     if (access(R1C, X_OK) != 0) {
         fprintf(stderr, "%s not built\n", R1C);
@@ -272,5 +309,6 @@ int main(void) {
     test_save_roundtrip();
     test_accumulate_and_step();
     test_bad_checkpoints();
+    test_saved_loads_in_transformers();
     return check_summary("test_model");
 }
