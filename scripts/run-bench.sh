@@ -1,9 +1,17 @@
 #!/bin/sh
-# Runs every benchmark binary in BUILD/bench from the repository root.
+# `make bench`: every benchmark, with its baseline measured in the same run.
+# The model benchmark runs the small shape, and the real Qwen2.5-0.5B shape
+# unless R1C_BENCH_QUICK=1.
 BUILD=${1:-build}
+echo "== bench_model (tiny)"
+"$BUILD/bench/bench_model" --shape tiny
+if [ "${R1C_BENCH_QUICK:-0}" != 1 ]; then
+    echo "== bench_model (qwen2.5-0.5b)"
+    "$BUILD/bench/bench_model" --shape qwen2.5-0.5b
+fi
 for b in "$BUILD"/bench/bench_*; do
     [ -x "$b" ] || continue
-    case "$b" in *.d) continue;; esac
+    case "$b" in *.d|*/bench_model) continue;; esac
     echo "== $(basename "$b")"
     "$b" || echo "$(basename "$b") failed"
 done

@@ -19,8 +19,52 @@ static void cpu_free(void *p) { free(p); }
 static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
 static void cpu_copy(void *d, const void *s, size_t bytes) { memmove(d, s, bytes); }
 
+/* Few rows (decoding): a 4 x 4 register tile of (weight row, input row)
+ * dot products streams each weight row once while the inputs stay in L1.
+ * BLAS would first pack the whole weight matrix, which costs more than the
+ * product itself at this size. */
+#define SMALL_N 8
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+
+static inline float hsum16(v16 v) {
+    float s = 0;
+    for (int i = 0; i < 16; i++) s += v[i];
+    return s;
+}
+
+static void matmul_small_n(float *out, const float *inp, const float *w, int N, int K, int O) {
+    int K16 = K & ~15;
+#pragma omp parallel for schedule(static) if ((size_t)O * K > 65536)
+    for (int o0 = 0; o0 < O; o0 += 4) {
+        int no = O - o0 < 4 ? O - o0 : 4;
+        const float *wr[4];
+        for (int r = 0; r < 4; r++) wr[r] = w + (size_t)(o0 + (r < no ? r : 0)) * K;
+        for (int n0 = 0; n0 < N; n0 += 4) {
+            int nn = N - n0 < 4 ? N - n0 : 4;
+            const float *xr[4];
+            for (int c = 0; c < 4; c++) xr[c] = inp + (size_t)(n0 + (c < nn ? c : 0)) * K;
+            v16 acc[4][4];
+            memset(acc, 0, sizeof acc);
+            for (int i = 0; i < K16; i += 16) {
+                v16 wv[4], xv[4];
+                for (int r = 0; r < 4; r++) memcpy(&wv[r], wr[r] + i, 64);
+                for (int c = 0; c < 4; c++) memcpy(&xv[c], xr[c] + i, 64);
+                for (int r = 0; r < 4; r++)
+                    for (int c = 0; c < 4; c++) acc[r][c] += wv[r] * xv[c];
+            }
+            for (int r = 0; r < no; r++)
+                for (int c = 0; c < nn; c++) {
+                    float sum = hsum16(acc[r][c]);
+                    for (int i = K16; i < K; i++) sum += wr[r][i] * xr[c][i];
+                    out[(size_t)(n0 + c) * O + o0 + r] = sum;
+                }
+        }
+    }
+}
+
 static void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int K, int O) {
-    blas_sgemm(0, 1, N, O, K, 1.0f, inp, K, w, K, 0.0f, out, O);
+    if (N <= SMALL_N) matmul_small_n(out, inp, w, N, K, O);
+    else blas_sgemm(0, 1, N, O, K, 1.0f, inp, K, w, K, 0.0f, out, O);
     if (bias) {
 #pragma omp parallel for if ((size_t)N * O > 32768)
         for (int n = 0; n < N; n++) {
@@ -105,46 +149,68 @@ static void rope_apply(float *x, const int32_t *pos, const float *cos_t, const f
     }
 }
 
-static inline float dotf(const float *a, const float *b, int n) {
+static inline __attribute__((always_inline)) float dotf(const float *a, const float *b, int n) {
     float s = 0;
 #pragma omp simd reduction(+ : s)
     for (int i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }
 
-static inline void axpyf(float *y, float a, const float *x, int n) {
+static inline __attribute__((always_inline)) void axpyf(float *y, float a, const float *x, int n) {
 #pragma omp simd
     for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+/* Attention works on query blocks of ATT_BLOCK rows of one head: scores
+ * for the block against all keys up to its last row come from one GEMM
+ * (strided views straight into the (B,T,H,HD) layouts), so the T x T matrix
+ * never exists and the inner loops are BLAS. Inside our parallel regions
+ * OpenBLAS's OpenMP build runs single-threaded, as wanted. */
+#define ATT_BLOCK 64
+
+/* Softmax over the causal prefix of each score row; returns lse per row.
+ * s(R, ld): row r belongs to query t0 + r and may see keys [0, t0 + r]. */
+static void causal_softmax_rows(float *s, int ld, int R, int t0, float *lse_out) {
+    for (int r = 0; r < R; r++) {
+        float *row = s + (size_t)r * ld;
+        int n = t0 + r + 1;
+        float m = -INFINITY;
+        for (int j = 0; j < n; j++) m = row[j] > m ? row[j] : m;
+        float sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < n; j++) {
+            row[j] = expf(row[j] - m);
+            sum += row[j];
+        }
+        float inv = 1.0f / sum;
+#pragma omp simd
+        for (int j = 0; j < n; j++) row[j] *= inv;
+        for (int j = n; j < ld; j++) row[j] = 0.0f;
+        lse_out[r] = m + logf(sum);
+    }
 }
 
 static void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
                               int NH, int KVH, int HD) {
     float scale = 1.0f / sqrtf((float)HD);
-    int group = NH / KVH;
+    int group = NH / KVH, nblk = (T + ATT_BLOCK - 1) / ATT_BLOCK;
+    size_t qs = (size_t)NH * HD, ks = (size_t)KVH * HD;
 #pragma omp parallel
     {
-        float *sc = malloc((size_t)T * sizeof(float));
-#pragma omp for collapse(3) schedule(dynamic, 8)
+        float *sc = malloc((size_t)ATT_BLOCK * T * sizeof(float));
+#pragma omp for collapse(3) schedule(dynamic, 1)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++)
-                for (int t = 0; t < T; t++) {
-                    int kh = h / group;
-                    const float *qt = q + (((size_t)b * T + t) * NH + h) * HD;
-                    float m = -INFINITY;
-                    for (int j = 0; j <= t; j++) {
-                        sc[j] = scale * dotf(qt, k + (((size_t)b * T + j) * KVH + kh) * HD, HD);
-                        if (sc[j] > m) m = sc[j];
-                    }
-                    float sum = 0;
-                    for (int j = 0; j <= t; j++) {
-                        sc[j] = expf(sc[j] - m);
-                        sum += sc[j];
-                    }
-                    float *ot = out + (((size_t)b * T + t) * NH + h) * HD;
-                    memset(ot, 0, HD * sizeof(float));
-                    float inv = 1.0f / sum;
-                    for (int j = 0; j <= t; j++) axpyf(ot, sc[j] * inv, v + (((size_t)b * T + j) * KVH + kh) * HD, HD);
-                    lse[((size_t)b * NH + h) * T + t] = m + logf(sum);
+                for (int blk = nblk - 1; blk >= 0; blk--) { /* big blocks first */
+                    int kh = h / group, t0 = blk * ATT_BLOCK;
+                    int R = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, n = t0 + R;
+                    const float *qb = q + ((size_t)b * T + t0) * qs + (size_t)h * HD;
+                    const float *kb = k + (size_t)b * T * ks + (size_t)kh * HD;
+                    const float *vb = v + (size_t)b * T * ks + (size_t)kh * HD;
+                    blas_sgemm(0, 1, R, n, HD, scale, qb, (int)qs, kb, (int)ks, 0.0f, sc, n);
+                    causal_softmax_rows(sc, n, R, t0, lse + ((size_t)b * NH + h) * T + t0);
+                    blas_sgemm(0, 0, R, HD, n, 1.0f, sc, n, vb, (int)ks, 0.0f,
+                               out + ((size_t)b * T + t0) * qs + (size_t)h * HD, (int)qs);
                 }
         free(sc);
     }
@@ -154,32 +220,61 @@ static void attention_backward(float *dq, float *dk, float *dv, const float *dou
                                const float *lse, const float *q, const float *k, const float *v, int B, int T,
                                int NH, int KVH, int HD) {
     float scale = 1.0f / sqrtf((float)HD);
-    int group = NH / KVH;
-    memset(dk, 0, (size_t)B * T * KVH * HD * sizeof(float));
-    memset(dv, 0, (size_t)B * T * KVH * HD * sizeof(float));
+    int group = NH / KVH, nblk = (T + ATT_BLOCK - 1) / ATT_BLOCK;
+    size_t qs = (size_t)NH * HD, ks = (size_t)KVH * HD;
+    memset(dk, 0, (size_t)B * T * ks * sizeof(float));
+    memset(dv, 0, (size_t)B * T * ks * sizeof(float));
     /* One task per (sequence, kv head): it owns that slice of dk/dv. */
-#pragma omp parallel for collapse(2) schedule(dynamic, 1)
-    for (int b = 0; b < B; b++)
-        for (int kh = 0; kh < KVH; kh++) {
-            for (int h = kh * group; h < (kh + 1) * group; h++)
-                for (int t = 0; t < T; t++) {
-                    size_t qi = (((size_t)b * T + t) * NH + h) * HD;
-                    const float *qt = q + qi, *gt = dout + qi, *ot = out + qi;
-                    float *dqt = dq + qi;
-                    float l = lse[((size_t)b * NH + h) * T + t];
-                    float D = dotf(gt, ot, HD);
-                    memset(dqt, 0, HD * sizeof(float));
-                    for (int j = 0; j <= t; j++) {
-                        size_t ki = (((size_t)b * T + j) * KVH + kh) * HD;
-                        float p = expf(scale * dotf(qt, k + ki, HD) - l);
-                        float dp = dotf(gt, v + ki, HD);
-                        float ds = p * (dp - D) * scale;
-                        axpyf(dqt, ds, k + ki, HD);
-                        axpyf(dk + ki, ds, qt, HD);
-                        axpyf(dv + ki, p, gt, HD);
+#pragma omp parallel
+    {
+        float *p = malloc((size_t)ATT_BLOCK * T * sizeof(float));
+        float *dp = malloc((size_t)ATT_BLOCK * T * sizeof(float));
+        float D[ATT_BLOCK];
+#pragma omp for collapse(2) schedule(dynamic, 1)
+        for (int b = 0; b < B; b++)
+            for (int kh = 0; kh < KVH; kh++) {
+                const float *kb = k + (size_t)b * T * ks + (size_t)kh * HD;
+                const float *vb = v + (size_t)b * T * ks + (size_t)kh * HD;
+                float *dkb = dk + (size_t)b * T * ks + (size_t)kh * HD;
+                float *dvb = dv + (size_t)b * T * ks + (size_t)kh * HD;
+                for (int h = kh * group; h < (kh + 1) * group; h++)
+                    for (int blk = 0; blk < nblk; blk++) {
+                        int t0 = blk * ATT_BLOCK, R = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, n = t0 + R;
+                        size_t off = ((size_t)b * T + t0) * qs + (size_t)h * HD;
+                        const float *qb = q + off, *gb = dout + off, *ob = out + off;
+                        const float *lb = lse + ((size_t)b * NH + h) * T + t0;
+                        /* P = exp(scale Q K^T - lse), causal */
+                        blas_sgemm(0, 1, R, n, HD, scale, qb, (int)qs, kb, (int)ks, 0.0f, p, n);
+                        for (int r = 0; r < R; r++) {
+                            float *row = p + (size_t)r * n;
+                            int lim = t0 + r + 1;
+                            float l = lb[r];
+#pragma omp simd
+                            for (int j = 0; j < lim; j++) row[j] = expf(row[j] - l);
+                            for (int j = lim; j < n; j++) row[j] = 0.0f;
+                            float d = 0;
+                            const float *g = gb + (size_t)r * qs, *o = ob + (size_t)r * qs;
+#pragma omp simd reduction(+ : d)
+                            for (int i = 0; i < HD; i++) d += g[i] * o[i];
+                            D[r] = d;
+                        }
+                        /* dV += P^T dO */
+                        blas_sgemm(1, 0, n, HD, R, 1.0f, p, n, gb, (int)qs, 1.0f, dvb, (int)ks);
+                        /* dP = dO V^T; dS = P (dP - D) scale */
+                        blas_sgemm(0, 1, R, n, HD, 1.0f, gb, (int)qs, vb, (int)ks, 0.0f, dp, n);
+                        for (int r = 0; r < R; r++) {
+                            float *pr = p + (size_t)r * n, *dr = dp + (size_t)r * n;
+#pragma omp simd
+                            for (int j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - D[r]) * scale;
+                        }
+                        /* dQ = dS K ; dK += dS^T Q */
+                        blas_sgemm(0, 0, R, HD, n, 1.0f, dp, n, kb, (int)ks, 0.0f, dq + off, (int)qs);
+                        blas_sgemm(1, 0, n, HD, R, 1.0f, dp, n, qb, (int)qs, 1.0f, dkb, (int)ks);
                     }
-                }
-        }
+            }
+        free(p);
+        free(dp);
+    }
 }
 
 static void attention_decode(float *out, const float *q, const float *k_cache, const float *v_cache,
