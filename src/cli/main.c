@@ -9,6 +9,7 @@
 
 static const Command COMMANDS[] = {
     /* one line per command, kept in alphabetical order */
+    {"plot", "draw PNG curves from a run's metrics.jsonl", cmd_plot},
     {NULL, NULL, NULL},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0] - 1)

@@ -39,8 +39,22 @@ int plot_ticks(double lo, double hi, int max_ticks, double *first, double *step)
 void plot_tick_label(char *buf, size_t cap, double v, double step) {
     if (fabs(v) < step * 1e-6) v = 0; /* no "-0" or "1e-17" at the origin */
     double av = fabs(v);
-    if (av != 0 && (av >= 1e6 || step < 1e-4)) {
-        snprintf(buf, cap, "%.3g", v);
+    if (av == 0) {
+        snprintf(buf, cap, "0");
+        return;
+    }
+    if (av >= 1e6 || step < 1e-4) {
+        /* Short exponent form: "2.5e-7", not "2.5e-07". */
+        char tmp[48], *e;
+        snprintf(tmp, sizeof tmp, "%.3g", v);
+        if ((e = strchr(tmp, 'e')) != NULL) {
+            char sign = e[1] == '-' ? '-' : 0;
+            char *d = e + 1 + (e[1] == '-' || e[1] == '+');
+            while (*d == '0' && d[1]) d++;
+            snprintf(buf, cap, "%.*se%s%s", (int)(e - tmp), tmp, sign ? "-" : "", d);
+        } else {
+            snprintf(buf, cap, "%s", tmp);
+        }
         return;
     }
     int dec = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
@@ -248,7 +262,8 @@ int plot_render(const PlotSpec *s, Canvas *c, Err *err) {
     if (!have) {
         f.xmin = 0; f.xmax = 1; f.ymin = 0; f.ymax = 1;
     }
-    if (f.xmax <= f.xmin) pad_range(&f.xmin, &f.xmax, 0);
+    /* A little room at the sides so end points are not hidden by the frame. */
+    pad_range(&f.xmin, &f.xmax, 0.015);
     pad_range(&f.ymin, &f.ymax, 0.05);
     /* Leave the y tick labels the room they need. */
     char probe[48];
