@@ -151,6 +151,8 @@ static void test_overrides(void) {
     CHECK(c.rewards.n == 2 && !strcmp(c.rewards.items[0], "a,b"));
     CHECK(recipe_override(FIELDS, "rewards=", &c, &err) == 0 && c.rewards.n == 0);
     CHECK(recipe_override(FIELDS, "system=", &c, &err) == 0 && !strcmp(c.system, ""));
+    CHECK(recipe_override(FIELDS, "--set steps=9", &c, &err) == 0 && c.steps == 9);
+    CHECK(recipe_override(FIELDS, "--set=steps=7", &c, &err) == 0 && c.steps == 7);
     /* Same validation as the file. */
     CHECK(recipe_override(FIELDS, "steps=0", &c, &err) == -1);
     CHECK_STREQ(err.msg, "override 'steps=0': key 'steps': 0 is below the minimum 1");

@@ -253,6 +253,8 @@ int recipe_load_file(const RecipeField *schema, const char *path, void *out, Err
 }
 
 int recipe_override(const RecipeField *schema, const char *arg, void *out, Err *err) {
+    /* Accept the flag itself too, so "--set k=v" passed as one string works. */
+    if (!strncmp(arg, "--set=", 6) || !strncmp(arg, "--set ", 6)) arg += 6;
     char shown[64];
     recipe_show(shown, sizeof shown, arg, strlen(arg));
     const char *eq = strchr(arg, '=');

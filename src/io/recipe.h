@@ -66,9 +66,9 @@ int recipe_defaults(const RecipeField *schema, void *out, Err *err);
 int recipe_load_file(const RecipeField *schema, const char *path, void *out, Err *err);
 /* Same for a buffer; `name` stands for the file in messages. */
 int recipe_load_buf(const RecipeField *schema, const char *buf, size_t len, const char *name, void *out, Err *err);
-/* Applies one "key=value" (a leading "--set " or "--" is not part of it:
- * the CLI strips its flag). The value is taken literally for strings; lists
- * are "a,b,c" or YAML flow "[a, "b,c"]"; the empty string is an empty list. */
+/* Applies one "key=value" (a leading "--set " or "--set=" is skipped). The
+ * value is taken literally for strings; lists are "a,b,c" or YAML flow
+ * "[a, "b,c"]"; the empty string is an empty list. */
 int recipe_override(const RecipeField *schema, const char *arg, void *out, Err *err);
 /* Convenience for commands: defaults, then the file (if path is not NULL),
  * then each override in order. */
