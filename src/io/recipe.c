@@ -7,6 +7,7 @@
 #include <yaml.h>
 
 #include "base/file.h"
+#include "io/jsonl.h"
 #include "io/recipe_priv.h"
 
 typedef struct Seen {
@@ -311,6 +312,9 @@ int recipe_defaults(const RecipeField *schema, void *out, Err *err) {
             return err_set(err, "recipe schema: key '%s' is both a value and a section", f->key);
         if (f->type == RECIPE_ENUM && (!f->choices || !f->choices[0]))
             return err_set(err, "recipe schema: enum key '%s' has no choices", f->key);
+        for (const char *const *c = f->type == RECIPE_ENUM ? f->choices : NULL; c && *c; c++)
+            if (!(*c)[0] || !jsonl_utf8_valid(*c, strlen(*c)))
+                return err_set(err, "recipe schema: enum key '%s' has an empty or non-UTF-8 choice", f->key);
         const char *def = f->def;
         if (!def) def = f->type == RECIPE_BOOL ? "false" : f->type == RECIPE_ENUM ? f->choices[0] : f->type <= RECIPE_FLOAT ? "0" : "";
         char why[640];
