@@ -13,5 +13,6 @@ typedef struct Command {
 int cmd_forward(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_init(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@ static const Command COMMANDS[] = {
     {"forward", "run a model over token ids: logits, log-probs, loss, gradients", cmd_forward},
     {"generate", "sample completions (batched, KV cache, continuous batching)", cmd_generate},
     {"init", "write a randomly initialised model of a named shape", cmd_init},
+    {"plot", "draw PNG curves from a run's metrics.jsonl", cmd_plot},
     {NULL, NULL, NULL},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0] - 1)
