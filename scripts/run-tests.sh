@@ -2,6 +2,9 @@
 # Runs every test binary in BUILD/tests from the repository root and
 # prints one line per test; exits non-zero if any failed.
 BUILD=${1:-build}
+# Tests are not benchmarks: idle OpenMP threads sleep instead of spinning,
+# which keeps a loaded machine (or a CI runner) from crawling.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 pass=0; fail=0; failed=""
 for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] || continue

@@ -101,7 +101,8 @@ typedef struct LayerActs {
 } LayerActs;
 
 typedef struct Acts {
-    int B, T, N; /* N = B*T */
+    int B, T, N; /* current batch, N = B*T (set by model_forward) */
+    int cap_N;   /* tokens the buffers hold: any B x T with B*T <= cap_N fits */
     int recompute; /* keep only layer inputs; redo each layer in backward */
     LayerActs *layers; /* L entries (or 1 when recompute: shared scratch) */
     float **layer_x;   /* L+1 residual inputs (layer_x[L] = final) */
@@ -119,7 +120,7 @@ size_t acts_bytes(const Model *m, int B, int T, int recompute);
 int acts_create(Acts *a, const Model *m, int B, int T, int recompute, Err *err);
 void acts_free(Acts *a, const Model *m);
 
-/* ids (B,T), right-padded rows (pads only after real tokens, so causal
+/* ids (B,T) with B*T <= a->cap_N, right-padded rows (pads only after real tokens, so causal
  * attention never sees them from real positions). Computes a->logp and
  * a->ent with logits / temp; logits_out (B,T,V) optional. */
 int model_forward(Model *m, Acts *a, const int32_t *ids, int B, int T, float temp, float *logits_out, Err *err);

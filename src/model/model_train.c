@@ -47,7 +47,7 @@ int acts_create(Acts *a, const Model *m, int B, int T, int recompute, Err *err) 
     memset(a, 0, sizeof *a);
     const ModelConfig *c = &m->cfg;
     size_t N = (size_t)B * T, C = c->hidden, I = c->intermediate;
-    a->B = B, a->T = T, a->N = (int)N, a->recompute = recompute;
+    a->B = B, a->T = T, a->N = (int)N, a->cap_N = (int)N, a->recompute = recompute;
     int nl = recompute ? 1 : c->n_layers;
     size_t total = acts_bytes(m, B, T, recompute) + 64 * (size_t)(40 * nl + 64 + c->n_layers);
     float *mem = m->be->alloc(total);
@@ -146,9 +146,11 @@ static void layer_forward(Model *m, const Acts *a, LayerActs *la, int l, const f
 
 int model_forward(Model *m, Acts *a, const int32_t *ids, int B, int T, float temp, float *logits_out, Err *err) {
     const ModelConfig *c = &m->cfg;
-    if (B != a->B || T != a->T) return err_set(err, "model_forward: batch %dx%d but activations sized %dx%d", B, T, a->B, a->T);
+    if (B < 1 || T < 1 || (int64_t)B * T > a->cap_N)
+        return err_set(err, "model_forward: batch %dx%d does not fit activations for %d tokens", B, T, a->cap_N);
     if (model_rope_reserve(m, T, err) != 0) return -1;
     int N = B * T;
+    a->B = B, a->T = T, a->N = N;
     for (int i = 0; i < N; i++) {
         if (ids[i] < 0 || ids[i] >= c->vocab_size)
             return err_set(err, "token id %d at row %d position %d is outside the vocabulary (%d)", ids[i], i / T,
