@@ -10,5 +10,6 @@ typedef struct Command {
 } Command;
 
 /* one declaration per command, alphabetical */
+int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@
 
 static const Command COMMANDS[] = {
     /* one line per command, kept in alphabetical order */
+    {"tokenize", "text <-> token ids with a tokenizer.json (JSON lines)", cmd_tokenize},
     {NULL, NULL, NULL},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0] - 1)
