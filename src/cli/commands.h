@@ -10,6 +10,7 @@ typedef struct Command {
 } Command;
 
 /* one declaration per command, alphabetical */
+int cmd_chat_template(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@
 
 static const Command COMMANDS[] = {
     /* one line per command, kept in alphabetical order */
+    {"chat-template", "render conversations with a chat template (JSON lines)", cmd_chat_template},
     {"tokenize", "text <-> token ids with a tokenizer.json (JSON lines)", cmd_tokenize},
     {NULL, NULL, NULL},
 };

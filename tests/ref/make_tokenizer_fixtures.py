@@ -127,8 +127,112 @@ def main():
         make_train()
 
 
+# Reference Jinja templates. Qwen3's comes from ../shared/data (its
+# tokenizer_config.json) and R1-Distill's from the .jinja there. Qwen2.5's
+# and Llama 3's tokenizer_config.json are not in ../shared/data, so their
+# chat_template strings are written here from the official model cards
+# (Qwen/Qwen2.5-7B-Instruct without its tool-call branches, which r1c does
+# not render; meta-llama/Meta-Llama-3-8B-Instruct).
+QWEN25_TEMPLATE = (
+    "{%- if messages[0]['role'] == 'system' %}\n"
+    "    {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}\n"
+    "{%- else %}\n"
+    "    {{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}\n"
+    "{%- endif %}\n"
+    "{%- for message in messages %}\n"
+    "    {%- if (message.role == \"user\") or (message.role == \"system\" and not loop.first) or (message.role == \"assistant\" and not message.tool_calls) %}\n"
+    "        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}\n"
+    "    {%- endif %}\n"
+    "{%- endfor %}\n"
+    "{%- if add_generation_prompt %}\n"
+    "    {{- '<|im_start|>assistant\\n' }}\n"
+    "{%- endif %}\n")
+LLAMA3_TEMPLATE = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + "
+    "message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
+    "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
+# The R1-Zero template from the DeepSeek-R1 paper (Table 1); a system
+# message replaces the instruction, assistant turns follow "Assistant:".
+R1_ZERO_PREAMBLE = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The assistant "
+    "first thinks about the reasoning process in the mind and then provides the user with the answer. The reasoning "
+    "process and answer are enclosed within <think> </think> and <answer> </answer> tags, respectively, i.e., "
+    "<think> reasoning process here </think> <answer> answer here </answer>.")
+
+
+def render_r1_zero(messages, add_generation_prompt):
+    out = R1_ZERO_PREAMBLE
+    for m in messages:
+        if m["role"] == "system":
+            out = m["content"]
+    for i, m in enumerate(messages):
+        if m["role"] == "user":
+            out += " User: " + m["content"] + "."
+            if i + 1 < len(messages) or add_generation_prompt:
+                out += " Assistant:"
+        elif m["role"] == "assistant":
+            out += m["content"]
+    return out
+
+
+CONVERSATIONS = [
+    ([{"role": "user", "content": "What is 2+3?"}], True),
+    ([{"role": "system", "content": "You are a careful math tutor."},
+      {"role": "user", "content": "What is 2+3?"}], True),
+    ([{"role": "system", "content": "Be brief."},
+      {"role": "user", "content": "Hi there!"},
+      {"role": "assistant", "content": "<think>\nThe user greets me.\n</think>\n\nHello! How can I help?"},
+      {"role": "user", "content": "Solve x^2 = 4.  "},
+      {"role": "assistant", "content": "<think>\n\nx = ±2\n\n</think>\n\nx = 2 or x = -2."}], False),
+    ([{"role": "system", "content": "System prompt with ünïcödé 中文"},
+      {"role": "user", "content": "  first question  \n"},
+      {"role": "assistant", "content": "  first answer without think  "},
+      {"role": "user", "content": "second"}], True),
+    ([{"role": "user", "content": "q1"},
+      {"role": "assistant", "content": "reasoning</think>answer one"},
+      {"role": "user", "content": "q2"},
+      {"role": "assistant", "content": "<think>r2</think>\n\nanswer two"},
+      {"role": "user", "content": "q3"}], True),
+    ([{"role": "user", "content": "a"}, {"role": "system", "content": "late system"},
+      {"role": "user", "content": "b"}], True),
+    ([{"role": "system", "content": "S"}, {"role": "user", "content": "u"},
+      {"role": "assistant", "content": " <think> t </think> <answer> 5 </answer>"}], False),
+]
+
+
 def make_chat():
-    pass
+    import jinja2
+    import jinja2.ext
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from tokenizers import Tokenizer
+
+    # the environment transformers' apply_chat_template uses
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+    qwen3_cfg = json.load(open(os.path.join(SHARED, "tokenizers", "qwen3", "tokenizer_config.json"), encoding="utf-8"))
+    r1d = open(os.path.join(SHARED, "tokenizers", "deepseek-r1-distill-qwen",
+                            "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja"), encoding="utf-8").read()
+    templates = {
+        "qwen2.5": (QWEN25_TEMPLATE, {}, "qwen3"),
+        "qwen3": (qwen3_cfg["chat_template"], {}, "qwen3"),
+        "qwen3-nothink": (qwen3_cfg["chat_template"], {"enable_thinking": False}, "qwen3"),
+        "r1-distill": (r1d, {"bos_token": "<｜begin▁of▁sentence｜>"}, None),
+        "llama3": (LLAMA3_TEMPLATE, {"bos_token": "<|begin_of_text|>"}, "llama3"),
+        "r1-zero": (None, {}, "qwen3"),
+    }
+    toks = {k: Tokenizer.from_file(v) for k, v in TOKENIZERS.items() if os.path.exists(v)}
+    rows = []
+    for name, (tpl, extra, tokname) in templates.items():
+        for messages, gen in CONVERSATIONS:
+            if tpl is None:
+                text = render_r1_zero(messages, gen)
+            else:
+                text = env.from_string(tpl).render(messages=messages, add_generation_prompt=gen, **extra)
+            ids = toks[tokname].encode(text, add_special_tokens=False).ids if tokname in toks else None
+            rows.append({"template": name, "messages": messages, "add_generation_prompt": gen, "text": text,
+                         "tokenizer": tokname, "ids": ids})
+    write_jsonl(os.path.join(OUT, "chat.jsonl"), rows)
+    print("wrote chat fixtures (%d renders)" % len(rows))
 
 
 def make_train():
