@@ -12,5 +12,6 @@ typedef struct Command {
 /* one declaration per command, alphabetical */
 int cmd_chat_template(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_tokenizer_train(int argc, char **argv);
 
 #endif
