@@ -235,8 +235,45 @@ def make_chat():
     print("wrote chat fixtures (%d renders)" % len(rows))
 
 
+TRAIN_ARGS = ["--vocab-size", "600", "--min-frequency", "2"]
+
+
+def train_text():
+    """A small, varied training text generated here (no shared data is
+    copied into the repository)."""
+    import random
+    rnd = random.Random(1234)
+    names = ["Natalia", "Weng", "Betty", "Julie", "James", "Ali", "Zoë", "李雷", "Ahmed", "Priya"]
+    things = ["clips", "apples", "books", "pages", "dollars", "marbles", "cookies", "tickets"]
+    out = list(CORPUS)
+    for _ in range(600):
+        a, b = rnd.randint(2, 999), rnd.randint(2, 99)
+        n, t = rnd.choice(names), rnd.choice(things)
+        out.append("%s had %d %s and got %d more. How many %s does %s have now?\n"
+                   "<think>\n%s has %d + %d = <<%d+%d=%d>>%d %s.\n</think>\n<answer>%d</answer>"
+                   % (n, a, t, b, t, n, n, a, b, a, b, a + b, a + b, t, a + b))
+    return "\n\n".join(out) + "\n"
+
+
 def make_train():
-    pass
+    import subprocess
+    from tokenizers import Tokenizer
+    text_path = os.path.join(OUT, "train_text.txt")
+    with open(text_path, "w", encoding="utf-8") as f:
+        f.write(train_text())
+    out_path = os.path.join(OUT, "trained_tokenizer.json")
+    subprocess.run(["build/r1c", "tokenizer-train", "--out", out_path] + TRAIN_ARGS + [text_path], check=True)
+    tk = Tokenizer.from_file(out_path)  # HF must load what r1c wrote
+    rows = [{"ids": tk.encode(t, add_special_tokens=False).ids} for t in CORPUS]
+    write_jsonl(os.path.join(OUT, "trained_corpus_ids.jsonl"), rows)
+    # r1c must encode like HF with the file it wrote: compare here too
+    inp = "".join(json.dumps({"text": t}) + "\n" for t in CORPUS)
+    got = subprocess.run(["build/r1c", "tokenize", "--tokenizer", out_path], input=inp.encode(), capture_output=True,
+                         check=True).stdout.decode().splitlines()
+    bad = sum(json.loads(g)["ids"] != r["ids"] for g, r in zip(got, rows))
+    print("trained tokenizer: vocab %d, r1c vs HF mismatches on corpus: %d" % (tk.get_vocab_size(), bad))
+    if bad:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
