@@ -27,7 +27,7 @@ static Tokenizer *build_tiny(void) {
     n += (size_t)snprintf(buf + n, sizeof buf - n,
                           "{\"added_tokens\":[{\"id\":300,\"content\":\"<s>\",\"special\":true},"
                           "{\"id\":301,\"content\":\"<x>\",\"special\":false,\"lstrip\":true,\"rstrip\":true},"
-                          "{\"id\":302,\"content\":\"é\",\"special\":false,\"normalized\":true},"
+                          "{\"id\":302,\"content\":\"ő\",\"special\":false,\"normalized\":true},"
                           "{\"id\":303,\"content\":\"ab\",\"single_word\":true}],"
                           "\"normalizer\":{\"type\":\"NFC\"},\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":["
                           "{\"type\":\"Split\",\"pattern\":{\"Regex\":");
