@@ -13,6 +13,9 @@ static const Command COMMANDS[] = {
     {"generate", "sample completions (batched, KV cache, continuous batching)", cmd_generate},
     {"init", "write a randomly initialised model of a named shape", cmd_init},
     {"plot", "draw PNG curves from a run's metrics.jsonl", cmd_plot},
+    {"chat-template", "render conversations with a chat template (JSON lines)", cmd_chat_template},
+    {"tokenize", "text <-> token ids with a tokenizer.json (JSON lines)", cmd_tokenize},
+    {"tokenizer-train", "learn a byte-level BPE tokenizer.json from text", cmd_tokenizer_train},
     {NULL, NULL, NULL},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0] - 1)
