@@ -10,5 +10,6 @@ typedef struct Command {
 } Command;
 
 /* one declaration per command, alphabetical */
+int cmd_reward(int argc, char **argv);
 
 #endif

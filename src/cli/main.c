@@ -9,6 +9,7 @@
 
 static const Command COMMANDS[] = {
     /* one line per command, kept in alphabetical order */
+    {"reward", "score completions in a JSONL file with rule-based rewards", cmd_reward},
     {NULL, NULL, NULL},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0] - 1)
