@@ -506,6 +506,8 @@ static int node_eq(Cmp *c, int a, unsigned ma, int b, unsigned mb, int depth) {
         if (!ordered) return unordered_eq(c, a, ma, b, mb, depth);
     }
     Interval ix, iy;
+    if (tuple_x && tuple_y && x->nkids == 2 && y->nkids == 2 && as_interval(ta, a, &ix) && as_interval(tb, b, &iy))
+        return interval_eq(c, &ix, ma, &iy, mb, depth);
     if ((x->kind == MN_REL || y->kind == MN_REL) && as_interval(ta, a, &ix) && as_interval(tb, b, &iy))
         return interval_eq(c, &ix, ma, &iy, mb, depth);
     if (x->kind == MN_REL || y->kind == MN_REL) {
@@ -563,6 +565,19 @@ static size_t normalize_text(const char *s, size_t len, char *out, size_t cap) {
     return k;
 }
 
+/* Lowercase letters and digits outside LaTeX command names. */
+static void letters_key(const char *s, size_t len, char *out) {
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\\') {
+            while (i + 1 < len && isalpha((unsigned char)s[i + 1])) i++;
+            continue;
+        }
+        if (isalnum((unsigned char)s[i])) out[k++] = (char)tolower((unsigned char)s[i]);
+    }
+    out[k] = 0;
+}
+
 int math_equiv(const char *gold, size_t gold_len, const char *pred, size_t pred_len, const MathOptions *o, char *why,
                size_t why_size) {
     MathOptions def;
@@ -583,6 +598,13 @@ int math_equiv(const char *gold, size_t gold_len, const char *pred, size_t pred_
     if (math_parse(&tb, pred, (int)pred_len) < 0) {
         snprintf(why, why_size, "answer unparsable");
         return 0;
+    }
+    if (ta.n[ta.root].kind == MN_TEXT || tb.n[tb.root].kind == MN_TEXT) {
+        /* word answers ("Yes", \text{(C)}): compare letters, case-insensitively */
+        char kg[MATH_MAX_INPUT + 1], kp[MATH_MAX_INPUT + 1];
+        letters_key(gold, gold_len, kg);
+        letters_key(pred, pred_len, kp);
+        if (kg[0] && !strcmp(kg, kp)) { snprintf(why, why_size, "equal (text)"); return 1; }
     }
     Cmp c = {.ta = &ta, .tb = &tb, .o = o, .budget = WORK_BUDGET};
     int eq = node_eq(&c, ta.root, 0, tb.root, 0, 0);

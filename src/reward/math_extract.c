@@ -54,20 +54,28 @@ static int box_content(const char *s, size_t len, size_t i, const char **out, si
     return 1;
 }
 
+/* Start of the last \boxed or \fbox in s[0..len); *name_len its length. */
+static const char *last_box_cmd(const char *s, size_t len, size_t *name_len) {
+    size_t bpos = 0, fpos = 0;
+    const char *b = find_last(s, len, "\\boxed", &bpos), *f = find_last(s, len, "\\fbox", &fpos);
+    if (b && (!f || bpos > fpos)) { *name_len = 6; return b; }
+    if (f) { *name_len = 5; return f; }
+    return NULL;
+}
+
 static int last_boxed(const char *s, size_t len, const char **out, size_t *out_len) {
-    /* the last command that has a well-formed argument wins */
-    size_t best = 0;
-    int found = 0;
-    const char *bo = NULL, *fo = NULL;
-    size_t bl = 0, fl = 0, bpos = 0, fpos = 0;
-    if (find_last(s, len, "\\boxed", &bpos) && box_content(s, len, bpos + 6, &bo, &bl)) found |= 1;
-    if (find_last(s, len, "\\fbox", &fpos) && box_content(s, len, fpos + 5, &fo, &fl)) found |= 2;
-    if (!found) return 0;
-    if (found == 3) best = bpos > fpos ? 1 : 2;
-    else best = (size_t)found;
-    *out = best == 1 ? bo : fo;
-    *out_len = best == 1 ? bl : fl;
-    return 1;
+    /* the last command with a well-formed argument wins; an unbalanced one
+     * (a truncated completion) falls back to the one before, a few times at
+     * most so that a flood of broken boxes stays linear */
+    size_t end = len;
+    for (int tries = 0; tries < 8; tries++) {
+        size_t nl;
+        const char *c = last_box_cmd(s, end, &nl);
+        if (!c) return 0;
+        if (box_content(s, len, (size_t)(c - s) + nl, out, out_len)) return 1;
+        end = (size_t)(c - s);
+    }
+    return 0;
 }
 
 static int answer_tag(const char *s, size_t len, const char **out, size_t *out_len) {

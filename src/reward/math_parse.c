@@ -429,16 +429,22 @@ static int func_word(const char *s, int n) {
     return -1;
 }
 
+static int is_conj(const Tok *t) {
+    return (t->type == T_TEXT || t->type == T_WORD) &&
+           ((t->len == 3 && !strncmp(t->s, "and", 3)) || (t->len == 2 && !strncmp(t->s, "or", 2)));
+}
+
 /* Drops a unit (and its ^2 / ^3) that follows a quantity. */
 static int skip_unit(Parser *p) {
     const Tok *t = peek(p);
     int unit = 0;
+    if (is_conj(t)) return 0;
     if (t->type == T_TEXT) unit = 1;
     else if (t->type == T_WORD && t->len >= 2 && func_word(t->s, t->len) < 0 &&
              (is_unit_word(t->s, t->len) || t->len >= 4))
         unit = 1;
     if (!unit) return 0;
-    while (peek(p)->type == T_TEXT || (peek(p)->type == T_WORD && peek(p)->len >= 2)) p->pos++;
+    while ((peek(p)->type == T_TEXT || (peek(p)->type == T_WORD && peek(p)->len >= 2)) && !is_conj(peek(p))) p->pos++;
     if (is_ch(peek(p), '^') && p->pos + 1 < p->ntok && p->tok[p->pos + 1].type == T_NUM) p->pos += 2;
     return 1;
 }
@@ -512,6 +518,14 @@ static int parse_word(Parser *p, const Tok *t) {
             if (n < 0) return -1;
             p->t->n[n].s = t->s + k;
             p->t->n[n].slen = 1;
+            if (k == t->len - 1 && is_ch(peek(p), '^')) {
+                p->pos++;
+                int e;
+                if (is_ch(peek(p), '{')) { p->pos++; e = parse_group(p); }
+                else if (is_ch(peek(p), '-')) { p->pos++; e = node1(p, MN_NEG, parse_power(p)); }
+                else e = parse_power(p);
+                n = node2(p, MN_POW, n, e);
+            }
             acc = acc < 0 ? n : node2(p, MN_MUL, acc, n);
             if (acc < 0) return -1;
         }
@@ -696,7 +710,10 @@ static int parse_primary(Parser *p) {
     return r;
 }
 
+static int is_conj(const Tok *t);
+
 static int starts_primary(const Tok *t) {
+    if (is_conj(t)) return 0;
     switch (t->type) {
     case T_NUM: case T_WORD: case T_SYM: case T_PI: case T_INF: case T_FRAC: case T_SQRT: case T_FUNC:
     case T_BINOM: case T_BEGIN: return 1;
