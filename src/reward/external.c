@@ -82,7 +82,11 @@ static void describe_exit(External *x, char *buf, size_t size) {
     /* give a crashing program a moment to finish dying */
     for (int i = 0; i < 50 && (r = waitpid(x->pid, &st, WNOHANG)) == 0; i++) usleep(2000);
     if (r == x->pid) {
-        if (WIFEXITED(st)) snprintf(buf, size, "exited with status %d", WEXITSTATUS(st));
+        /* through the /bin/sh wrapper a program killed by signal N shows as 128+N */
+        if (WIFEXITED(st) && WEXITSTATUS(st) > 128 && WEXITSTATUS(st) < 128 + 65)
+            snprintf(buf, size, "exited with status %d (killed by signal %d: %s)", WEXITSTATUS(st), WEXITSTATUS(st) - 128,
+                     strsignal(WEXITSTATUS(st) - 128));
+        else if (WIFEXITED(st)) snprintf(buf, size, "exited with status %d", WEXITSTATUS(st));
         else if (WIFSIGNALED(st)) snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
         else snprintf(buf, size, "stopped");
         x->pid = 0;
