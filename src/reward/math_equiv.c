@@ -14,7 +14,7 @@
 
 #define MAX_BITS 16384     /* exact values larger than this are "too big" */
 #define MAX_POW_EXP 4096
-#define WORK_BUDGET 200000 /* node evaluations per math_equiv call */
+#define WORK_BUDGET 100000 /* node evaluations (plus big-number size) per call */
 #define NPTS 3
 #define PM_FIXED 0x80000000u /* mask bit: \pm signs already chosen */
 
@@ -151,6 +151,8 @@ static int eval_q(Cmp *c, const MathTree *t, int i, unsigned mask, mpq_t out) {
         }
         mpq_clear(y);
         if (r == 0 && too_big(out)) r = -1;
+        /* big operands cost work in proportion to their size */
+        if (r == 0) c->budget -= (int)((mpz_sizeinbase(mpq_numref(out), 2) + mpz_sizeinbase(mpq_denref(out), 2)) / 32);
         return r;
     }
     case MN_SQRT: {
@@ -357,21 +359,44 @@ static int expand(const MathTree *t, int i, unsigned base, int *items, unsigned 
     return n;
 }
 
+static int plain_scalar(const MathTree *t, int i) {
+    int k = t->n[i].kind;
+    return k != MN_LIST && k != MN_MATRIX && k != MN_REL && k != MN_TEXT;
+}
+
 static int unordered_eq(Cmp *c, int a, unsigned ma, int b, unsigned mb, int depth) {
     int ia[64], ib[64];
     unsigned ka[64], kb[64];
     int na = expand(c->ta, a, ma, ia, ka, 64), nb = expand(c->tb, b, mb, ib, kb, 64);
     if (na < 0 || nb < 0 || na != nb) return 0;
+    /* exact values computed once per item, so matching n items costs n
+     * evaluations, not n^2 (large sets of big powers stay cheap) */
+    mpq_t va[64], vb[64];
+    char ha[64] = {0}, hb[64] = {0};
+    int cache = c->o->rel_tol == 0 && !c->ta->has_percent && !c->tb->has_percent;
+    for (int x = 0; cache && x < na; x++) {
+        mpq_init(va[x]);
+        mpq_init(vb[x]);
+        c->pct = 0;
+        ha[x] = plain_scalar(c->ta, ia[x]) && eval_q(c, c->ta, ia[x], ka[x], va[x]) == 0;
+        hb[x] = plain_scalar(c->tb, ib[x]) && eval_q(c, c->tb, ib[x], kb[x], vb[x]) == 0;
+    }
     char used[64] = {0};
-    for (int x = 0; x < na; x++) {
+    int all = 1;
+    for (int x = 0; x < na && all; x++) {
         int found = 0;
         for (int y = 0; y < nb && !found; y++) {
             if (used[y]) continue;
-            if (node_eq(c, ia[x], ka[x], ib[y], kb[y], depth + 1)) { used[y] = 1; found = 1; }
+            int e = (cache && ha[x] && hb[y]) ? mpq_equal(va[x], vb[y]) != 0 : node_eq(c, ia[x], ka[x], ib[y], kb[y], depth + 1);
+            if (e) { used[y] = 1; found = 1; }
         }
-        if (!found) return 0;
+        if (!found) all = 0;
     }
-    return 1;
+    for (int x = 0; cache && x < na; x++) {
+        mpq_clear(va[x]);
+        mpq_clear(vb[x]);
+    }
+    return all;
 }
 
 static int is_unordered(const MathNode *n) {

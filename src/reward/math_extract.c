@@ -6,18 +6,20 @@
 
 #include "reward/math.h"
 
+#define BOX_MAX 65536
+
+/* Last occurrence of pat, scanning backwards: stops at the first hit from
+ * the end, so a text full of earlier hits costs no more than one pass. */
 static const char *find_last(const char *s, size_t len, const char *pat, size_t *pos) {
     size_t pl = strlen(pat);
-    const char *hit = NULL;
-    const char *p = s, *end = s + len;
-    while (p + pl <= end) {
-        const char *q = memmem(p, (size_t)(end - p), pat, pl);
-        if (!q) break;
-        hit = q;
-        p = q + 1;
+    if (len < pl) return NULL;
+    for (size_t i = len - pl + 1; i-- > 0;) {
+        if (s[i] == pat[0] && !memcmp(s + i, pat, pl)) {
+            if (pos) *pos = i;
+            return s + i;
+        }
     }
-    if (hit && pos) *pos = (size_t)(hit - s);
-    return hit;
+    return NULL;
 }
 
 static void trim(const char **a, size_t *n) {
@@ -34,7 +36,9 @@ static int box_content(const char *s, size_t len, size_t i, const char **out, si
     while (i < len && s[i] == ' ') i++;
     if (i < len && s[i] == '{') {
         size_t d = 0;
-        for (size_t j = i; j < len; j++) {
+        /* an argument longer than BOX_MAX is no answer: bounds the rescans */
+        size_t end = len - i > BOX_MAX ? i + BOX_MAX : len;
+        for (size_t j = i; j < end; j++) {
             if (s[j] == '\\' && j + 1 < len) { j++; continue; }
             if (s[j] == '{') d++;
             else if (s[j] == '}' && --d == 0) {
@@ -54,26 +58,20 @@ static int box_content(const char *s, size_t len, size_t i, const char **out, si
     return 1;
 }
 
-/* Start of the last \boxed or \fbox in s[0..len); *name_len its length. */
-static const char *last_box_cmd(const char *s, size_t len, size_t *name_len) {
-    size_t bpos = 0, fpos = 0;
-    const char *b = find_last(s, len, "\\boxed", &bpos), *f = find_last(s, len, "\\fbox", &fpos);
-    if (b && (!f || bpos > fpos)) { *name_len = 6; return b; }
-    if (f) { *name_len = 5; return f; }
-    return NULL;
-}
-
 static int last_boxed(const char *s, size_t len, const char **out, size_t *out_len) {
     /* the last command with a well-formed argument wins; an unbalanced one
      * (a truncated completion) falls back to the one before, a few times at
      * most so that a flood of broken boxes stays linear */
-    size_t end = len;
-    for (int tries = 0; tries < 8; tries++) {
-        size_t nl;
-        const char *c = last_box_cmd(s, end, &nl);
-        if (!c) return 0;
-        if (box_content(s, len, (size_t)(c - s) + nl, out, out_len)) return 1;
-        end = (size_t)(c - s);
+    size_t pb = 0, pf = 0;
+    const char *b = find_last(s, len, "\\boxed", &pb), *f = find_last(s, len, "\\fbox", &pf);
+    for (int tries = 0; tries < 8 && (b || f); tries++) {
+        if (b && (!f || pb > pf)) {
+            if (box_content(s, len, pb + 6, out, out_len)) return 1;
+            b = find_last(s, pb, "\\boxed", &pb);
+        } else {
+            if (box_content(s, len, pf + 5, out, out_len)) return 1;
+            f = find_last(s, pf, "\\fbox", &pf);
+        }
     }
     return 0;
 }
@@ -94,7 +92,7 @@ static int answer_is(const char *s, size_t len, const char **out, size_t *out_le
     /* case-insensitive search for the last "answer is" / "answer:" */
     size_t hit = (size_t)-1, hit_end = 0;
     for (size_t i = 0; i + 6 <= len; i++) {
-        if (strncasecmp(s + i, "answer", 6)) continue;
+        if ((s[i] | 0x20) != 'a' || strncasecmp(s + i, "answer", 6)) continue;
         size_t j = i + 6;
         if (j < len && s[j] == ':') { hit = i; hit_end = j + 1; continue; }
         while (j < len && s[j] == ' ') j++;
