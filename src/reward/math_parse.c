@@ -274,12 +274,12 @@ static int lex_range(Lexer *lx, int a, int b, int in_text, int depth) {
         /* ASCII punctuation */
         if (c == '^' && i + 1 < b) {
             /* ^\circ and ^{\circ} are degrees */
-            if (!strncmp(s + i + 1, "\\circ", 5) && i + 6 <= b) {
+            if (i + 6 <= b && !memcmp(s + i + 1, "\\circ", 5)) {
                 if (lx_push(lx, T_DEG, 0, s + i, 6) < 0) return -1;
                 i += 6;
                 continue;
             }
-            if (!strncmp(s + i + 1, "{\\circ}", 7) && i + 8 <= b) {
+            if (i + 8 <= b && !memcmp(s + i + 1, "{\\circ}", 7)) {
                 if (lx_push(lx, T_DEG, 0, s + i, 8) < 0) return -1;
                 i += 8;
                 continue;
