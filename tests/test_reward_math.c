@@ -204,7 +204,62 @@ static void test_math500(void) {
     free(buf);
 }
 
+/* GSM8K / AIME / AMC gold answers through the math reward: the gold's own
+ * final number is judged correct, that number plus one wrong. */
+static void test_benchmarks(void) {
+    const char *files[] = {"../shared/data/gsm8k/test.jsonl", "../shared/data/aime24/test.jsonl",
+                           "../shared/data/aime25/aime25.jsonl", "../shared/data/amc23/test.jsonl"};
+    RewardSet rs;
+    Err err = {{0}};
+    CHECK(rewardset_parse(&rs, "math", &err) == 0);
+    for (int f = 0; f < 4; f++) {
+        char *buf;
+        size_t len;
+        if (file_read_all(files[f], &buf, &len, 0, &err) < 0) {
+            SKIP("benchmark answers: %s not found (shared data absent)", files[f]);
+            continue;
+        }
+        int n = 0, right = 0, wrong_rejected = 0;
+        char *save = NULL;
+        for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            json_t *j = json_loads(line, 0, NULL);
+            if (!j) continue;
+            char nb[64], comp[160];
+            const char *g = reward_record_str(j, "answer", nb, sizeof nb);
+            if (!g) { json_decref(j); continue; }
+            const char *h = strstr(g, "####");
+            const char *num = h ? h + 4 : g;
+            while (*num == ' ') num++;
+            char clean[64];
+            size_t k = 0;
+            for (const char *q = num; *q && *q != '\n' && k < sizeof clean - 1; q++)
+                if (*q != ',') clean[k++] = *q;
+            clean[k] = 0;
+            long v = strtol(clean, NULL, 10);
+            RewardInput in = {j, comp, 0};
+            RewardScore sc[1];
+            double total;
+            snprintf(comp, sizeof comp, "<think>work</think> so the result is $\\boxed{%ld}$.", v);
+            in.completion_len = strlen(comp);
+            CHECK(rewardset_score(&rs, &in, &total, sc, &err) == 0);
+            CHECKF(total == 1.0, "%s #%d: %s", files[f], n, sc[0].reason);
+            right += total == 1.0;
+            snprintf(comp, sizeof comp, "The answer is %ld", v + 1);
+            in.completion_len = strlen(comp);
+            CHECK(rewardset_score(&rs, &in, &total, sc, &err) == 0);
+            CHECKF(total == 0.0, "%s #%d: %s", files[f], n, sc[0].reason);
+            wrong_rejected += total == 0.0;
+            n++;
+            json_decref(j);
+        }
+        printf("%s: %d answers, %d judged right, %d off-by-one rejected\n", files[f], n, right, wrong_rejected);
+        free(buf);
+    }
+    rewardset_free(&rs);
+}
+
 int main(void) {
+    test_benchmarks();
     test_cases();
     test_options();
     test_extract();
