@@ -17,5 +17,6 @@ int cmd_plot(int argc, char **argv);
 int cmd_chat_template(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_tokenizer_train(int argc, char **argv);
+int cmd_reward(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static const Command COMMANDS[] = {
     {"chat-template", "render conversations with a chat template (JSON lines)", cmd_chat_template},
     {"tokenize", "text <-> token ids with a tokenizer.json (JSON lines)", cmd_tokenize},
     {"tokenizer-train", "learn a byte-level BPE tokenizer.json from text", cmd_tokenizer_train},
+    {"reward", "score completions in a JSONL file with rule-based rewards", cmd_reward},
     {NULL, NULL, NULL},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0] - 1)
