@@ -10,13 +10,15 @@ typedef struct Command {
 } Command;
 
 /* one declaration per command, alphabetical */
+int cmd_chat_template(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_grpo(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
-int cmd_chat_template(int argc, char **argv);
+int cmd_reward(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_tokenizer_train(int argc, char **argv);
-int cmd_reward(int argc, char **argv);
 
 #endif

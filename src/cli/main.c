@@ -9,14 +9,16 @@
 
 static const Command COMMANDS[] = {
     /* one line per command, kept in alphabetical order */
+    {"chat-template", "render conversations with a chat template (JSON lines)", cmd_chat_template},
+    {"demo", "R1-Zero in miniature: task, tokenizer, base model, GRPO, before/after", cmd_demo},
     {"forward", "run a model over token ids: logits, log-probs, loss, gradients", cmd_forward},
     {"generate", "sample completions (batched, KV cache, continuous batching)", cmd_generate},
+    {"grpo", "GRPO reinforcement learning with rule-based rewards (R1-Zero)", cmd_grpo},
     {"init", "write a randomly initialised model of a named shape", cmd_init},
     {"plot", "draw PNG curves from a run's metrics.jsonl", cmd_plot},
-    {"chat-template", "render conversations with a chat template (JSON lines)", cmd_chat_template},
+    {"reward", "score completions in a JSONL file with rule-based rewards", cmd_reward},
     {"tokenize", "text <-> token ids with a tokenizer.json (JSON lines)", cmd_tokenize},
     {"tokenizer-train", "learn a byte-level BPE tokenizer.json from text", cmd_tokenizer_train},
-    {"reward", "score completions in a JSONL file with rule-based rewards", cmd_reward},
     {NULL, NULL, NULL},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0] - 1)

@@ -447,10 +447,23 @@ static void lm_head_logprob_backward(float *dx, float *dw, const float *dlogp, c
     free(lg);
 }
 
+/* Fixed chunks summed in a fixed order: the result does not depend on the
+ * thread count or on which thread finishes first, so a resumed run clips
+ * gradients bit-identically. */
 static double sumsq(const float *x, size_t n) {
+    enum { CHUNK = 1 << 16 };
+    size_t nc = (n + CHUNK - 1) / CHUNK;
+    double *part = malloc((nc ? nc : 1) * sizeof(double));
+#pragma omp parallel for schedule(static) if (nc > 1)
+    for (size_t c = 0; c < nc; c++) {
+        size_t e = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
+        double s = 0;
+        for (size_t i = c * CHUNK; i < e; i++) s += (double)x[i] * x[i];
+        part[c] = s;
+    }
     double s = 0;
-#pragma omp parallel for reduction(+ : s) if (n > 65536)
-    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    for (size_t c = 0; c < nc; c++) s += part[c];
+    free(part);
     return s;
 }
 

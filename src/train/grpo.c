@@ -1,0 +1,593 @@
+/* The GRPO trainer loop (see grpo.h). One step: take the next prompts,
+ * sample G completions each, score them, turn rewards into group-relative
+ * advantages, then mu optimizer steps over those rollouts in micro-batches
+ * (old-policy log-probs come from the first pass, so no extra forward),
+ * and log everything. All randomness derives from (seed, step), so a run
+ * resumed from a checkpoint repeats the uninterrupted one bit for bit. */
+#include "train/grpo.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/file.h"
+#include "eval/rollout.h"
+#include "gen/prompt.h"
+#include "io/dataset.h"
+#include "io/metrics.h"
+#include "io/progress.h"
+#include "io/runplot.h"
+#include "io/samples.h"
+#include "io/tfevents.h"
+#include "train/checkpoint.h"
+#include "train/grpo_loss.h"
+#include "train/optim.h"
+#include "train/schedule.h"
+
+volatile int grpo_stop_requested = 0;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct Trainer {
+    GrpoConfig *c;
+    Model policy, ref;
+    int has_ref;
+    Tokenizer *tok;
+    char tok_path[4096];
+    ChatTemplate tmpl;
+    RewardSet rs;
+    int acc_idx, fmt_idx;
+    Dataset train, eval;
+    TokIds *train_ids, *eval_ids;
+    AdamW opt;
+    Acts acts;
+    TrainState st;
+    int64_t *order; /* data order of the current epoch */
+    RolloutConfig rc;
+    int32_t *stop_ids;
+    MetricsWriter mw;
+    SamplesWriter sw;
+    TfEvents tf;
+    int tf_open;
+    Progress pg;
+    LrConfig lrc;
+} Trainer;
+
+/* ---- setup ---- */
+
+static void make_order(Trainer *t) {
+    int n = t->train.n;
+    for (int i = 0; i < n; i++) t->order[i] = i;
+    Rng r;
+    rng_split(&r, (uint64_t)t->c->seed, 0x0DA7A000u + (uint64_t)t->st.epoch);
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(rng_u64(&r) % (uint64_t)(i + 1));
+        int64_t x = t->order[i];
+        t->order[i] = t->order[j];
+        t->order[j] = x;
+    }
+}
+
+static int next_prompt(Trainer *t) {
+    if (t->st.data_pos >= t->train.n) {
+        t->st.epoch++;
+        t->st.data_pos = 0;
+        make_order(t);
+    }
+    return (int)t->order[t->st.data_pos++];
+}
+
+static int encode_all(Trainer *t, Dataset *d, TokIds **out, const char *what, Err *err) {
+    *out = calloc(d->n ? d->n : 1, sizeof **out);
+    for (int i = 0; i < d->n; i++) {
+        if (prompt_encode(t->tok, &t->tmpl, t->c->system_prompt, d->ex[i].prompt, &(*out)[i], NULL, err) != 0)
+            return err_prefix(err, "%s example %d", what, i + 1);
+        if ((int64_t)(*out)[i].n > t->c->max_prompt_len)
+            return err_set(err, "%s example %d: prompt is %zu tokens, more than max_prompt_len = %" PRId64, what, i + 1,
+                           (*out)[i].n, t->c->max_prompt_len);
+    }
+    return 0;
+}
+
+static int load_data(Trainer *t, Dataset *d, const char *path, int64_t limit, Err *err) {
+    DatasetOptions o = {0};
+    if (dataset_format_parse(t->c->data_format, &o.format) != 0)
+        return err_set(err, "data.format '%s': expected auto, jsonl, gsm8k, math or countdown", t->c->data_format);
+    o.prompt_field = t->c->prompt_field[0] ? t->c->prompt_field : NULL;
+    o.answer_field = t->c->answer_field[0] ? t->c->answer_field : NULL;
+    o.prompt_suffix = t->c->prompt_suffix;
+    o.limit = (int)limit;
+    return dataset_load(d, path, &o, err);
+}
+
+static int setup_stops(Trainer *t, Err *err) {
+    t->stop_ids = calloc(t->c->stop.n + 1, sizeof(int32_t));
+    int n_ids = 0, n_str = 0;
+    char **strs = calloc(t->c->stop.n + 1, sizeof(char *));
+    for (size_t i = 0; i < t->c->stop.n; i++) {
+        const char *s = t->c->stop.items[i];
+        int32_t id = tokenizer_token_id(t->tok, s);
+        if (id >= 0) t->stop_ids[n_ids++] = id; /* a whole token: cheapest check */
+        else strs[n_str++] = (char *)s;
+    }
+    t->rc.gen.stop_ids = t->stop_ids;
+    t->rc.gen.n_stop_ids = n_ids;
+    t->rc.stop_strings = strs;
+    t->rc.n_stop_strings = n_str;
+    (void)err;
+    return 0;
+}
+
+static int trainer_setup(Trainer *t, GrpoConfig *c, Err *err) {
+    memset(t, 0, sizeof *t);
+    t->c = c;
+    if (!c->model[0]) return err_set(err, "recipe: key 'model' is required (a checkpoint directory)");
+    if (!c->data[0]) return err_set(err, "recipe: key 'data.path' is required (training prompts, JSON lines)");
+    if (c->micro_batch > c->group_size * c->prompts_per_step) c->micro_batch = c->group_size * c->prompts_per_step;
+    if (rewardset_parse(&t->rs, c->rewards, err) != 0) return err_prefix(err, "recipe: key 'rewards'");
+    for (size_t i = 0; i < c->reward_options.n; i++)
+        if (rewardset_option(&t->rs, c->reward_options.items[i], err) != 0) return err_prefix(err, "recipe: key 'reward_options'");
+    t->acc_idx = rollout_accuracy_index(&t->rs);
+    t->fmt_idx = rollout_format_index(&t->rs);
+    if (c->tokenizer[0]) snprintf(t->tok_path, sizeof t->tok_path, "%s", c->tokenizer);
+    else snprintf(t->tok_path, sizeof t->tok_path, "%s/tokenizer.json", c->model);
+    if (tokenizer_load(&t->tok, t->tok_path, err) != 0) return -1;
+    if (prompt_template_load(&t->tmpl, c->template_name, c->model, err) != 0) return -1;
+    if (load_data(t, &t->train, c->data, c->data_limit, err) != 0) return -1;
+    if (encode_all(t, &t->train, &t->train_ids, c->data, err) != 0) return -1;
+    if (c->eval_data[0]) {
+        if (load_data(t, &t->eval, c->eval_data, c->eval_limit, err) != 0) return -1;
+        if (encode_all(t, &t->eval, &t->eval_ids, c->eval_data, err) != 0) return -1;
+    }
+    if (model_load(&t->policy, c->model, backend_cpu(), err) != 0) return -1;
+    if (tokenizer_vocab_size(t->tok) > t->policy.cfg.vocab_size)
+        return err_set(err, "%s has %d tokens but the model's vocabulary is %d", t->tok_path,
+                       tokenizer_vocab_size(t->tok), t->policy.cfg.vocab_size);
+    if (c->beta > 0) {
+        const char *rp = c->ref_model[0] ? c->ref_model : c->model;
+        if (model_load(&t->ref, rp, backend_cpu(), err) != 0) return -1;
+        t->has_ref = 1;
+    }
+    if (model_alloc_grads(&t->policy, err) != 0) return -1;
+    if (adamw_create(&t->opt, &t->policy, (float)c->beta1, (float)c->beta2, (float)c->adam_eps,
+                     (float)c->weight_decay, err) != 0)
+        return -1;
+    int Tmax = (int)(c->max_prompt_len + c->max_completion_len);
+    if (acts_create(&t->acts, &t->policy, (int)c->micro_batch, Tmax, c->recompute, err) != 0) return -1;
+    t->order = malloc(t->train.n * sizeof(int64_t));
+    t->lrc = (LrConfig){(float)c->lr, (LrSchedule)c->lr_schedule, (int)c->warmup_steps, (int)(c->steps * c->mu),
+                        (float)c->min_lr_ratio};
+    t->rc.gen = (GenConfig){
+        .sampling = {.temperature = (float)c->temperature, .top_k = (int)c->top_k, .top_p = (float)c->top_p,
+                     .min_p = (float)c->min_p},
+        .max_new_tokens = (int)c->max_completion_len,
+        .max_batch = (int)c->gen_batch,
+        .seed = (uint64_t)c->seed,
+    };
+    return setup_stops(t, err);
+}
+
+static void trainer_free(Trainer *t) {
+    free((void *)t->rc.stop_strings);
+    free(t->stop_ids);
+    free(t->order);
+    acts_free(&t->acts, &t->policy);
+    adamw_free(&t->opt, &t->policy);
+    if (t->has_ref) model_free(&t->ref);
+    model_free(&t->policy);
+    for (int i = 0; t->train_ids && i < t->train.n; i++) free(t->train_ids[i].ids);
+    for (int i = 0; t->eval_ids && i < t->eval.n; i++) free(t->eval_ids[i].ids);
+    free(t->train_ids);
+    free(t->eval_ids);
+    dataset_free(&t->train);
+    dataset_free(&t->eval);
+    rewardset_free(&t->rs);
+    chat_template_free(&t->tmpl);
+    if (t->tok) tokenizer_free(t->tok);
+    if (t->tf_open) tfevents_close(&t->tf);
+    json_decref(t->st.extra);
+}
+
+/* ---- evaluation on the held-out prompts ---- */
+
+static int run_eval(Trainer *t, double *pass1, double *fmt, double *len, Err *err) {
+    int n = t->eval.n, k = (int)t->c->eval_samples;
+    json_t **recs = malloc(n * sizeof *recs);
+    for (int i = 0; i < n; i++) recs[i] = t->eval.ex[i].record;
+    Rollout ro;
+    /* fixed streams: every evaluation sees the same sampling noise */
+    int rc = rollout_run(&t->policy, t->tok, t->eval_ids, recs, n, k, &t->rc, (uint64_t)1 << 62, &t->rs, &ro, err);
+    free(recs);
+    if (rc) return -1;
+    double a = 0, f = 0, l = 0;
+    for (int i = 0; i < ro.n; i++) {
+        a += t->acc_idx >= 0 && ro.each[(size_t)i * ro.n_rewards + t->acc_idx].score >= 1.0;
+        f += t->fmt_idx >= 0 && ro.each[(size_t)i * ro.n_rewards + t->fmt_idx].score >= 1.0;
+        l += ro.out[i].n;
+    }
+    *pass1 = a / ro.n;
+    *fmt = t->fmt_idx >= 0 ? f / ro.n : NAN;
+    *len = l / ro.n;
+    rollout_free(&ro);
+    return 0;
+}
+
+/* ---- one step ---- */
+
+typedef struct Seq {
+    const TokIds *prompt;
+    const GenOutput *out;
+    float adv;
+    float mask; /* 0 for masked-out (truncated) completions */
+    int off;    /* into per-token arrays (old, ref) */
+} Seq;
+
+typedef struct StepStats {
+    double loss, kl, clip_low, clip_high, tokens, entropy, ent_tokens, grad_norm, lr, logp_diff;
+} StepStats;
+
+/* Forward (and with dl, backward) over sequences seq[0..M); gathers the
+ * completion log-probs into lp[off..]. */
+static int micro_forward(Trainer *t, Model *m, Seq *seq, int M, float *lp, float *ent, Err *err) {
+    int Tm = 0;
+    for (int i = 0; i < M; i++) {
+        int T = (int)seq[i].prompt->n + seq[i].out->n;
+        if (T > Tm) Tm = T;
+    }
+    int32_t *ids = malloc((size_t)M * Tm * sizeof(int32_t));
+    for (int i = 0; i < M; i++) {
+        int P = (int)seq[i].prompt->n, C = seq[i].out->n;
+        int32_t *row = ids + (size_t)i * Tm;
+        memcpy(row, seq[i].prompt->ids, P * sizeof(int32_t));
+        memcpy(row + P, seq[i].out->tokens, C * sizeof(int32_t));
+        for (int j = P + C; j < Tm; j++) row[j] = row[P + C - 1]; /* padding: never attended from real rows */
+    }
+    int rc = model_forward(m, &t->acts, ids, M, Tm, (float)t->c->temperature, NULL, err);
+    free(ids);
+    if (rc) return -1;
+    for (int i = 0; i < M; i++) {
+        int P = (int)seq[i].prompt->n;
+        for (int j = 0; j < seq[i].out->n; j++) {
+            lp[seq[i].off + j] = t->acts.logp[(size_t)i * Tm + P - 1 + j];
+            if (ent) ent[seq[i].off + j] = t->acts.ent[(size_t)i * Tm + P - 1 + j];
+        }
+    }
+    return 0;
+}
+
+static int train_on(Trainer *t, Seq *seq, int S, StepStats *ss, Err *err) {
+    GrpoConfig *c = t->c;
+    int total = 0;
+    double norm_tokens = 0;
+    for (int i = 0; i < S; i++) {
+        seq[i].off = total;
+        total += seq[i].out->n;
+        norm_tokens += seq[i].mask * seq[i].out->n;
+    }
+    float *old = malloc(total * sizeof(float)), *cur = malloc(total * sizeof(float));
+    float *ref = t->has_ref ? malloc(total * sizeof(float)) : NULL, *ent = malloc(total * sizeof(float));
+    int Mb = (int)c->micro_batch, Cmax = (int)c->max_completion_len;
+    float *lp_b = malloc((size_t)Mb * Cmax * sizeof(float)), *old_b = malloc((size_t)Mb * Cmax * sizeof(float));
+    float *ref_b = malloc((size_t)Mb * Cmax * sizeof(float)), *mask_b = malloc((size_t)Mb * Cmax * sizeof(float));
+    float *adv_b = malloc(Mb * sizeof(float)), *dl_b = malloc((size_t)Mb * Cmax * sizeof(float));
+    float *dl = malloc((size_t)t->acts.cap_N * sizeof(float));
+    GrpoLossConfig lc = {(GrpoLossType)c->loss_type, (float)c->epsilon, (float)c->epsilon_high, (float)c->beta,
+                         (KlEstimator)c->kl_estimator, (int)c->max_completion_len};
+    int rc = 0;
+    if (t->has_ref)
+        for (int b0 = 0; b0 < S && !rc; b0 += Mb) {
+            int M = S - b0 < Mb ? S - b0 : Mb;
+            rc = micro_forward(t, &t->ref, seq + b0, M, ref, NULL, err);
+        }
+    for (int it = 0; it < c->mu && !rc; it++) {
+        model_zero_grads(&t->policy);
+        GrpoLossStats ls = {0};
+        for (int b0 = 0; b0 < S && !rc; b0 += Mb) {
+            int M = S - b0 < Mb ? S - b0 : Mb;
+            Seq *sq = seq + b0;
+            if ((rc = micro_forward(t, &t->policy, sq, M, cur, it == 0 ? ent : NULL, err))) break;
+            /* to the padded (M, Cm) layout of the loss */
+            int Cm = 0;
+            for (int i = 0; i < M; i++) Cm = sq[i].out->n > Cm ? sq[i].out->n : Cm;
+            for (int i = 0; i < M; i++) {
+                adv_b[i] = sq[i].adv;
+                for (int j = 0; j < Cm; j++) {
+                    int in = j < sq[i].out->n;
+                    size_t k = (size_t)i * Cm + j, g = (size_t)sq[i].off + j;
+                    if (in && it == 0) {
+                        old[g] = cur[g];
+                        double d = fabs((double)cur[g] - sq[i].out->logp[j]);
+                        if (d > ss->logp_diff) ss->logp_diff = d;
+                        if (sq[i].mask > 0) ss->entropy += ent[g], ss->ent_tokens += 1;
+                    }
+                    lp_b[k] = in ? cur[g] : 0;
+                    old_b[k] = in ? old[g] : 0;
+                    ref_b[k] = in && ref ? ref[g] : 0;
+                    mask_b[k] = in ? sq[i].mask : 0;
+                }
+            }
+            grpo_loss(&lc, M, Cm, lp_b, old_b, t->has_ref ? ref_b : NULL, mask_b, adv_b, S, norm_tokens, dl_b, &ls);
+            int Tm = t->acts.T;
+            memset(dl, 0, (size_t)M * Tm * sizeof(float));
+            for (int i = 0; i < M; i++) {
+                int P = (int)sq[i].prompt->n;
+                for (int j = 0; j < sq[i].out->n; j++) dl[(size_t)i * Tm + P - 1 + j] = dl_b[(size_t)i * Cm + j];
+            }
+            model_backward(&t->policy, &t->acts, dl);
+        }
+        if (rc) break;
+        double gn = optim_clip_grad_norm(&t->policy, c->grad_clip);
+        float lr = lr_at(&t->lrc, t->opt.t);
+        adamw_step(&t->opt, &t->policy, lr);
+        if (it == 0) {
+            ss->loss = ls.loss;
+            ss->kl = ls.tokens > 0 ? ls.kl_sum / ls.tokens : 0;
+        }
+        ss->clip_low += ls.clip_low, ss->clip_high += ls.clip_high, ss->tokens += ls.tokens;
+        ss->grad_norm = gn;
+        ss->lr = lr;
+    }
+    free(old), free(cur), free(ref), free(ent), free(lp_b), free(old_b), free(ref_b), free(mask_b), free(adv_b);
+    free(dl_b), free(dl);
+    return rc;
+}
+
+static void log_sample_group(Trainer *t, const Rollout *ro, int g, int prompt_idx, Err *err) {
+    char *ptext = NULL;
+    TokIds tmp;
+    prompt_encode(t->tok, &t->tmpl, t->c->system_prompt, t->train.ex[prompt_idx].prompt, &tmp, &ptext, err);
+    free(tmp.ids);
+    for (int j = 0; j < ro->G; j++) {
+        int i = g * ro->G + j;
+        json_t *rw = json_object();
+        for (int r = 0; r < ro->n_rewards; r++) {
+            json_t *o = json_object();
+            json_object_set_new(o, "score", json_real(ro->each[(size_t)i * ro->n_rewards + r].score));
+            json_object_set_new(o, "reason", json_string(ro->each[(size_t)i * ro->n_rewards + r].reason));
+            json_object_set_new(rw, t->rs.kind[r]->name, o);
+        }
+        json_object_set_new(rw, "total", json_real(ro->reward[i]));
+        json_t *ex = json_object();
+        json_object_set_new(ex, "answer", json_incref(json_object_get(t->train.ex[prompt_idx].record, "answer")));
+        json_object_set_new(ex, "tokens", json_integer(ro->out[i].n));
+        samples_write(&t->sw, t->st.step, ptext ? ptext : "", ro->text[i], rw, ex, err);
+        json_decref(rw);
+        json_decref(ex);
+    }
+    free(ptext);
+}
+
+static int grpo_step(Trainer *t, Err *err) {
+    GrpoConfig *c = t->c;
+    int G = (int)c->group_size, P = (int)c->prompts_per_step;
+    double t0 = now_s();
+    int rounds = c->dynamic_sampling ? (int)c->max_resample + 1 : 1;
+    Rollout *ros = calloc(rounds, sizeof *ros);
+    int **pidx = calloc(rounds, sizeof *pidx);
+    Seq *seq = calloc((size_t)P * G, sizeof *seq);
+    float *rew = malloc((size_t)P * G * sizeof(float)), *adv = malloc((size_t)P * G * sizeof(float));
+    int kept = 0, dropped = 0, n_ro = 0, rc = 0;
+    double gen_s = 0, rew_s = 0;
+    int64_t gen_tokens = 0;
+    /* metrics over every generated completion of the step */
+    double r_sum = 0, r_sq = 0, acc = 0, fmt = 0, len_sum = 0, trunc = 0;
+    double *rf = calloc(t->rs.n ? t->rs.n : 1, sizeof(double));
+    int len_min = 1 << 30, len_max = 0, n_gen = 0;
+    for (int round = 0; round < rounds && kept < P && !rc; round++) {
+        int need = P - kept;
+        pidx[round] = malloc(need * sizeof(int));
+        TokIds *pr = malloc(need * sizeof(TokIds));
+        json_t **recs = malloc(need * sizeof(json_t *));
+        for (int i = 0; i < need; i++) {
+            pidx[round][i] = next_prompt(t);
+            pr[i] = t->train_ids[pidx[round][i]];
+            recs[i] = t->train.ex[pidx[round][i]].record;
+        }
+        uint64_t base = ((uint64_t)t->st.step << 24) | ((uint64_t)round << 20);
+        rc = rollout_run(&t->policy, t->tok, pr, recs, need, G, &t->rc, base, &t->rs, &ros[round], err);
+        free(pr);
+        free(recs);
+        if (rc) break;
+        n_ro++;
+        Rollout *ro = &ros[round];
+        gen_s += ro->seconds_gen, rew_s += ro->seconds_reward, gen_tokens += ro->gen_tokens;
+        for (int i = 0; i < ro->n; i++) {
+            double r = ro->reward[i];
+            r_sum += r, r_sq += r * r;
+            for (int k = 0; k < t->rs.n; k++) rf[k] += ro->each[(size_t)i * t->rs.n + k].score;
+            if (t->acc_idx >= 0) acc += ro->each[(size_t)i * t->rs.n + t->acc_idx].score >= 1.0;
+            if (t->fmt_idx >= 0) fmt += ro->each[(size_t)i * t->rs.n + t->fmt_idx].score >= 1.0;
+            int L = ro->out[i].n;
+            len_sum += L, len_min = L < len_min ? L : len_min, len_max = L > len_max ? L : len_max;
+            trunc += ro->out[i].finish == GEN_FINISH_LENGTH;
+            n_gen++;
+        }
+        if (round == 0 && c->samples_every > 0 && (t->st.step + 1) % c->samples_every == 0)
+            log_sample_group(t, ro, 0, pidx[0][0], err);
+        for (int g = 0; g < need && kept < P; g++) {
+            double mn = ro->reward[g * G], mx = mn;
+            for (int j = 1; j < G; j++) {
+                double r = ro->reward[g * G + j];
+                mn = r < mn ? r : mn, mx = r > mx ? r : mx;
+            }
+            if (c->dynamic_sampling && mx == mn) {
+                dropped++;
+                continue;
+            }
+            for (int j = 0; j < G; j++) {
+                int i = g * G + j, s = kept * G + j;
+                seq[s].prompt = &t->train_ids[pidx[round][g]];
+                seq[s].out = &ro->out[i];
+                seq[s].mask = (c->mask_truncated && ro->out[i].finish == GEN_FINISH_LENGTH) ? 0.0f : 1.0f;
+                rew[s] = (float)ro->reward[i];
+            }
+            kept++;
+        }
+    }
+    StepStats ss = {0};
+    double t_train0 = now_s();
+    if (!rc && kept > 0) {
+        grpo_advantages(rew, kept, G, (AdvScale)c->scale_rewards, adv);
+        for (int s = 0; s < kept * G; s++) seq[s].adv = adv[s];
+        rc = train_on(t, seq, kept * G, &ss, err);
+    }
+    double train_s = now_s() - t_train0;
+    if (!rc) {
+        t->st.step++;
+        double secs = now_s() - t0;
+        int64_t tok = 0;
+        for (int s = 0; s < kept * G; s++) tok += (int64_t)seq[s].prompt->n + seq[s].out->n;
+        MetricsWriter *w = &t->mw;
+        metrics_begin(w, t->st.step);
+        double mean = r_sum / n_gen;
+        metrics_f64(w, "reward/mean", mean);
+        metrics_f64(w, "reward/std", sqrt(fmax(0, r_sq / n_gen - mean * mean)));
+        for (int k = 0; k < t->rs.n; k++) {
+            char key[96];
+            snprintf(key, sizeof key, "reward/%s/mean", t->rs.kind[k]->name);
+            metrics_f64(w, key, rf[k] / n_gen);
+        }
+        if (t->acc_idx >= 0) metrics_f64(w, "accuracy", acc / n_gen);
+        if (t->fmt_idx >= 0) metrics_f64(w, "format_rate", fmt / n_gen);
+        metrics_f64(w, "completion_len/mean", len_sum / n_gen);
+        metrics_i64(w, "completion_len/min", len_min);
+        metrics_i64(w, "completion_len/max", len_max);
+        metrics_f64(w, "truncated_rate", trunc / n_gen);
+        metrics_f64(w, "loss", ss.loss);
+        metrics_f64(w, "kl", ss.kl);
+        metrics_f64(w, "clip_frac", ss.tokens > 0 ? (ss.clip_low + ss.clip_high) / ss.tokens : 0);
+        metrics_f64(w, "clip_frac/low", ss.tokens > 0 ? ss.clip_low / ss.tokens : 0);
+        metrics_f64(w, "clip_frac/high", ss.tokens > 0 ? ss.clip_high / ss.tokens : 0);
+        metrics_f64(w, "entropy", ss.ent_tokens > 0 ? ss.entropy / ss.ent_tokens : 0);
+        metrics_f64(w, "grad_norm", ss.grad_norm);
+        metrics_f64(w, "lr", ss.lr);
+        metrics_f64(w, "logp_diff/max", ss.logp_diff);
+        metrics_i64(w, "groups/kept", kept);
+        metrics_i64(w, "groups/dropped", dropped);
+        metrics_i64(w, "epoch", t->st.epoch);
+        metrics_f64(w, "time/generate", gen_s);
+        metrics_f64(w, "time/reward", rew_s);
+        metrics_f64(w, "time/train", train_s);
+        metrics_f64(w, "time/step", secs);
+        metrics_f64(w, "tokens_per_s", (tok * c->mu + gen_tokens) / secs);
+        rc = metrics_end(w, err);
+        if (t->tf_open) {
+            tfevents_scalar(&t->tf, "reward/mean", t->st.step, mean, 0, NULL);
+            if (t->acc_idx >= 0) tfevents_scalar(&t->tf, "accuracy", t->st.step, acc / n_gen, 0, NULL);
+            if (t->fmt_idx >= 0) tfevents_scalar(&t->tf, "format_rate", t->st.step, fmt / n_gen, 0, NULL);
+            tfevents_scalar(&t->tf, "completion_len/mean", t->st.step, len_sum / n_gen, 0, NULL);
+            tfevents_scalar(&t->tf, "kl", t->st.step, ss.kl, 0, NULL);
+            tfevents_scalar(&t->tf, "loss", t->st.step, ss.loss, 0, NULL);
+        }
+        if (!c->quiet) {
+            ProgressItem items[] = {{"reward", mean},
+                                    {"acc", t->acc_idx >= 0 ? acc / n_gen : NAN},
+                                    {"fmt", t->fmt_idx >= 0 ? fmt / n_gen : NAN},
+                                    {"len", len_sum / n_gen},
+                                    {"kl", ss.kl},
+                                    {"s/step", secs}};
+            progress_update(&t->pg, t->st.step, items, sizeof items / sizeof items[0]);
+        }
+    }
+    for (int r = 0; r < n_ro; r++) rollout_free(&ros[r]);
+    for (int r = 0; r < rounds; r++) free(pidx[r]);
+    free(ros), free(pidx), free(seq), free(rew), free(adv), free(rf);
+    return rc;
+}
+
+static int save(Trainer *t, Err *err) {
+    char cfgp[4096];
+    snprintf(cfgp, sizeof cfgp, "%s/tokenizer_config.json", t->c->model);
+    char genp[4096];
+    snprintf(genp, sizeof genp, "%s/generation_config.json", t->c->model);
+    const char *carry[] = {t->tok_path, cfgp, genp};
+    json_decref(t->st.extra);
+    t->st.extra = json_object();
+    return checkpoint_save(t->c->run_dir, &t->policy, &t->opt, &t->st, carry, 3, (int)t->c->keep_checkpoints, err);
+}
+
+static void eval_log(Trainer *t, Err *err) {
+    double p1, f, l;
+    if (run_eval(t, &p1, &f, &l, err) != 0) {
+        fprintf(stderr, "r1c grpo: evaluation failed: %s\n", err->msg);
+        return;
+    }
+    metrics_begin(&t->mw, t->st.step);
+    metrics_f64(&t->mw, "eval/pass1", p1);
+    if (!isnan(f)) metrics_f64(&t->mw, "eval/format_rate", f);
+    metrics_f64(&t->mw, "eval/completion_len", l);
+    metrics_end(&t->mw, err);
+    if (t->pg.dirty) progress_finish(&t->pg);
+    fprintf(stderr, "eval at step %" PRId64 ": pass@1 %.3f (%d prompts x %" PRId64 " samples), format %.3f\n",
+            t->st.step, p1, t->eval.n, t->c->eval_samples, f);
+}
+
+int grpo_run(GrpoConfig *c, int resume, Err *err) {
+    Trainer t;
+    int rc = trainer_setup(&t, c, err);
+    char path[4096];
+    if (!rc && dir_make(c->run_dir, err) != 0) rc = -1;
+    if (!rc && resume) {
+        char ck[4096];
+        int r = checkpoint_latest(c->run_dir, ck, sizeof ck, err);
+        if (r == 1) rc = err_set(err, "%s: no checkpoint to resume from", c->run_dir);
+        else if (r < 0 || checkpoint_load(ck, &t.policy, &t.opt, &t.st, err) != 0) rc = -1;
+        else fprintf(stderr, "r1c grpo: resuming from %s (step %" PRId64 ")\n", ck, t.st.step);
+    }
+    if (!rc) {
+        if (!resume) rng_split(&t.st.rng, (uint64_t)c->seed, 0x7A1u);
+        make_order(&t);
+        snprintf(path, sizeof path, "%s/recipe.yaml", c->run_dir);
+        if (recipe_save(GRPO_FIELDS, c, path, err) != 0) rc = -1;
+    }
+    if (!rc) {
+        snprintf(path, sizeof path, "%s/metrics.jsonl", c->run_dir);
+        if (metrics_open(&t.mw, path, resume ? t.st.step : -1, err) != 0) rc = -1;
+    }
+    if (!rc) {
+        snprintf(path, sizeof path, "%s/samples.jsonl", c->run_dir);
+        if (samples_open(&t.sw, path, resume ? t.st.step : -1, err) != 0) rc = -1;
+    }
+    if (!rc && !resume) t.tf_open = tfevents_open(&t.tf, c->run_dir, err) == 0;
+    if (rc) {
+        trainer_free(&t);
+        return -1;
+    }
+    progress_init(&t.pg, stderr, c->steps);
+    int eval_on = c->eval_every > 0 && t.eval.n > 0;
+    if (eval_on && t.st.step == 0) eval_log(&t, err);
+    int interrupted = 0;
+    while (t.st.step < c->steps) {
+        if ((rc = grpo_step(&t, err))) break;
+        int last = t.st.step == c->steps;
+        if (eval_on && !last && t.st.step % c->eval_every == 0) eval_log(&t, err);
+        if (grpo_stop_requested) interrupted = 1;
+        if (last || interrupted || (c->save_every > 0 && t.st.step % c->save_every == 0))
+            if ((rc = save(&t, err))) break;
+        if (c->plot_every > 0 && (last || interrupted || t.st.step % c->plot_every == 0)) {
+            RunPlotOptions po = {0};
+            po.smooth = 0.6;
+            int nw;
+            Err perr;
+            runplot_write(c->run_dir, &po, &nw, &perr);
+        }
+        if (interrupted) break;
+    }
+    if (!rc && eval_on && t.st.step == c->steps) eval_log(&t, err);
+    progress_finish(&t.pg);
+    metrics_close(&t.mw);
+    samples_close(&t.sw);
+    if (!rc && interrupted)
+        fprintf(stderr, "r1c grpo: interrupted; saved checkpoint at step %" PRId64 " (resume with --resume %s)\n",
+                t.st.step, c->run_dir);
+    trainer_free(&t);
+    return rc ? -1 : interrupted ? 1 : 0;
+}

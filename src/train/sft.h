@@ -1,0 +1,40 @@
+/* Supervised fine-tuning on tokenized (prompt, completion) examples: the
+ * loss is the mean negative log-likelihood of completion tokens only,
+ * batches of examples padded to their longest, shuffled every epoch, AdamW
+ * with warmup and a decay schedule. The engine under the demo's
+ * pre-training and under `r1c sft`. */
+#ifndef R1C_TRAIN_SFT_H
+#define R1C_TRAIN_SFT_H
+
+#include <stdint.h>
+
+#include "io/metrics.h"
+#include "io/tokenizer.h"
+#include "model/model.h"
+#include "train/schedule.h"
+
+typedef struct SftExample {
+    int32_t *ids; /* prompt then completion */
+    int n;
+    int prompt_len; /* loss on positions [prompt_len, n) */
+} SftExample;
+
+typedef struct SftConfig {
+    int epochs;
+    int batch; /* examples per optimizer step */
+    LrConfig lr; /* total_steps filled in by sft_train when 0 */
+    float weight_decay, grad_clip;
+    uint64_t seed;
+    MetricsWriter *metrics; /* optional: one line per step */
+    int quiet;
+} SftConfig;
+
+typedef struct SftResult {
+    int steps;
+    double first_loss, last_loss; /* mean over the first / last 10 steps */
+    double tokens_per_s;
+} SftResult;
+
+int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResult *res, Err *err);
+
+#endif
