@@ -78,24 +78,27 @@ static int parse_rope(ModelConfig *c, const json_t *root, const char *what, Err 
     return 0;
 }
 
+/* Ids outside [0, vocab) are dropped; checked before narrowing to int. */
+static void add_eos(ModelConfig *c, json_int_t v) {
+    if (v >= 0 && v < c->vocab_size && c->n_eos < MODEL_MAX_EOS) c->eos_ids[c->n_eos++] = (int)v;
+}
+
 static int parse_token_ids(ModelConfig *c, const json_t *root, const char *what, Err *err) {
     c->bos_id = -1;
     c->n_eos = 0;
     json_t *b = json_object_get(root, "bos_token_id");
-    if (json_is_integer(b)) c->bos_id = (int)json_integer_value(b);
+    if (json_is_integer(b) && json_integer_value(b) >= 0 && json_integer_value(b) < c->vocab_size)
+        c->bos_id = (int)json_integer_value(b);
     json_t *e = json_object_get(root, "eos_token_id");
-    if (json_is_integer(e)) c->eos_ids[c->n_eos++] = (int)json_integer_value(e);
+    if (json_is_integer(e)) add_eos(c, json_integer_value(e));
     else if (json_is_array(e)) {
         size_t i;
         json_t *x;
         json_array_foreach(e, i, x) {
             if (!json_is_integer(x)) return err_set(err, "%s: eos_token_id[%zu] is not an integer", what, i);
-            if (c->n_eos < MODEL_MAX_EOS) c->eos_ids[c->n_eos++] = (int)json_integer_value(x);
+            add_eos(c, json_integer_value(x));
         }
     } else if (e && !json_is_null(e)) return err_set(err, "%s: eos_token_id must be an integer or a list", what);
-    for (int i = 0; i < c->n_eos; i++)
-        if (c->eos_ids[i] < 0 || c->eos_ids[i] >= c->vocab_size) c->eos_ids[i--] = c->eos_ids[--c->n_eos];
-    if (c->bos_id >= c->vocab_size) c->bos_id = -1;
     return 0;
 }
 
@@ -128,7 +131,9 @@ int hf_config_parse(ModelConfig *c, const json_t *root, const char *what, Err *e
                        c->n_heads, c->n_kv_heads);
     c->head_dim = c->hidden / c->n_heads;
     if (get_int(root, "head_dim", &c->head_dim, 0, 2, 1024, what, err)) return -1;
-    if (c->head_dim % 2) return err_set(err, "%s: head_dim %d must be even for rotary embeddings", what, c->head_dim);
+    /* also when defaulted to hidden / heads, which the key's range did not check */
+    if (c->head_dim < 2 || c->head_dim > 1024 || c->head_dim % 2)
+        return err_set(err, "%s: head_dim %d must be even and in [2, 1024] (rotary embeddings)", what, c->head_dim);
     if (c->arch != MODEL_ARCH_QWEN3 && c->head_dim * c->n_heads != c->hidden &&
         !json_object_get(root, "head_dim"))
         return err_set(err, "%s: hidden_size %d is not divisible by num_attention_heads %d", what, c->hidden, c->n_heads);

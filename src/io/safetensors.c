@@ -60,9 +60,12 @@ static int cmp_tensor(const void *a, const void *b) {
     return strcmp(((const StTensor *)a)->name, ((const StTensor *)b)->name);
 }
 
+/* by (begin, end), as the reference implementation sorts: a zero-size
+ * tensor sorts before a non-empty one at the same offset */
 static int cmp_by_offset(const void *a, const void *b) {
     const StTensor *x = *(const StTensor *const *)a, *y = *(const StTensor *const *)b;
-    return x->data < y->data ? -1 : x->data > y->data;
+    if (x->data != y->data) return x->data < y->data ? -1 : 1;
+    return x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes;
 }
 
 static void st_free_parsed(StFile *f) {
@@ -303,14 +306,21 @@ int st_write(const char *path, const StWriteTensor *ts, int n, const char *const
     qsort(order, n, sizeof *order, cmp_write);
     for (int i = 1; i < n; i++)
         if (!strcmp(order[i]->name, order[i - 1]->name)) {
+            err_set(err, "%s: duplicate tensor name '%s'", path, order[i]->name);
             free(order);
-            return err_set(err, "%s: duplicate tensor name '%s'", path, order[i]->name);
+            return -1;
         }
     /* Header: the JSON is built by hand so key order is ours (sorted). */
     json_t *root = json_object();
     if (n_meta > 0) {
         json_t *m = json_object();
-        for (int i = 0; i < n_meta; i++) json_object_set_new(m, meta_keys[i], json_string(meta_vals[i]));
+        for (int i = 0; i < n_meta; i++)
+            if (json_object_set_new(m, meta_keys[i], json_string(meta_vals[i])) != 0) { /* not UTF-8 */
+                err_set(err, "%s: __metadata__ '%s' cannot be written (key and value must be UTF-8)", path,
+                        meta_keys[i]);
+                json_decref(m), json_decref(root), free(order);
+                return -1;
+            }
         json_object_set_new(root, "__metadata__", m);
     }
     uint64_t off = 0;
@@ -329,7 +339,15 @@ int st_write(const char *path, const StWriteTensor *ts, int n, const char *const
         json_array_append_new(offs, json_integer((json_int_t)off));
         json_array_append_new(offs, json_integer((json_int_t)(off + nb)));
         json_object_set_new(e, "data_offsets", offs);
-        json_object_set_new(root, t->name, e);
+        /* names the reader would refuse; set_new fails on invalid UTF-8
+         * (and always takes e) */
+        int bad = !t->name[0] || !strcmp(t->name, "__metadata__");
+        if (bad) json_decref(e);
+        if (bad || json_object_set_new(root, t->name, e) != 0) {
+            err_set(err, "%s: tensor name '%s' cannot be written (empty, reserved or not UTF-8)", path, t->name);
+            json_decref(root), free(order);
+            return -1;
+        }
         off += nb;
     }
     char *hdr = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
@@ -434,7 +452,10 @@ int st_checkpoint_open(StCheckpoint *c, const char *dir, Err *err) {
         snprintf(path, sizeof path, "%s/model.safetensors", dir);
         if (access(path, F_OK) != 0)
             return err_set(err, "%s: no model.safetensors or model.safetensors.index.json", dir);
-        if (add_file(c, path, err) != 0) return -1;
+        if (add_file(c, path, err) != 0) {
+            st_checkpoint_close(c); /* frees c->files */
+            return -1;
+        }
     }
     int total = 0;
     for (int i = 0; i < c->n_files; i++) total += c->files[i].n_tensors;
