@@ -84,7 +84,7 @@ static double throughput(Pair *p, int n, int baseline, long *checksum) {
         calls += n;
         el = now_s() - t0;
     } while (el < 1.0);
-    *checksum = sum;
+    *checksum = sum / (calls / n);
     return (double)calls / el;
 }
 
@@ -114,7 +114,12 @@ int main(void) {
     printf("%-44s %14.0f %10.4f\n", "math_equiv on MATH-500 answers", rate, rate / base);
     (void)c1;
     (void)c2;
-    printf("goal >= 100000 verifications/s: %s\n", rate >= 100000 ? "PASS" : "FAIL");
+    long c3, c4;
+    double own = throughput(p, n / 2, 0, &c3), other = throughput(p + n / 2, n - n / 2, 0, &c4);
+    printf("%-44s %14.0f %10.4f   (%ld equal)\n", "  gold vs own solution's boxed answer", own, own / base, c3);
+    printf("%-44s %14.0f %10.4f   (%ld equal)\n", "  gold vs next problem's answer (full parse)", other, other / base, c4);
+    double slowest = own < other ? own : other;
+    printf("goal >= 100000 verifications/s: %s\n", slowest >= 100000 && rate >= 100000 ? "PASS" : "FAIL");
 
     /* worst cases: every reward, adversarial inputs */
     char big_set[8192];

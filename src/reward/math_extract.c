@@ -13,11 +13,17 @@
 static const char *find_last(const char *s, size_t len, const char *pat, size_t *pos) {
     size_t pl = strlen(pat);
     if (len < pl) return NULL;
-    for (size_t i = len - pl + 1; i-- > 0;) {
-        if (s[i] == pat[0] && !memcmp(s + i, pat, pl)) {
+    size_t end = len - pl + 1; /* candidates start in [0, end) */
+    while (end > 0) {
+        /* memrchr is vectorised: jump between occurrences of the first byte */
+        const char *c = memrchr(s, pat[0], end);
+        if (!c) return NULL;
+        size_t i = (size_t)(c - s);
+        if (!memcmp(c, pat, pl)) {
             if (pos) *pos = i;
-            return s + i;
+            return c;
         }
+        end = i;
     }
     return NULL;
 }
