@@ -78,11 +78,19 @@ static unsigned classify(uint32_t c) {
  * we still treat it as a one-byte "other" char to stay total. */
 typedef struct Ch { uint32_t cp; unsigned cls; size_t len; } Ch;
 
-static Ch char_at(const uint8_t *s, size_t n, size_t pos) {
+/* ASCII classes, filled on first use: most text is ASCII. */
+static unsigned char ascii_cls[128];
+static int ascii_ready;
+
+static inline __attribute__((always_inline)) Ch char_at(const uint8_t *s, size_t n, size_t pos) {
     Ch ch = {0, 0, 0};
     if (pos >= n) return ch;
     if (s[pos] < 0x80) {
-        ch.cp = s[pos]; ch.len = 1; ch.cls = classify(ch.cp);
+        if (!ascii_ready) {
+            for (uint32_t c = 0; c < 128; c++) ascii_cls[c] = (unsigned char)classify(c);
+            ascii_ready = 1; /* idempotent: racing threads write the same bytes */
+        }
+        ch.cp = s[pos]; ch.len = 1; ch.cls = ascii_cls[s[pos]];
         return ch;
     }
     ch.len = utf8_decode(s + pos, n - pos, &ch.cp);

@@ -123,9 +123,10 @@ static int bpe_word(Tokenizer *t, const uint8_t *w, size_t n, TokIds *out, Err *
     }
     size_t before = out->n;
     if (bpe_merge(t, w, n, out, err)) return -1;
+    if (out->n - before > TOK_CACHE_MAX_IDS) return 0;
     slot->hash = h;
     slot->len = (uint8_t)n;
-    slot->n_ids = (uint8_t)(out->n - before); /* <= n bytes <= 46 */
+    slot->n_ids = (uint8_t)(out->n - before);
     memcpy(slot->word, w, n);
     memcpy(slot->ids, out->ids + before, slot->n_ids * sizeof(int32_t));
     return 0;
