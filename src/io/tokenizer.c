@@ -106,13 +106,17 @@ static int bpe_merge(Tokenizer *t, const uint8_t *w, size_t n, TokIds *out, Err 
     return 0;
 }
 
-static int bpe_word(Tokenizer *t, const uint8_t *w, size_t n, TokIds *out, Err *err) {
-    if (n == 1) return tokids_push(out, t->byte_id[w[0]], err);
-    if (t->ignore_merges) {
+static int bpe_word_uncached(Tokenizer *t, const uint8_t *w, size_t n, TokIds *out, Err *err) {
+    if (t->ignore_merges) { /* Llama 3: a piece that is a token stays whole */
         int32_t id = tok_vocab_find(t, w, n);
         if (id >= 0) return tokids_push(out, id, err);
     }
-    if (n > TOK_CACHE_MAX_WORD) return bpe_merge(t, w, n, out, err);
+    return bpe_merge(t, w, n, out, err);
+}
+
+static int bpe_word(Tokenizer *t, const uint8_t *w, size_t n, TokIds *out, Err *err) {
+    if (n == 1) return tokids_push(out, t->byte_id[w[0]], err);
+    if (n > TOK_CACHE_MAX_WORD) return bpe_word_uncached(t, w, n, out, err);
     if (!t->cache && !(t->cache = calloc(TOK_CACHE_SLOTS, sizeof *t->cache))) return err_set(err, "out of memory");
     uint64_t h = tok_hash(w, n);
     WordCacheSlot *slot = &t->cache[h & (TOK_CACHE_SLOTS - 1)];
@@ -122,7 +126,7 @@ static int bpe_word(Tokenizer *t, const uint8_t *w, size_t n, TokIds *out, Err *
         return 0;
     }
     size_t before = out->n;
-    if (bpe_merge(t, w, n, out, err)) return -1;
+    if (bpe_word_uncached(t, w, n, out, err)) return -1;
     if (out->n - before > TOK_CACHE_MAX_IDS) return 0;
     slot->hash = h;
     slot->len = (uint8_t)n;
