@@ -84,6 +84,21 @@ static void check_corpus(Tokenizer *tok, const char *name, int nfc) {
         if (nfc && tl) nl = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)tl, &norm, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
         const char *exp = norm ? (const char *)norm : text;
         CHECKF((size_t)nl == ol && !memcmp(out, exp, ol), "%s corpus line %zu: round trip", name, i + 1);
+        /* offsets: same ids; they tile the text exactly when NFC leaves it
+         * alone, and are monotone and in bounds otherwise */
+        TokIds ids2 = {0};
+        TokOffsets offs = {0};
+        CHECK(tokenizer_encode_offsets(tok, text, tl, &ids2, &offs, &err) == 0 && ids2.n == ids.n && offs.n == ids.n);
+        int stable = (size_t)nl == tl && !memcmp(exp, text, tl), tiles = 1, mono = 1;
+        for (size_t k = 0; k < offs.n; k++) {
+            mono &= offs.start[k] <= offs.end[k] && offs.end[k] <= tl && (k == 0 || offs.start[k] >= offs.start[k - 1]);
+            tiles &= offs.start[k] == (k ? offs.end[k - 1] : 0);
+        }
+        if (offs.n) tiles &= offs.end[offs.n - 1] == tl;
+        CHECKF(mono && (!stable || tiles), "%s corpus line %zu: offsets", name, i + 1);
+        free(ids2.ids);
+        free(offs.start);
+        free(offs.end);
         free(norm);
         /* streaming decode one id at a time gives the same text */
         TokDecodeStream st;
