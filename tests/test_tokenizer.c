@@ -116,6 +116,30 @@ static void check_corpus(Tokenizer *tok, const char *name, int nfc) {
     json_decref(want);
 }
 
+/* Random id sequences (split UTF-8 chars, added tokens) decode like HF. */
+static void check_decode(Tokenizer *tok, const char *name) {
+    char path[256];
+    snprintf(path, sizeof path, FIX "%s_decode.jsonl", name);
+    json_t *rows = load_jsonl(path);
+    CHECK(rows && json_array_size(rows) >= 100);
+    Err err = {{0}};
+    for (size_t i = 0; rows && i < json_array_size(rows); i++) {
+        json_t *r = json_array_get(rows, i), *a = json_object_get(r, "ids");
+        TokIds ids = {0};
+        for (size_t k = 0; k < json_array_size(a); k++) tokids_push(&ids, (int32_t)json_integer_value(json_array_get(a, k)), &err);
+        for (int skip = 0; skip < 2; skip++) {
+            json_t *want = json_object_get(r, skip ? "decoded_skip" : "decoded");
+            char *out;
+            size_t ol;
+            CHECK(tokenizer_decode(tok, ids.ids, ids.n, skip, &out, &ol, &err) == 0);
+            CHECKF(ol == json_string_length(want) && !memcmp(out, json_string_value(want), ol), "%s decode row %zu skip=%d", name, i + 1, skip);
+            free(out);
+        }
+        free(ids.ids);
+    }
+    json_decref(rows);
+}
+
 static void check_hashes(Tokenizer *tok, const char *name) {
     char path[256];
     snprintf(path, sizeof path, FIX "%s_hashes.json", name);
@@ -191,6 +215,7 @@ static void check_model(const char *name, int nfc) {
     CHECKF(tokenizer_load(&tok, path, &err) == 0, "%s", err.msg);
     if (!tok) return;
     check_corpus(tok, name, nfc);
+    check_decode(tok, name);
     check_hashes(tok, name);
     /* a decode error names the id */
     int32_t bad = tokenizer_vocab_size(tok) + 5;

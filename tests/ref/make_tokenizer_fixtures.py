@@ -102,6 +102,22 @@ def make_encode():
             rows.append({"ids": ids, "decoded": tk.decode(ids, skip_special_tokens=False),
                          "decoded_skip": tk.decode(ids, skip_special_tokens=True)})
         write_jsonl(os.path.join(OUT, name + "_corpus_ids.jsonl"), rows)
+        # random id sequences, mostly single-byte tokens (split UTF-8) and
+        # added tokens, to pin down lossy decoding and skip_special
+        import random
+        rnd = random.Random(7)
+        byte_ids = sorted(i for i in (tk.token_to_id(chr(c)) for c in list(range(0xA1, 0x100)) + list(range(0x100, 0x144)))
+                          if i is not None)
+        added = sorted(tk.get_added_tokens_decoder().keys())
+        dec_rows = []
+        for _ in range(200):
+            ids = []
+            for _ in range(rnd.randint(1, 10)):
+                r = rnd.random()
+                ids.append(rnd.choice(byte_ids) if r < 0.6 else rnd.choice(added) if r < 0.75 else rnd.randrange(tk.get_vocab_size()))
+            dec_rows.append({"ids": ids, "decoded": tk.decode(ids, skip_special_tokens=False),
+                             "decoded_skip": tk.decode(ids, skip_special_tokens=True)})
+        write_jsonl(os.path.join(OUT, name + "_decode.jsonl"), dec_rows)
         summary = {"stress": [], "datasets": []}
         for unit, count in STRESS:
             ids = tk.encode(unit * count, add_special_tokens=False).ids
