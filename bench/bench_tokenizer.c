@@ -114,15 +114,24 @@ int main(void) {
         double mbps = t.bytes / best / 1e6;
         /* linear scaling: one document of the first ~400 KB, then 10 copies */
         size_t one = 0, k = 0;
-        while (k < t.n && one < 400000) one += t.len[k++] + 1;
+        while (k < t.n && one < 1000000) one += t.len[k++] + 1;
         char *doc = malloc(one * 10 + 1);
         size_t off = 0;
         for (size_t i = 0; i < k; i++) { memcpy(doc + off, t.s[i], t.len[i]); off += t.len[i]; doc[off++] = '\n'; }
         for (int c = 1; c < 10; c++) memcpy(doc + c * one, doc, one);
-        double t1 = encode_one(tok, doc, one), t10 = encode_one(tok, doc, one * 10);
+        double t1 = 1e9, t10 = 1e9, a1 = 1e9, a10 = 1e9;
+        for (int r = 0; r < 3; r++) {
+            double x = encode_one(tok, doc, one), y = encode_one(tok, doc, one * 10);
+            if (x < t1) t1 = x;
+            if (y < t10) t10 = y;
+        }
         /* pathological: one word of 1e5 and 1e6 letters */
-        memset(doc, 'a', one * 10 < 1000000 ? one * 10 : 1000000);
-        double a1 = encode_one(tok, doc, 100000), a10 = encode_one(tok, doc, 1000000 <= one * 10 ? 1000000 : one * 10);
+        memset(doc, 'a', 1000000); /* one * 10 >= 1e7 bytes */
+        for (int r = 0; r < 3; r++) {
+            double x = encode_one(tok, doc, 100000), y = encode_one(tok, doc, 1000000);
+            if (x < a1) a1 = x;
+            if (y < a10) a10 = y;
+        }
         char hfs[32] = "n/a", ratio[32] = "not measured";
         if (hf[m] > 0) { snprintf(hfs, sizeof hfs, "%.2f", hf[m]); snprintf(ratio, sizeof ratio, "%.2fx", mbps / hf[m]); }
         printf("%-8s %10.2f %10.2f %10s %12s %11.2fx %11.2fx\n", names[m], t.bytes / 1e6, mbps, hfs, ratio, t10 / t1, a10 / a1);

@@ -1,7 +1,7 @@
 /* libFuzzer target for the tokenizer: the first input byte picks a mode.
  *   0: load the input as a tokenizer.json (loader must refuse, not crash)
  *   1: encode the input with a small built-in byte-level BPE tokenizer
- *      and check decode(encode(x)) == NFC(x)
+ *      and check decode(encode(x)) == NFC(x) and that offsets are sane
  *   2: decode the input as little-endian ids, whole and streamed
  *   3: pre-tokenize with both patterns and check pieces tile the text
  *   4: render the input as chat messages with every template */
@@ -59,8 +59,14 @@ static Tokenizer *build_tiny(void) {
 static void fuzz_encode(const uint8_t *d, size_t n) {
     if (utf8_validate(d, n) != n) return;
     TokIds ids = {0};
+    TokOffsets offs = {0};
     Err err;
-    if (tokenizer_encode(g_tok, (const char *)d, n, &ids, &err)) abort();
+    if (tokenizer_encode_offsets(g_tok, (const char *)d, n, &ids, &offs, &err)) abort();
+    if (offs.n != ids.n) abort();
+    for (size_t k = 0; k < offs.n; k++)
+        if (offs.start[k] > offs.end[k] || offs.end[k] > n || (k && offs.start[k] < offs.start[k - 1])) abort();
+    free(offs.start);
+    free(offs.end);
     char *out;
     size_t ol;
     if (tokenizer_decode(g_tok, ids.ids, ids.n, 0, &out, &ol, &err)) abort();

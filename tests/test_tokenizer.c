@@ -84,6 +84,21 @@ static void check_corpus(Tokenizer *tok, const char *name, int nfc) {
         if (nfc && tl) nl = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)tl, &norm, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
         const char *exp = norm ? (const char *)norm : text;
         CHECKF((size_t)nl == ol && !memcmp(out, exp, ol), "%s corpus line %zu: round trip", name, i + 1);
+        /* offsets: same ids; they tile the text exactly when NFC leaves it
+         * alone, and are monotone and in bounds otherwise */
+        TokIds ids2 = {0};
+        TokOffsets offs = {0};
+        CHECK(tokenizer_encode_offsets(tok, text, tl, &ids2, &offs, &err) == 0 && ids2.n == ids.n && offs.n == ids.n);
+        int stable = (size_t)nl == tl && !memcmp(exp, text, tl), tiles = 1, mono = 1;
+        for (size_t k = 0; k < offs.n; k++) {
+            mono &= offs.start[k] <= offs.end[k] && offs.end[k] <= tl && (k == 0 || offs.start[k] >= offs.start[k - 1]);
+            tiles &= offs.start[k] == (k ? offs.end[k - 1] : 0);
+        }
+        if (offs.n) tiles &= offs.end[offs.n - 1] == tl;
+        CHECKF(mono && (!stable || tiles), "%s corpus line %zu: offsets", name, i + 1);
+        free(ids2.ids);
+        free(offs.start);
+        free(offs.end);
         free(norm);
         /* streaming decode one id at a time gives the same text */
         TokDecodeStream st;
@@ -99,6 +114,30 @@ static void check_corpus(Tokenizer *tok, const char *name, int nfc) {
     }
     json_decref(corpus);
     json_decref(want);
+}
+
+/* Random id sequences (split UTF-8 chars, added tokens) decode like HF. */
+static void check_decode(Tokenizer *tok, const char *name) {
+    char path[256];
+    snprintf(path, sizeof path, FIX "%s_decode.jsonl", name);
+    json_t *rows = load_jsonl(path);
+    CHECK(rows && json_array_size(rows) >= 100);
+    Err err = {{0}};
+    for (size_t i = 0; rows && i < json_array_size(rows); i++) {
+        json_t *r = json_array_get(rows, i), *a = json_object_get(r, "ids");
+        TokIds ids = {0};
+        for (size_t k = 0; k < json_array_size(a); k++) tokids_push(&ids, (int32_t)json_integer_value(json_array_get(a, k)), &err);
+        for (int skip = 0; skip < 2; skip++) {
+            json_t *want = json_object_get(r, skip ? "decoded_skip" : "decoded");
+            char *out;
+            size_t ol;
+            CHECK(tokenizer_decode(tok, ids.ids, ids.n, skip, &out, &ol, &err) == 0);
+            CHECKF(ol == json_string_length(want) && !memcmp(out, json_string_value(want), ol), "%s decode row %zu skip=%d", name, i + 1, skip);
+            free(out);
+        }
+        free(ids.ids);
+    }
+    json_decref(rows);
 }
 
 static void check_hashes(Tokenizer *tok, const char *name) {
@@ -176,6 +215,7 @@ static void check_model(const char *name, int nfc) {
     CHECKF(tokenizer_load(&tok, path, &err) == 0, "%s", err.msg);
     if (!tok) return;
     check_corpus(tok, name, nfc);
+    check_decode(tok, name);
     check_hashes(tok, name);
     /* a decode error names the id */
     int32_t bad = tokenizer_vocab_size(tok) + 5;

@@ -72,7 +72,30 @@ static void check_fixtures(void) {
             }
             if (!toks[k]) continue;
             TokIds got = {0};
-            CHECK(tokenizer_encode(toks[k], r.text, r.len, &got, &err) == 0);
+            TokOffsets offs = {0};
+            CHECK(tokenizer_encode_offsets(toks[k], r.text, r.len, &got, &offs, &err) == 0);
+            /* the SFT mask selects exactly the assistant spans' text */
+            unsigned char *mask = malloc(got.n + 1);
+            chat_assistant_mask(&r, offs.start, got.n, mask);
+            TokIds sel = {0};
+            for (size_t i = 0; i < got.n; i++)
+                if (mask[i]) CHECK(tokids_push(&sel, got.ids[i], &err) == 0);
+            char *dec;
+            size_t dl;
+            CHECK(tokenizer_decode(toks[k], sel.ids, sel.n, 0, &dec, &dl, &err) == 0);
+            char *cat = malloc(r.len + 1);
+            size_t cl = 0;
+            for (size_t q = 0; q < r.n_spans; q++) {
+                memcpy(cat + cl, r.text + r.spans[q].start, r.spans[q].end - r.spans[q].start);
+                cl += r.spans[q].end - r.spans[q].start;
+            }
+            CHECKF(dl == cl && !memcmp(dec, cat, cl), "template %s row %d: masked tokens != assistant spans", name, rows + 1);
+            free(dec);
+            free(cat);
+            free(sel.ids);
+            free(mask);
+            free(offs.start);
+            free(offs.end);
             int same = got.n == json_array_size(ids);
             for (size_t i = 0; same && i < got.n; i++) same = got.ids[i] == json_integer_value(json_array_get(ids, i));
             CHECKF(same, "template %s row %d: ids differ", name, rows + 1);

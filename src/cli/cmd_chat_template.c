@@ -20,7 +20,8 @@ static void usage(FILE *fp) {
             "  --tokenizer-config: pick the built-in matching tokenizer_config.json's chat_template\n"
             "  stdin: JSON lines {\"messages\": [{\"role\": ..., \"content\": ...}, ...]} or {\"prompt\": ...}\n"
             "         (optional per line: \"add_generation_prompt\": true/false)\n"
-            "  stdout: {\"text\": ..., \"assistant_spans\": [[start, end], ...] (bytes), \"ids\": [...] with --tokenizer}\n"
+            "  stdout: {\"text\": ..., \"assistant_spans\": [[start, end], ...] (bytes),\n"
+            "           with --tokenizer also \"ids\": [...] and \"assistant_mask\": [0/1 per id] (SFT loss mask)}\n"
             "  By default a generation prompt is added unless the last message is the assistant's.\n");
 }
 
@@ -53,11 +54,25 @@ static int render_line(const ChatTemplate *tpl, Tokenizer *tok, json_t *obj, int
     json_object_set_new(out, "assistant_spans", sp);
     if (tok) {
         TokIds ids = {0};
-        if (tokenizer_encode(tok, r->text, r->len, &ids, err)) { json_decref(out); free(ids.ids); return -1; }
-        json_t *a = json_array();
-        for (size_t i = 0; i < ids.n; i++) json_array_append_new(a, json_integer(ids.ids[i]));
-        json_object_set_new(out, "ids", a);
+        TokOffsets offs = {0};
+        unsigned char *mask = NULL;
+        int rc2 = tokenizer_encode_offsets(tok, r->text, r->len, &ids, &offs, err);
+        if (!rc2 && !(mask = malloc(ids.n + 1))) rc2 = err_set(err, "out of memory");
+        if (!rc2) {
+            chat_assistant_mask(r, offs.start, ids.n, mask);
+            json_t *a = json_array(), *mk = json_array();
+            for (size_t i = 0; i < ids.n; i++) {
+                json_array_append_new(a, json_integer(ids.ids[i]));
+                json_array_append_new(mk, json_integer(mask[i]));
+            }
+            json_object_set_new(out, "ids", a);
+            json_object_set_new(out, "assistant_mask", mk);
+        }
+        free(mask);
+        free(offs.start);
+        free(offs.end);
         free(ids.ids);
+        if (rc2) { json_decref(out); return -1; }
     }
     char *s = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(out);

@@ -366,3 +366,11 @@ int chat_render(const ChatTemplate *t, const ChatMessage *m, size_t n, int gen, 
     }
     return err_set(err, "invalid chat template");
 }
+
+void chat_assistant_mask(const ChatRender *r, const size_t *tok_start, size_t n, unsigned char *mask) {
+    size_t k = 0; /* spans are in text order, so one merge-like pass */
+    for (size_t i = 0; i < n; i++) {
+        while (k < r->n_spans && r->spans[k].end <= tok_start[i]) k++;
+        mask[i] = k < r->n_spans && r->spans[k].start <= tok_start[i];
+    }
+}

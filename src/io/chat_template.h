@@ -59,4 +59,9 @@ int chat_render(const ChatTemplate *t, const ChatMessage *msgs, size_t n, int ad
                 Err *err);
 void chat_render_free(ChatRender *r);
 
+/* Loss mask for SFT: mask[i] = 1 when token i (which starts at byte
+ * tok_start[i] of r->text, see tokenizer_encode_offsets) starts inside an
+ * assistant span, else 0. Starts must be non-decreasing. */
+void chat_assistant_mask(const ChatRender *r, const size_t *tok_start, size_t n_tokens, unsigned char *mask);
+
 #endif

@@ -32,6 +32,24 @@ static int is_white_space(uint32_t c) {
            c == 0x3000;
 }
 
+/* Letters and numbers assigned after the Unicode version of the system's
+ * libutf8proc but known to HF's regex engine; generated and checked by
+ * tests/ref/make_unicode_delta.py. */
+static const struct { uint32_t lo, hi; unsigned cls; } UNICODE_DELTA[] = {
+#include "io/unicode_delta.inc"
+};
+
+static int delta_class(uint32_t c) {
+    size_t lo = 0, hi = sizeof UNICODE_DELTA / sizeof UNICODE_DELTA[0];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c < UNICODE_DELTA[mid].lo) hi = mid;
+        else if (c > UNICODE_DELTA[mid].hi) lo = mid + 1;
+        else return UNICODE_DELTA[mid].cls == 1 ? C_L : UNICODE_DELTA[mid].cls == 2 ? C_N : 0;
+    }
+    return -1;
+}
+
 static unsigned classify(uint32_t c) {
     if (c < 0x80) {
         if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return C_L;
@@ -40,6 +58,10 @@ static unsigned classify(uint32_t c) {
         return is_white_space(c) ? C_WS : 0;
     }
     if (is_white_space(c)) return C_WS;
+    if (c >= 0x1C89) {
+        int d = delta_class(c);
+        if (d >= 0) return (unsigned)d;
+    }
     switch (utf8proc_category((utf8proc_int32_t)c)) {
     case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
     case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO:
@@ -56,11 +78,19 @@ static unsigned classify(uint32_t c) {
  * we still treat it as a one-byte "other" char to stay total. */
 typedef struct Ch { uint32_t cp; unsigned cls; size_t len; } Ch;
 
-static Ch char_at(const uint8_t *s, size_t n, size_t pos) {
+/* ASCII classes, filled on first use: most text is ASCII. */
+static unsigned char ascii_cls[128];
+static int ascii_ready;
+
+static inline __attribute__((always_inline)) Ch char_at(const uint8_t *s, size_t n, size_t pos) {
     Ch ch = {0, 0, 0};
     if (pos >= n) return ch;
     if (s[pos] < 0x80) {
-        ch.cp = s[pos]; ch.len = 1; ch.cls = classify(ch.cp);
+        if (!ascii_ready) {
+            for (uint32_t c = 0; c < 128; c++) ascii_cls[c] = (unsigned char)classify(c);
+            ascii_ready = 1; /* idempotent: racing threads write the same bytes */
+        }
+        ch.cp = s[pos]; ch.len = 1; ch.cls = ascii_cls[s[pos]];
         return ch;
     }
     ch.len = utf8_decode(s + pos, n - pos, &ch.cp);

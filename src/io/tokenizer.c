@@ -106,13 +106,17 @@ static int bpe_merge(Tokenizer *t, const uint8_t *w, size_t n, TokIds *out, Err 
     return 0;
 }
 
-static int bpe_word(Tokenizer *t, const uint8_t *w, size_t n, TokIds *out, Err *err) {
-    if (n == 1) return tokids_push(out, t->byte_id[w[0]], err);
-    if (t->ignore_merges) {
+static int bpe_word_uncached(Tokenizer *t, const uint8_t *w, size_t n, TokIds *out, Err *err) {
+    if (t->ignore_merges) { /* Llama 3: a piece that is a token stays whole */
         int32_t id = tok_vocab_find(t, w, n);
         if (id >= 0) return tokids_push(out, id, err);
     }
-    if (n > TOK_CACHE_MAX_WORD) return bpe_merge(t, w, n, out, err);
+    return bpe_merge(t, w, n, out, err);
+}
+
+static int bpe_word(Tokenizer *t, const uint8_t *w, size_t n, TokIds *out, Err *err) {
+    if (n == 1) return tokids_push(out, t->byte_id[w[0]], err);
+    if (n > TOK_CACHE_MAX_WORD) return bpe_word_uncached(t, w, n, out, err);
     if (!t->cache && !(t->cache = calloc(TOK_CACHE_SLOTS, sizeof *t->cache))) return err_set(err, "out of memory");
     uint64_t h = tok_hash(w, n);
     WordCacheSlot *slot = &t->cache[h & (TOK_CACHE_SLOTS - 1)];
@@ -122,21 +126,63 @@ static int bpe_word(Tokenizer *t, const uint8_t *w, size_t n, TokIds *out, Err *
         return 0;
     }
     size_t before = out->n;
-    if (bpe_merge(t, w, n, out, err)) return -1;
+    if (bpe_word_uncached(t, w, n, out, err)) return -1;
+    if (out->n - before > TOK_CACHE_MAX_IDS) return 0;
     slot->hash = h;
     slot->len = (uint8_t)n;
-    slot->n_ids = (uint8_t)(out->n - before); /* <= n bytes <= 46 */
+    slot->n_ids = (uint8_t)(out->n - before);
     memcpy(slot->word, w, n);
     memcpy(slot->ids, out->ids + before, slot->n_ids * sizeof(int32_t));
     return 0;
 }
 
+/* Where emitted ids go, and how positions in the buffer being encoded map
+ * back to the caller's text: identity for raw text, proportional inside a
+ * gap that NFC changed (exact when NFC leaves the gap alone, the usual
+ * case, and always monotone). */
+typedef struct EncCtx {
+    TokIds *out;
+    TokOffsets *offs; /* NULL: offsets not wanted */
+    const uint8_t *buf0;
+    size_t base, buf_len, orig_len;
+} EncCtx;
+
+static size_t map_pos(const EncCtx *c, size_t pos) {
+    if (c->buf_len == c->orig_len) return c->base + pos;
+    return c->base + (size_t)((double)pos * (double)c->orig_len / (double)c->buf_len + 0.5);
+}
+
+static int offs_push(EncCtx *c, size_t start, size_t end, Err *err) {
+    TokOffsets *o = c->offs;
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 256;
+        size_t *a = realloc(o->start, cap * sizeof *a), *b;
+        if (!a) return err_set(err, "out of memory");
+        o->start = a;
+        b = realloc(o->end, cap * sizeof *b);
+        if (!b) return err_set(err, "out of memory");
+        o->end = b;
+        o->cap = cap;
+    }
+    o->start[o->n] = map_pos(c, start);
+    o->end[o->n++] = map_pos(c, end);
+    return 0;
+}
+
 /* Pre-tokenize then BPE each piece. */
-static int encode_plain(Tokenizer *t, const uint8_t *s, size_t n, TokIds *out, Err *err) {
+static int encode_plain(Tokenizer *t, EncCtx *c, const uint8_t *s, size_t n, Err *err) {
     size_t pos = 0;
     while (pos < n) {
         size_t end = pretok_next(t->pretok, s, n, pos);
-        if (bpe_word(t, s + pos, end - pos, out, err)) return -1;
+        size_t before = c->out->n;
+        if (bpe_word(t, s + pos, end - pos, c->out, err)) return -1;
+        /* a word's tokens spell its bytes in order */
+        size_t p = (size_t)(s - c->buf0) + pos;
+        for (size_t k = before; c->offs && k < c->out->n; k++) {
+            size_t l = t->mod_len[c->out->ids[k]];
+            if (offs_push(c, p, p + l, err)) return -1;
+            p += l;
+        }
         pos = end;
     }
     return 0;
@@ -186,12 +232,12 @@ static uint32_t char_before(const uint8_t *s, size_t end, size_t *start) {
     return cp;
 }
 
-typedef int (*GapFn)(Tokenizer *t, const uint8_t *s, size_t n, TokIds *out, Err *err);
+typedef int (*GapFn)(Tokenizer *t, EncCtx *c, const uint8_t *s, size_t n, Err *err);
 
 /* Splits a sentence on added tokens, applying single_word / lstrip /
  * rstrip as HF's AddedVocabulary::find_matches does, and hands the text
  * between tokens to gap(). */
-static int split_added(Tokenizer *t, const AddedSet *set, const uint8_t *s, size_t n, GapFn gap, TokIds *out, Err *err) {
+static int split_added(Tokenizer *t, EncCtx *c, const AddedSet *set, const uint8_t *s, size_t n, GapFn gap, Err *err) {
     size_t start_offset = 0, search = 0, ms;
     int ai;
     while (search < n && (ai = find_added(t, set, s, n, search, &ms)) >= 0) {
@@ -220,35 +266,44 @@ static int split_added(Tokenizer *t, const AddedSet *set, const uint8_t *s, size
         }
         /* a previous token's rstrip may already cover this start; HF then
          * emits the token without a gap, and so do we */
-        if (start_offset < start && gap(t, s + start_offset, start - start_offset, out, err)) return -1;
-        if (tokids_push(out, a->id, err)) return -1;
+        if (start_offset < start && gap(t, c, s + start_offset, start - start_offset, err)) return -1;
+        if (tokids_push(c->out, a->id, err)) return -1;
+        size_t p = (size_t)(s - c->buf0);
+        if (c->offs && offs_push(c, p + start, p + stop, err)) return -1;
         start_offset = stop;
     }
-    if (start_offset < n) return gap(t, s + start_offset, n - start_offset, out, err);
+    if (start_offset < n) return gap(t, c, s + start_offset, n - start_offset, err);
     return 0;
 }
 
-static int encode_normalized_piece(Tokenizer *t, const uint8_t *s, size_t n, TokIds *out, Err *err) {
-    return split_added(t, &t->norm_set, s, n, encode_plain, out, err);
+static int encode_normalized_piece(Tokenizer *t, EncCtx *c, const uint8_t *s, size_t n, Err *err) {
+    return split_added(t, c, &t->norm_set, s, n, encode_plain, err);
 }
 
 /* Text between raw-matched added tokens: normalize, then split on the
  * normalized added tokens, then pre-tokenize. */
-static int encode_gap(Tokenizer *t, const uint8_t *s, size_t n, TokIds *out, Err *err) {
+static int encode_gap(Tokenizer *t, EncCtx *c, const uint8_t *s, size_t n, Err *err) {
     int ascii = 1;
     for (size_t i = 0; i < n && ascii; i++) ascii = s[i] < 0x80;
-    if (!t->nfc || ascii) return encode_normalized_piece(t, s, n, out, err);
+    if (!t->nfc || ascii) return encode_normalized_piece(t, c, s, n, err);
     utf8proc_uint8_t *o = NULL;
     utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &o, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
     if (r < 0) return err_set(err, "NFC normalization failed: %s", utf8proc_errmsg(r));
-    int rc = encode_normalized_piece(t, o, (size_t)r, out, err);
+    /* raw text is the caller's text, so s - buf0 is an offset into it */
+    EncCtx sub = {c->out, c->offs, o, (size_t)(s - c->buf0), (size_t)r, n};
+    int rc = encode_normalized_piece(t, &sub, o, (size_t)r, err);
     free(o);
     return rc;
 }
 
-int tokenizer_encode(Tokenizer *t, const char *text, size_t len, TokIds *out, Err *err) {
+int tokenizer_encode_offsets(Tokenizer *t, const char *text, size_t len, TokIds *out, TokOffsets *offs, Err *err) {
     const uint8_t *s = (const uint8_t *)text;
     size_t bad = utf8_validate(s, len);
     if (bad != len) return err_set(err, "invalid UTF-8 at byte %zu of the input text", bad);
-    return split_added(t, &t->raw_set, s, len, encode_gap, out, err);
+    EncCtx c = {out, offs, s, 0, len, len};
+    return split_added(t, &c, &t->raw_set, s, len, encode_gap, err);
+}
+
+int tokenizer_encode(Tokenizer *t, const char *text, size_t len, TokIds *out, Err *err) {
+    return tokenizer_encode_offsets(t, text, len, out, NULL, err);
 }

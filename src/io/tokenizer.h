@@ -31,6 +31,17 @@ void tokenizer_free(Tokenizer *tok);
  * error gives the byte offset otherwise); NUL bytes are ordinary chars. */
 int tokenizer_encode(Tokenizer *tok, const char *text, size_t len, TokIds *out, Err *err);
 
+/* Byte range [start, end) of the caller's text that each id came from,
+ * parallel to TokIds (free start and end). Exact unless NFC changed the
+ * text around the token; then the range is scaled within that stretch. */
+typedef struct TokOffsets {
+    size_t *start, *end;
+    size_t n, cap;
+} TokOffsets;
+
+/* tokenizer_encode that also appends offsets (offs may be NULL). */
+int tokenizer_encode_offsets(Tokenizer *tok, const char *text, size_t len, TokIds *out, TokOffsets *offs, Err *err);
+
 /* Decodes ids to a malloc'd NUL-terminated string (*len excludes the NUL).
  * Invalid UTF-8 from partial tokens becomes U+FFFD, as HF does.
  * skip_special drops added tokens marked special (e.g. <|im_end|>). */

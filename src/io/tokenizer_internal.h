@@ -34,11 +34,15 @@ typedef struct AddedSet {
 typedef struct WordCacheSlot {
     uint64_t hash;
     uint8_t len, n_ids; /* len 0 = empty */
-    uint8_t word[46];
-    int32_t ids[46];
+    uint8_t word[30];
+    int32_t ids[16];
 } WordCacheSlot;
-#define TOK_CACHE_SLOTS 8192
-#define TOK_CACHE_MAX_WORD 46
+#define TOK_CACHE_SLOTS 32768
+#define TOK_CACHE_MAX_WORD 30
+#define TOK_CACHE_MAX_IDS 16
+
+/* One slot per merge, key and value together: one cache miss a lookup. */
+typedef struct TokPair { uint64_t key; int32_t rank, new_id; } TokPair;
 
 typedef struct BpeSym { int32_t id, prev, next, len; } BpeSym;
 typedef struct BpeHeapEnt { int32_t rank, pos, new_id; } BpeHeapEnt;
@@ -61,8 +65,7 @@ struct Tokenizer {
     int32_t byte_id[256];
 
     /* merges: (left id, right id) -> (rank, merged id) */
-    uint64_t *pair_key;  /* UINT64_MAX = empty */
-    int32_t *pair_rank, *pair_new;
+    TokPair *pairs;      /* open addressing; key UINT64_MAX = empty */
     size_t pair_mask;
 
     AddedTok *added;

@@ -45,9 +45,9 @@ int tok_pair_find(const Tokenizer *t, int32_t a, int32_t b, int32_t *rank, int32
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     size_t i = pair_hash(key) & t->pair_mask;
     for (;;) {
-        uint64_t k = t->pair_key[i];
-        if (k == UINT64_MAX) return -1;
-        if (k == key) { *rank = t->pair_rank[i]; *new_id = t->pair_new[i]; return 0; }
+        const TokPair *p = &t->pairs[i];
+        if (p->key == UINT64_MAX) return -1;
+        if (p->key == key) { *rank = p->rank; *new_id = p->new_id; return 0; }
         i = (i + 1) & t->pair_mask;
     }
 }
@@ -222,11 +222,9 @@ static int merge_side(Tokenizer *t, const int16_t *rev, const char *s, size_t n,
 static int load_merges(Tokenizer *t, const json_t *merges, const int16_t *rev, Err *err) {
     size_t nm = json_array_size(merges);
     t->pair_mask = pow2_at_least(nm * 2 + 2) - 1;
-    t->pair_key = malloc((t->pair_mask + 1) * sizeof *t->pair_key);
-    t->pair_rank = malloc((t->pair_mask + 1) * sizeof *t->pair_rank);
-    t->pair_new = malloc((t->pair_mask + 1) * sizeof *t->pair_new);
-    if (!t->pair_key || !t->pair_rank || !t->pair_new) return err_set(err, "out of memory");
-    memset(t->pair_key, 0xFF, (t->pair_mask + 1) * sizeof *t->pair_key);
+    t->pairs = malloc((t->pair_mask + 1) * sizeof *t->pairs);
+    if (!t->pairs) return err_set(err, "out of memory");
+    for (size_t i = 0; i <= t->pair_mask; i++) t->pairs[i].key = UINT64_MAX;
     uint8_t *buf = NULL, *cat = NULL;
     size_t cap = 0;
     int rc = 0;
@@ -275,10 +273,8 @@ static int load_merges(Tokenizer *t, const json_t *merges, const int16_t *rev, E
         /* HF builds a map from the list, so a repeated pair keeps its last rank */
         uint64_t key = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib;
         size_t i = pair_hash(key) & t->pair_mask;
-        while (t->pair_key[i] != UINT64_MAX && t->pair_key[i] != key) i = (i + 1) & t->pair_mask;
-        t->pair_key[i] = key;
-        t->pair_rank[i] = (int32_t)r;
-        t->pair_new[i] = inew;
+        while (t->pairs[i].key != UINT64_MAX && t->pairs[i].key != key) i = (i + 1) & t->pair_mask;
+        t->pairs[i] = (TokPair){key, (int32_t)r, inew};
         free(tmp);
     }
     free(buf);
@@ -443,7 +439,7 @@ static void free_set(AddedSet *s) { free(s->idx); }
 void tokenizer_free(Tokenizer *t) {
     if (!t) return;
     free(t->arena); free(t->mod_off); free(t->mod_len); free(t->mod_raw); free(t->vmap);
-    free(t->pair_key); free(t->pair_rank); free(t->pair_new);
+    free(t->pairs);
     for (size_t i = 0; i < t->n_added; i++) {
         free(t->added[i].content); free(t->added[i].dec); free(t->added[i].match);
     }
