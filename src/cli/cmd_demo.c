@@ -7,7 +7,7 @@
 #include "pipeline/demo.h"
 
 int cmd_demo(int argc, char **argv) {
-    DemoConfig c = {.run_dir = "runs/demo", .seed = 1, .sft_epochs = 3, .grpo_steps = 60};
+    DemoConfig c = {.run_dir = "runs/demo", .seed = 1, .sft_epochs = 3, .grpo_steps = 100};
     for (int i = 1; i < argc; i++) {
         int64_t v;
         int r;

@@ -358,7 +358,7 @@ static void log_sample_group(Trainer *t, const Rollout *ro, int g, int prompt_id
         json_t *ex = json_object();
         json_object_set_new(ex, "answer", json_incref(json_object_get(t->train.ex[prompt_idx].record, "answer")));
         json_object_set_new(ex, "tokens", json_integer(ro->out[i].n));
-        samples_write(&t->sw, t->st.step, ptext ? ptext : "", ro->text[i], rw, ex, err);
+        samples_write(&t->sw, t->st.step + 1, ptext ? ptext : "", ro->text[i], rw, ex, err);
         json_decref(rw);
         json_decref(ex);
     }
