@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "backend/cpu/blas.h"
+#include "backend/profile.h"
 #include "gen/generate.h"
 #include "model/model.h"
 #include "model/shapes.h"
@@ -119,13 +120,14 @@ static double bench_sample(Model *m, int batch, int P, int M) {
 
 int main(int argc, char **argv) {
     const char *shape = "tiny";
-    int threads = 0, torch = 1;
+    int threads = 0, torch = 1, profile = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--shape") && i + 1 < argc) shape = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-torch")) torch = 0;
+        else if (!strcmp(argv[i], "--profile")) profile = 1, torch = 0;
         else {
-            fprintf(stderr, "usage: bench_model [--shape NAME] [--threads N] [--no-torch]\n");
+            fprintf(stderr, "usage: bench_model [--shape NAME] [--threads N] [--no-torch] [--profile]\n");
             return 2;
         }
     }
@@ -141,13 +143,20 @@ int main(int argc, char **argv) {
     Dims d = big ? (Dims){1, 256, 3, 16} : (Dims){4, 256, 5, 64};
     const int P = 32;
     Model m;
-    if (model_create(&m, &cfg, backend_cpu(), &err) != 0) {
+    if (model_create(&m, &cfg, profile ? backend_profiled(backend_cpu()) : backend_cpu(), &err) != 0) {
         fprintf(stderr, "bench_model: %s\n", err.msg);
         return 1;
     }
     model_init_random(&m, 1, 0.02f);
     printf("shape %s: %.1fM parameters, %d threads, OpenBLAS core %s\n", shape, m.n_floats / 1e6, threads,
            blas_core_name());
+    if (profile) { /* time the ops of training steps only */
+        double tr = bench_train(&m, d);
+        printf("train %.1f tokens/s; time per op over %d steps:\n", tr, d.steps + 1);
+        backend_profile_report(stdout);
+        model_free(&m);
+        return 0;
+    }
     double bw = read_bandwidth_gbs();
     double s1 = bench_sample(&m, 1, P, d.M);
     double s16 = bench_sample(&m, 16, P, d.M);

@@ -684,18 +684,18 @@ static void test_lm_head(int N, int C, int V, float temp) {
     fd_grad(loss_lm, &c, c.x, nx, gx);
     fd_grad(loss_lm, &c, c.w, nw, gw);
     float *dx = randf(nx, 9.0f), *dw = be->alloc(nw * 4);
-    be->lm_head_logprob_backward(dx, dw, R, x, w, target, N, C, V, temp);
+    be->lm_head_logprob_backward(dx, dw, R, x, w, NULL, target, N, C, V, temp);
     snprintf(tag, sizeof tag, "lm_head_logprob_backward dx N=%d C=%d V=%d temp=%g", N, C, V, temp);
     CHECK_CLOSE(tag, dx, gx, nx, BWD_TOL);
     snprintf(tag, sizeof tag, "lm_head_logprob_backward dw N=%d C=%d V=%d temp=%g", N, C, V, temp);
     CHECK_CLOSE(tag, dw, gw, nw, BWD_TOL);
-    /* dx overwritten, dw accumulated */
-    be->lm_head_logprob_backward(dx, dw, R, x, w, target, N, C, V, temp);
+    /* dx overwritten, dw accumulated; the forward's logits kept instead of recomputed */
+    be->lm_head_logprob_backward(dx, dw, R, x, w, logits, target, N, C, V, temp);
     for (size_t i = 0; i < nw; i++) gw[i] *= 2;
     CHECK_CLOSE("lm_head_logprob_backward dx overwritten", dx, gx, nx, BWD_TOL);
     CHECK_CLOSE("lm_head_logprob_backward dw accumulates", dw, gw, nw, BWD_TOL);
     /* dw NULL */
-    be->lm_head_logprob_backward(dx, NULL, R, x, w, target, N, C, V, temp);
+    be->lm_head_logprob_backward(dx, NULL, R, x, w, NULL, target, N, C, V, temp);
     CHECK_CLOSE("lm_head_logprob_backward dw=NULL", dx, gx, nx, BWD_TOL);
 
     be->free(x), be->free(w), be->free(R), be->free(logp), be->free(ent), be->free(logits), be->free(logp2);

@@ -85,9 +85,10 @@ typedef struct Backend {
     void (*lm_head_logprob_forward)(float *logp, float *ent, float *logits_out, const float *x, const float *w,
                                     const int32_t *target, int N, int C, int V, float temp);
     /* Given dlogp(N) (gradient of the loss w.r.t. each logp), dx(N,C) =
-     * (overwritten) and dw(V,C) +=. Recomputes the logits chunk by chunk. */
+     * (overwritten) and dw(V,C) +=. logits (N,V): the forward's logits_out
+     * when it was kept, else NULL and they are recomputed chunk by chunk. */
     void (*lm_head_logprob_backward)(float *dx, float *dw, const float *dlogp, const float *x, const float *w,
-                                     const int32_t *target, int N, int C, int V, float temp);
+                                     const float *logits, const int32_t *target, int N, int C, int V, float temp);
 
     /* sum of squares in double (for the global gradient norm) */
     double (*sumsq)(const float *x, size_t n);

@@ -109,6 +109,9 @@ typedef struct Acts {
     float *lnf, *rstdf;
     int32_t *ids, *target, *pos; /* (N) */
     float *logp, *ent; /* (N): row b*T+t predicts ids[b][t+1]; last column 0 */
+    float *logits_cache; /* (cap_N, V) when small enough: backward reuses the
+                          * forward's logits instead of recomputing them */
+    const float *logits_kept; /* what the last forward wrote, or NULL */
     float temp;
     /* backward scratch */
     float *dres, *dln, *dqkv, *dq, *dk, *dv, *dq_pre, *dk_pre, *datt, *dgu, *dh, *tmp;

@@ -6,6 +6,8 @@
 
 #include "model/model.h"
 
+#define ACTS_LOGITS_CACHE_MAX ((size_t)128 << 20)
+
 /* Sizes (in floats) of one layer's activations. */
 static size_t layer_floats(const Model *m, int B, int T) {
     const ModelConfig *c = &m->cfg;
@@ -91,6 +93,7 @@ int acts_create(Acts *a, const Model *m, int B, int T, int recompute, Err *err) 
     }
     a->lnf = take(&cv, N * C);
     a->rstdf = take(&cv, N);
+    a->logits_cache = NULL;
     a->logp = take(&cv, N);
     a->ent = take(&cv, N);
     a->dres = take(&cv, N * C);
@@ -107,11 +110,16 @@ int acts_create(Acts *a, const Model *m, int B, int T, int recompute, Err *err) 
     a->dgu = take(&cv, N * 2 * I);
     a->dh = take(&cv, N * I);
     a->tmp = take(&cv, N * C);
+    /* Keep the forward's logits for backward when they are small next to
+     * everything else (a 150k vocabulary at 1k tokens is 600 MB: recompute). */
+    size_t lbytes = N * (size_t)c->vocab_size * sizeof(float);
+    if (lbytes <= ACTS_LOGITS_CACHE_MAX && !recompute) a->logits_cache = m->be->alloc(lbytes);
     return 0;
 }
 
 void acts_free(Acts *a, const Model *m) {
     if (a->layer_x) m->be->free(a->layer_x[0]);
+    if (a->logits_cache) m->be->free(a->logits_cache);
     free(a->layers);
     free(a->layer_x);
     free(a->ids);
@@ -165,8 +173,10 @@ int model_forward(Model *m, Acts *a, const int32_t *ids, int B, int T, float tem
     for (int l = 0; l < c->n_layers; l++)
         layer_forward(m, a, &a->layers[a->recompute ? 0 : l], l, a->layer_x[l], a->layer_x[l + 1]);
     be->rmsnorm_forward(a->lnf, a->rstdf, a->layer_x[c->n_layers], m->w.final_norm, N, c->hidden, (float)c->rms_eps);
-    be->lm_head_logprob_forward(a->logp, a->ent, logits_out, a->lnf, m->w.lm_head, a->target, N, c->hidden,
-                                c->vocab_size, temp);
+    float *lg = logits_out ? logits_out : a->logits_cache;
+    be->lm_head_logprob_forward(a->logp, a->ent, lg, a->lnf, m->w.lm_head, a->target, N, c->hidden, c->vocab_size,
+                                temp);
+    a->logits_kept = lg;
     return 0;
 }
 
@@ -203,8 +213,8 @@ void model_backward(Model *m, Acts *a, const float *dlogp) {
     const Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
     int N = a->N, C = c->hidden, L = c->n_layers;
-    be->lm_head_logprob_backward(a->dln, m->g.lm_head, dlogp, a->lnf, m->w.lm_head, a->target, N, C, c->vocab_size,
-                                 a->temp);
+    be->lm_head_logprob_backward(a->dln, m->g.lm_head, dlogp, a->lnf, m->w.lm_head, a->logits_kept, a->target, N, C,
+                                 c->vocab_size, a->temp);
     be->zero(a->dres, (size_t)N * C * sizeof(float));
     be->rmsnorm_backward(a->dres, m->g.final_norm, a->dln, a->layer_x[L], m->w.final_norm, a->rstdf, N, C);
     for (int l = L - 1; l >= 0; l--) {
