@@ -63,6 +63,10 @@ test: $(BUILD)/r1c $(TEST_BIN)
 bench: $(BUILD)/r1c $(BENCH_BIN)
 	@./scripts/run-bench.sh $(BUILD)
 
+# The main job: R1-Zero in miniature (task, tokenizer, base model, GRPO).
+demo: $(BUILD)/r1c
+	./$(BUILD)/r1c demo
+
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -Wno-unknown-pragmas -fsanitize=fuzzer,address,undefined
 fuzz: $(DEPS_STAMP)
 	@mkdir -p build-fuzz

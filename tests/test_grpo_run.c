@@ -1,0 +1,190 @@
+/* `r1c grpo` end to end on a tiny model the demo pipeline builds in
+ * seconds: exact resume (a run stopped at step 2 and resumed equals the
+ * uninterrupted run, weights and optimizer bit for bit, metrics line for
+ * line but the timings), kill -9 at random moments leaving a loadable
+ * checkpoint, SIGINT saving one, and bad recipes refused before any work. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "model/model.h"
+#include "train/checkpoint.h"
+
+static const char *R1C = "build/r1c";
+static char D[64]; /* work directory */
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static const char *COMMON =
+    "template=r1-zero 'system_prompt=The Assistant thinks inside <think> </think> and then answers inside <answer> "
+    "</answer>.' rewards=math,format:0.5 'stop=</answer>' group_size=4 prompts_per_step=4 max_prompt_len=64 "
+    "max_completion_len=24 micro_batch=6 gen_batch=16 optim.lr=1e-3 seed=3 quiet=true plot_every=0 samples_every=1 "
+    "mu=2 loss.beta=0.02 loss.epsilon_high=0.28";
+
+/* metrics.jsonl without the wall-clock fields */
+static char *metrics_sans_time(const char *run) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd,
+             "sed -E 's/,\"(time\\/[a-z]+|tokens_per_s)\":[^,}]*//g' %s/metrics.jsonl > %s/metrics.notime", run, run);
+    if (system(cmd) != 0) return NULL;
+    char path[600], *buf = NULL;
+    snprintf(path, sizeof path, "%s/metrics.notime", run);
+    FILE *fp = fopen(path, "r");
+    if (!fp) return NULL;
+    buf = calloc(1, 1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, fp);
+    buf[n] = 0;
+    fclose(fp);
+    return buf;
+}
+
+static void test_resume_exact(void) {
+    CHECK(sh("%s grpo model=%s/demo/base-model data.path=%s/demo/data/train.jsonl %s steps=4 save_every=2 "
+             "run_dir=%s/full", R1C, D, D, COMMON, D) == 0);
+    CHECK(sh("%s grpo model=%s/demo/base-model data.path=%s/demo/data/train.jsonl %s steps=2 save_every=2 "
+             "run_dir=%s/part", R1C, D, D, COMMON, D) == 0);
+    CHECK(sh("%s grpo --resume %s/part steps=4", R1C, D) == 0);
+    CHECKF(sh("cmp -s %s/full/checkpoints/step-4/model.safetensors %s/part/checkpoints/step-4/model.safetensors", D,
+              D) == 0, "resumed weights differ from the uninterrupted run");
+    CHECKF(sh("cmp -s %s/full/checkpoints/step-4/optimizer.safetensors "
+              "%s/part/checkpoints/step-4/optimizer.safetensors", D, D) == 0, "resumed optimizer state differs");
+    char a[300], b[300];
+    snprintf(a, sizeof a, "%s/full", D);
+    snprintf(b, sizeof b, "%s/part", D);
+    char *ma = metrics_sans_time(a), *mb = metrics_sans_time(b);
+    CHECK(ma && mb);
+    if (ma && mb) CHECKF(!strcmp(ma, mb), "metrics differ:\n%s\nvs\n%s", ma, mb);
+    /* the run learned something and logged what GRPO should */
+    CHECK(ma && strstr(ma, "\"step\":4") && strstr(ma, "\"reward/math/mean\"") && strstr(ma, "\"kl\"") &&
+          strstr(ma, "\"logp_diff/max\""));
+    free(ma), free(mb);
+    CHECK(sh("test -s %s/full/samples.jsonl && test -s %s/full/recipe.yaml", D, D) == 0);
+    /* sampler and trainer agree on the sampled tokens' log-probs */
+    CHECK(sh("grep -q '\"logp_diff/max\":[0-9.e-]*' %s/full/metrics.jsonl", D) == 0);
+    CHECK(sh("awk -F'\"logp_diff/max\":' 'NF>1{split($2,a,\",\"); if (a[1]+0 > 1e-4) bad=1} END{exit bad}' "
+             "%s/full/metrics.jsonl", D) == 0);
+}
+
+/* The newest complete checkpoint loads as a model and a trainer state. */
+static int latest_loads(const char *run) {
+    char ck[4096];
+    Err err = {{0}};
+    if (checkpoint_latest(run, ck, sizeof ck, &err) != 0) return 1; /* none yet is fine */
+    Model m;
+    if (model_load(&m, ck, backend_cpu(), &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 0;
+    }
+    AdamW opt;
+    TrainState st;
+    int ok = adamw_create(&opt, &m, 0.9f, 0.999f, 1e-8f, 0, &err) == 0 && checkpoint_load(ck, &m, &opt, &st, &err) == 0;
+    if (!ok) fprintf(stderr, "%s: %s\n", ck, err.msg);
+    else json_decref(st.extra);
+    adamw_free(&opt, &m);
+    model_free(&m);
+    return ok;
+}
+
+static pid_t spawn_grpo(const char *run, int steps, int save_every) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        char cmd[8192];
+        snprintf(cmd, sizeof cmd,
+                 "exec %s grpo model=%s/demo/base-model data.path=%s/demo/data/train.jsonl %s steps=%d "
+                 "save_every=%d keep_checkpoints=2 run_dir=%s >/dev/null 2>&1",
+                 R1C, D, D, COMMON, steps, save_every, run);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void test_kill9(void) {
+    char run[300];
+    snprintf(run, sizeof run, "%s/killed", D);
+    unsigned seed = 12345;
+    int loads = 0, n = 6;
+    for (int k = 0; k < n; k++) {
+        pid_t pid = spawn_grpo(run, 1000, 1);
+        seed = seed * 1103515245u + 12345u;
+        struct timespec ts = {0, (long)(200 + seed % 1200) * 1000000L};
+        nanosleep(&ts, NULL);
+        if (ts.tv_nsec > 900000000L) nanosleep(&(struct timespec){1, 0}, NULL);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        loads += latest_loads(run);
+    }
+    CHECKF(loads == n, "%d of %d kill -9 runs left an unloadable newest checkpoint", n - loads, n);
+}
+
+static void test_sigint(void) {
+    char run[300];
+    snprintf(run, sizeof run, "%s/sigint", D);
+    pid_t pid = spawn_grpo(run, 1000, 0); /* no periodic saves: only the SIGINT one */
+    sleep(2);
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 130, "SIGINT: exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    char ck[4096];
+    Err err;
+    CHECKF(checkpoint_latest(run, ck, sizeof ck, &err) == 0, "SIGINT left no checkpoint");
+    CHECK(latest_loads(run));
+}
+
+static void test_bad_recipes(void) {
+    char base[600];
+    snprintf(base, sizeof base, "%s grpo model=%s/demo/base-model data.path=%s/demo/data/train.jsonl template=r1-zero",
+             R1C, D, D);
+#define BAD(expect_rc, pattern, ...)                                                                               \
+    do {                                                                                                           \
+        int rc_ = sh(__VA_ARGS__);                                                                                 \
+        CHECKF(rc_ == (expect_rc), "exit %d, expected %d", rc_, expect_rc);                                        \
+        CHECKF(sh("grep -q -- %s %s/err.txt", pattern, D) == 0, "message lacks %s", pattern);                      \
+    } while (0)
+    BAD(2, "\"key 'group_sise'\"", "%s run_dir=%s/bad group_sise=4 2>%s/err.txt", base, D, D);
+    BAD(2, "\"group_size\"", "%s run_dir=%s/bad group_size=1 2>%s/err.txt", base, D, D);
+    BAD(2, "\"expected\"", "%s run_dir=%s/bad steps=many 2>%s/err.txt", base, D, D);
+    sh("printf 'steps: 3\\ngroup_size: [4]\\n' > %s/bad.yaml", D);
+    BAD(2, "\"bad.yaml:2\"", "%s run_dir=%s/bad --recipe %s/bad.yaml 2>%s/err.txt", base, D, D, D);
+    sh("printf '{\"prompt\": \"Compute 1+2+3\", \"answer\": \"6\"}\\n{\"question_text\": \"x\"}\\n' > %s/badset.jsonl", D);
+    BAD(1, "\"badset.jsonl:2\"", "%s grpo model=%s/demo/base-model data.path=%s/badset.jsonl template=r1-zero "
+        "data.format=jsonl run_dir=%s/bad 2>%s/err.txt", R1C, D, D, D, D);
+    BAD(1, "\"max_prompt_len\"", "%s run_dir=%s/bad max_prompt_len=5 2>%s/err.txt", base, D, D);
+    BAD(1, "\"rewards\"", "%s run_dir=%s/bad rewards=maths 2>%s/err.txt", base, D, D);
+    /* nothing was started for any of them */
+    CHECKF(sh("test ! -e %s/bad/metrics.jsonl", D) == 0, "a refused recipe left a metrics file");
+}
+
+int main(void) {
+    if (access(R1C, X_OK) != 0) {
+        fprintf(stderr, "%s not built\n", R1C);
+        return 1;
+    }
+    snprintf(D, sizeof D, "/tmp/r1c-grpo-test-%d", (int)getpid());
+    /* a tiny pre-trained base model, tokenizer and data, from the demo */
+    if (sh("%s demo --quick --sft-epochs 1 --grpo-steps 1 --run-dir %s/demo >%s.log 2>&1", R1C, D, D) != 0) {
+        CHECKF(0, "r1c demo --quick failed (see %s.log)", D);
+        return check_summary("test_grpo_run");
+    }
+    test_resume_exact();
+    test_kill9();
+    test_sigint();
+    test_bad_recipes();
+    sh("rm -rf %s %s.log", D, D);
+    return check_summary("test_grpo_run");
+}
