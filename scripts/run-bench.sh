@@ -15,3 +15,9 @@ for b in "$BUILD"/bench/bench_*; do
     echo "== $(basename "$b")"
     "$b" || echo "$(basename "$b") failed"
 done
+echo "== bench_grpo (tiny)"
+./bench/bench_grpo.sh tiny "$BUILD"
+if [ "${R1C_BENCH_QUICK:-0}" != 1 ]; then
+    echo "== bench_grpo (qwen2.5-0.5b)"
+    ./bench/bench_grpo.sh qwen2.5-0.5b "$BUILD"
+fi

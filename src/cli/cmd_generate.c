@@ -9,9 +9,17 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "gen/generate.h"
+#include "gen/prompt.h"
+#include "io/tokenizer.h"
 
 static const char *USAGE =
-    "usage: r1c generate --model DIR (--prompt-ids 1,2,3 | --input PROMPTS.jsonl) [options]\n"
+    "usage: r1c generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3 | --input PROMPTS.jsonl) [options]\n"
+    "  --prompt TEXT       a user message, rendered with the chat template and encoded\n"
+    "                      with DIR/tokenizer.json; the first sample's text streams to\n"
+    "                      stderr as it is generated, and every output line gets \"text\"\n"
+    "  --template NAME     auto (from tokenizer_config.json) | r1-zero | qwen2.5 | qwen3 |\n"
+    "                      qwen3-nothink | r1-distill | llama3 | FILE | raw (no template)\n"
+    "  --system TEXT       system message\n"
     "  --input FILE        JSON lines {\"input_ids\": [...]}\n"
     "  --n N               samples per prompt (default 1)\n"
     "  --max-new-tokens N  (default 64)\n"
@@ -22,6 +30,34 @@ static const char *USAGE =
     "  --stop-ids 1,2      extra stop token ids (besides the model's EOS)\n"
     "output: one line per sample {\"prompt\": i, \"sample\": j, \"tokens\": [...],\n"
     "        \"logp\": [...], \"finish\": \"eos\"|\"stop\"|\"length\"}; speed on stderr\n";
+
+typedef struct Stream {
+    Tokenizer *tok;
+    TokDecodeStream ds;
+    char *buf;
+    size_t len, cap;
+} Stream;
+
+/* Prints sample 0's text as it arrives (the others are decoded at the end). */
+static void stream_token(void *user, int req, int32_t tok, float logp) {
+    Stream *s = user;
+    (void)logp;
+    if (req != 0) return;
+    Err err;
+    s->len = 0;
+    if (tokenizer_stream_push(&s->ds, tok, &s->buf, &s->len, &s->cap, &err) == 0 && s->len) {
+        fwrite(s->buf, 1, s->len, stderr);
+        fflush(stderr);
+    }
+}
+
+static void json_print_string(const char *s) {
+    json_t *j = json_string(s);
+    char *t = json_dumps(j, JSON_ENCODE_ANY);
+    fputs(t ? t : "\"\"", stdout);
+    free(t);
+    json_decref(j);
+}
 
 static int parse_ids(const char *s, int32_t **out, int *n, Err *err) {
     *n = 0;
@@ -86,7 +122,8 @@ static int load_prompts(const char *path, int32_t ***ids, int **lens, int *n, Er
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *model_dir = NULL, *ids_s = NULL, *input = NULL, *stop_s = NULL;
+    const char *model_dir = NULL, *ids_s = NULL, *input = NULL, *stop_s = NULL, *text = NULL, *tmpl_name = "auto",
+               *system = NULL;
     int64_t n_samples = 1, max_new = 64, top_k = 0, seed = 0, batch = 16;
     double temp = 1.0, top_p = 1.0, min_p = 0.0;
     for (int i = 1; i < argc; i++) {
@@ -97,6 +134,8 @@ int cmd_generate(int argc, char **argv) {
         }
         if ((r = arg_str(argc, argv, &i, "--model", &model_dir)) || (r = arg_str(argc, argv, &i, "--prompt-ids", &ids_s)) ||
             (r = arg_str(argc, argv, &i, "--input", &input)) || (r = arg_str(argc, argv, &i, "--stop-ids", &stop_s)) ||
+            (r = arg_str(argc, argv, &i, "--prompt", &text)) || (r = arg_str(argc, argv, &i, "--template", &tmpl_name)) ||
+            (r = arg_str(argc, argv, &i, "--system", &system)) ||
             (r = arg_int(argc, argv, &i, "--n", &n_samples)) || (r = arg_int(argc, argv, &i, "--max-new-tokens", &max_new)) ||
             (r = arg_int(argc, argv, &i, "--top-k", &top_k)) || (r = arg_int(argc, argv, &i, "--seed", &seed)) ||
             (r = arg_int(argc, argv, &i, "--batch", &batch)) || (r = arg_float(argc, argv, &i, "--temperature", &temp)) ||
@@ -106,7 +145,7 @@ int cmd_generate(int argc, char **argv) {
         }
         return arg_unknown("generate", argv[i]);
     }
-    if (!model_dir || (!ids_s == !input)) {
+    if (!model_dir || (!!ids_s + !!input + !!text) != 1) {
         fputs(USAGE, stderr);
         return 2;
     }
@@ -122,7 +161,32 @@ int cmd_generate(int argc, char **argv) {
     Model m = {0};
     GenRequest *reqs = NULL;
     GenOutput *outs = NULL;
-    if (ids_s) {
+    Stream stream = {0};
+    if (text) {
+        char tp[4096];
+        snprintf(tp, sizeof tp, "%s/tokenizer.json", model_dir);
+        if (tokenizer_load(&stream.tok, tp, &err) != 0) goto fail;
+        prompts = malloc(sizeof *prompts);
+        lens = malloc(sizeof *lens);
+        TokIds ids = {0};
+        if (!strcmp(tmpl_name, "raw")) {
+            if (tokenizer_encode(stream.tok, text, strlen(text), &ids, &err) != 0) goto fail;
+        } else {
+            ChatTemplate tm;
+            if (prompt_template_load(&tm, tmpl_name, model_dir, &err) != 0) goto fail;
+            int e = prompt_encode(stream.tok, &tm, system, text, &ids, NULL, &err);
+            chat_template_free(&tm);
+            if (e) goto fail;
+        }
+        prompts[0] = ids.ids;
+        lens[0] = (int)ids.n;
+        n_prompts = 1;
+        if (lens[0] == 0) {
+            err_set(&err, "the prompt encodes to no tokens");
+            goto fail;
+        }
+        tokenizer_stream_init(&stream.ds, stream.tok, 1);
+    } else if (ids_s) {
         prompts = malloc(sizeof *prompts);
         lens = malloc(sizeof *lens);
         n_prompts = 1;
@@ -147,6 +211,8 @@ int cmd_generate(int argc, char **argv) {
         .seed = (uint64_t)seed,
         .stop_ids = stop_ids,
         .n_stop_ids = n_stop,
+        .on_token = stream.tok ? stream_token : NULL,
+        .user = &stream,
     };
     GenStats st;
     if (gen_run(&m, reqs, n_req, &cfg, outs, &st, &err) != 0) goto fail;
@@ -156,8 +222,19 @@ int cmd_generate(int argc, char **argv) {
         for (int i = 0; i < outs[r].n; i++) printf("%s%d", i ? ", " : "", outs[r].tokens[i]);
         printf("], \"logp\": [");
         for (int i = 0; i < outs[r].n; i++) printf("%s%.7g", i ? ", " : "", outs[r].logp[i]);
-        printf("], \"finish\": \"%s\"}\n", FIN[outs[r].finish]);
+        printf("], \"finish\": \"%s\"", FIN[outs[r].finish]);
+        if (stream.tok) {
+            char *t = NULL;
+            size_t tl;
+            if (tokenizer_decode(stream.tok, outs[r].tokens, (size_t)outs[r].n, 1, &t, &tl, &err) == 0) {
+                printf(", \"text\": ");
+                json_print_string(t);
+            }
+            free(t);
+        }
+        printf("}\n");
     }
+    if (stream.tok) fputc('\n', stderr);
     fprintf(stderr, "r1c generate: %d sequences, %lld prompt + %lld new tokens in %.2fs (%.1f new tokens/s)\n", n_req,
             (long long)st.prefill_tokens, (long long)st.decode_tokens, st.seconds,
             st.seconds > 0 ? st.decode_tokens / st.seconds : 0.0);
@@ -171,6 +248,8 @@ fail:
     free(stop_ids);
     free(reqs);
     free(outs);
+    free(stream.buf);
+    if (stream.tok) tokenizer_free(stream.tok);
     model_free(&m);
     return rc;
 }

@@ -570,7 +570,7 @@ int grpo_run(GrpoConfig *c, int resume, Err *err) {
         int last = t.st.step == c->steps;
         if (eval_on && !last && t.st.step % c->eval_every == 0) eval_log(&t, err);
         if (grpo_stop_requested) interrupted = 1;
-        if (last || interrupted || (c->save_every > 0 && t.st.step % c->save_every == 0))
+        if ((last && c->save_at_end) || interrupted || (c->save_every > 0 && t.st.step % c->save_every == 0))
             if ((rc = save(&t, err))) break;
         if (c->plot_every > 0 && (last || interrupted || t.st.step % c->plot_every == 0)) {
             RunPlotOptions po = {0};

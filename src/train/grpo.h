@@ -32,7 +32,7 @@ typedef struct GrpoConfig {
     int64_t steps, mu, micro_batch, gen_batch;
     double epsilon, epsilon_high, beta;
     int kl_estimator, loss_type, scale_rewards;
-    int dynamic_sampling, mask_truncated, recompute;
+    int dynamic_sampling, mask_truncated, recompute, save_at_end;
     int64_t max_resample;
     int64_t seed, save_every, keep_checkpoints, samples_every, plot_every;
     int quiet;

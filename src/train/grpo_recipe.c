@@ -63,6 +63,7 @@ const RecipeField GRPO_FIELDS[] = {
     F("recompute", RECIPE_BOOL, recompute, "false", "recompute activations in backward (less memory, ~1.3x compute)"),
     F("seed", RECIPE_INT, seed, "0", "seed of every random stream", .has_min = 1, .min = 0),
     F("save_every", RECIPE_INT, save_every, "50", "checkpoint every N steps (and at the end; 0 = end only)", .has_min = 1, .min = 0),
+    F("save_at_end", RECIPE_BOOL, save_at_end, "true", "checkpoint after the last step"),
     F("keep_checkpoints", RECIPE_INT, keep_checkpoints, "2", "newest checkpoints kept (0 = all)", .has_min = 1, .min = 0),
     F("samples_every", RECIPE_INT, samples_every, "10", "write one group to samples.jsonl every N steps (0 = never)", .has_min = 1, .min = 0),
     F("plot_every", RECIPE_INT, plot_every, "10", "redraw plots every N steps (and at the end)", .has_min = 1, .min = 0),
