@@ -14,7 +14,7 @@ endif
 
 OPENBLAS_OMP := /usr/lib/$(shell $(CC) -print-multiarch)/openblas-openmp/libopenblas.so.0
 CFLAGS  += -DR1C_OPENBLAS_OPENMP=\"$(OPENBLAS_OMP)\"
-CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) -fno-math-errno -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -Wshadow -Isrc -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) -fno-math-errno -ffp-contract=fast -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -Wshadow -Isrc -MMD -MP
 LDFLAGS += $(OPT) -fopenmp
 LDLIBS  := -ldl -ljansson -lutf8proc -lgmp -lyaml -lseccomp -lpng -lm -lpthread
 

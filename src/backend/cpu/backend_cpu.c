@@ -26,17 +26,75 @@ static void cpu_copy(void *d, const void *s, size_t bytes) { memmove(d, s, bytes
  * dot products streams each weight row once while the inputs stay in L1.
  * BLAS would first pack the whole weight matrix, which costs more than the
  * product itself at this size. */
-#define SMALL_N 8
-typedef float v16 __attribute__((vector_size(64), aligned(4)));
-
-static inline float hsum16(v16 v) {
-    float s = 0;
-    for (int i = 0; i < 16; i++) s += v[i];
-    return s;
+#define SMALL_N 32
+#if defined(__AVX512F__)
+#include <immintrin.h>
+/* out[r][c] = dot(w[r], x[c]) for a 4 x 4 tile, 16 accumulators in zmm
+ * registers, fused multiply-adds, masked loads for the K tail. */
+static void tile_4x4(const float *const w[4], const float *const x[4], int K, float out[4][4]) {
+    __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
+           a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+    for (int i = 0; i < K; i += 16) {
+        __mmask16 m = K - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - i)) - 1);
+        __m512 w0 = _mm512_maskz_loadu_ps(m, w[0] + i), w1 = _mm512_maskz_loadu_ps(m, w[1] + i),
+               w2 = _mm512_maskz_loadu_ps(m, w[2] + i), w3 = _mm512_maskz_loadu_ps(m, w[3] + i);
+        __m512 x0 = _mm512_maskz_loadu_ps(m, x[0] + i);
+        a00 = _mm512_fmadd_ps(w0, x0, a00), a10 = _mm512_fmadd_ps(w1, x0, a10);
+        a20 = _mm512_fmadd_ps(w2, x0, a20), a30 = _mm512_fmadd_ps(w3, x0, a30);
+        __m512 x1 = _mm512_maskz_loadu_ps(m, x[1] + i);
+        a01 = _mm512_fmadd_ps(w0, x1, a01), a11 = _mm512_fmadd_ps(w1, x1, a11);
+        a21 = _mm512_fmadd_ps(w2, x1, a21), a31 = _mm512_fmadd_ps(w3, x1, a31);
+        __m512 x2 = _mm512_maskz_loadu_ps(m, x[2] + i);
+        a02 = _mm512_fmadd_ps(w0, x2, a02), a12 = _mm512_fmadd_ps(w1, x2, a12);
+        a22 = _mm512_fmadd_ps(w2, x2, a22), a32 = _mm512_fmadd_ps(w3, x2, a32);
+        __m512 x3 = _mm512_maskz_loadu_ps(m, x[3] + i);
+        a03 = _mm512_fmadd_ps(w0, x3, a03), a13 = _mm512_fmadd_ps(w1, x3, a13);
+        a23 = _mm512_fmadd_ps(w2, x3, a23), a33 = _mm512_fmadd_ps(w3, x3, a33);
+    }
+    out[0][0] = _mm512_reduce_add_ps(a00), out[0][1] = _mm512_reduce_add_ps(a01);
+    out[0][2] = _mm512_reduce_add_ps(a02), out[0][3] = _mm512_reduce_add_ps(a03);
+    out[1][0] = _mm512_reduce_add_ps(a10), out[1][1] = _mm512_reduce_add_ps(a11);
+    out[1][2] = _mm512_reduce_add_ps(a12), out[1][3] = _mm512_reduce_add_ps(a13);
+    out[2][0] = _mm512_reduce_add_ps(a20), out[2][1] = _mm512_reduce_add_ps(a21);
+    out[2][2] = _mm512_reduce_add_ps(a22), out[2][3] = _mm512_reduce_add_ps(a23);
+    out[3][0] = _mm512_reduce_add_ps(a30), out[3][1] = _mm512_reduce_add_ps(a31);
+    out[3][2] = _mm512_reduce_add_ps(a32), out[3][3] = _mm512_reduce_add_ps(a33);
 }
+/* One input row (batch-1 decoding): 8 weight rows at a time, memory-bound. */
+static void rows_8x1(const float *w, const float *x, int K, int no, float *out) {
+    __m512 acc[8];
+    for (int r = 0; r < 8; r++) acc[r] = _mm512_setzero_ps();
+    const float *wr[8];
+    for (int r = 0; r < 8; r++) wr[r] = w + (size_t)(r < no ? r : 0) * K;
+    for (int i = 0; i < K; i += 16) {
+        __mmask16 m = K - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - i)) - 1);
+        __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
+        for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, wr[r] + i), xv, acc[r]);
+    }
+    for (int r = 0; r < no; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+#define HAVE_ROWS_8X1 1
+#else
+/* Portable version of the same tile (the compiler vectorises the i loop). */
+static void tile_4x4(const float *const w[4], const float *const x[4], int K, float out[4][4]) {
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) {
+            float a = 0;
+#pragma omp simd reduction(+ : a)
+            for (int i = 0; i < K; i++) a += w[r][i] * x[c][i];
+            out[r][c] = a;
+        }
+}
+#endif
 
 static void matmul_small_n(float *out, const float *inp, const float *w, int N, int K, int O) {
-    int K16 = K & ~15;
+#ifdef HAVE_ROWS_8X1
+    if (N == 1) {
+#pragma omp parallel for schedule(static) if ((size_t)O * K > 65536)
+        for (int o0 = 0; o0 < O; o0 += 8) rows_8x1(w + (size_t)o0 * K, inp, K, O - o0 < 8 ? O - o0 : 8, out + o0);
+        return;
+    }
+#endif
 #pragma omp parallel for schedule(static) if ((size_t)O * K > 65536)
     for (int o0 = 0; o0 < O; o0 += 4) {
         int no = O - o0 < 4 ? O - o0 : 4;
@@ -46,21 +104,10 @@ static void matmul_small_n(float *out, const float *inp, const float *w, int N, 
             int nn = N - n0 < 4 ? N - n0 : 4;
             const float *xr[4];
             for (int c = 0; c < 4; c++) xr[c] = inp + (size_t)(n0 + (c < nn ? c : 0)) * K;
-            v16 acc[4][4];
-            memset(acc, 0, sizeof acc);
-            for (int i = 0; i < K16; i += 16) {
-                v16 wv[4], xv[4];
-                for (int r = 0; r < 4; r++) memcpy(&wv[r], wr[r] + i, 64);
-                for (int c = 0; c < 4; c++) memcpy(&xv[c], xr[c] + i, 64);
-                for (int r = 0; r < 4; r++)
-                    for (int c = 0; c < 4; c++) acc[r][c] += wv[r] * xv[c];
-            }
+            float t[4][4];
+            tile_4x4(wr, xr, K, t);
             for (int r = 0; r < no; r++)
-                for (int c = 0; c < nn; c++) {
-                    float sum = hsum16(acc[r][c]);
-                    for (int i = K16; i < K; i++) sum += wr[r][i] * xr[c][i];
-                    out[(size_t)(n0 + c) * O + o0 + r] = sum;
-                }
+                for (int c = 0; c < nn; c++) out[(size_t)(n0 + c) * O + o0 + r] = t[r][c];
         }
     }
 }
