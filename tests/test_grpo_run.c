@@ -79,6 +79,22 @@ static void test_resume_exact(void) {
              "%s/full/metrics.jsonl", D) == 0);
 }
 
+/* DAPO-style options: dynamic sampling drops zero-variance groups (and
+ * keeps at most prompts_per_step), truncation masking runs, dr_grpo too. */
+static void test_variants(void) {
+    CHECK(sh("%s grpo model=%s/demo/base-model data.path=%s/demo/data/train.jsonl %s steps=2 save_every=0 "
+             "save_at_end=false run_dir=%s/dyn dynamic_sampling=true max_resample=2 loss.mask_truncated=true "
+             "loss.type=dr_grpo loss.scale_rewards=none max_completion_len=12", R1C, D, D, COMMON, D) == 0);
+    /* every group of 4 kept or dropped; a 12-token cap truncates these ~25-token completions */
+    CHECK(sh("grep -q '\"groups/dropped\":' %s/dyn/metrics.jsonl", D) == 0);
+    CHECK(sh("awk -F'\"groups/kept\":' 'NF>1{split($2,a,\",\"); if (a[1]+0 > 4) bad=1} END{exit bad}' "
+             "%s/dyn/metrics.jsonl", D) == 0);
+    CHECK(sh("grep -q '\"truncated_rate\":1[,}]' %s/dyn/metrics.jsonl", D) == 0);
+    /* all completions truncated and masked: no gradient, the loss is 0 */
+    CHECK(sh("grep -q '\"loss\":0[,}]' %s/dyn/metrics.jsonl", D) == 0);
+    CHECK(sh("test ! -d %s/dyn/checkpoints", D) == 0);
+}
+
 /* The newest complete checkpoint loads as a model and a trainer state. */
 static int latest_loads(const char *run) {
     char ck[4096];
@@ -182,6 +198,7 @@ int main(void) {
         return check_summary("test_grpo_run");
     }
     test_resume_exact();
+    test_variants();
     test_kill9();
     test_sigint();
     test_bad_recipes();

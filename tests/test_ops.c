@@ -167,6 +167,31 @@ static double loss_matmul(void *p) {
     return l;
 }
 
+/* Forward only, against the double reference: the decode kernel takes
+ * batches of up to 32 rows when the weight matrix is large (> 8 MB). */
+static void test_matmul_decode_sizes(void) {
+    const int Ns[] = {1, 2, 3, 4, 5, 13, 16, 29, 32};
+    int K = 1003, O = 2113; /* 8.5 MB of weights; K tail of 11 */
+    size_t nw = (size_t)O * K;
+    float *w = randf(nw, 0.5f);
+    for (size_t t = 0; t < sizeof Ns / sizeof Ns[0]; t++) {
+        int N = Ns[t];
+        float *inp = randf((size_t)N * K, 1.0f), *out = randf((size_t)N * O, 9.0f);
+        be->matmul_forward(out, inp, w, NULL, N, K, O);
+        double worst = 0;
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < O; o += 7) { /* a sample of outputs */
+                double r = 0;
+                for (int k = 0; k < K; k++) r += (double)inp[(size_t)n * K + k] * w[(size_t)o * K + k];
+                double e = fabs(out[(size_t)n * O + o] - r) / (1 + fabs(r));
+                if (e > worst) worst = e;
+            }
+        CHECKF(worst < 1e-5, "matmul_forward decode path N=%d K=%d O=%d: rel err %g", N, K, O, worst);
+        be->free(inp), be->free(out);
+    }
+    be->free(w);
+}
+
 static void test_matmul(int N, int K, int O, int has_bias) {
     char tag[96];
     size_t ni = (size_t)N * K, nw = (size_t)O * K, no = (size_t)N * O;
@@ -765,6 +790,7 @@ int main(void) {
 
     test_memory_ops();
 
+    test_matmul_decode_sizes();
     test_matmul(1, 1, 1, 1);
     test_matmul(5, 7, 3, 1);
     test_matmul(4, 9, 13, 0);

@@ -27,6 +27,7 @@ static void cpu_copy(void *d, const void *s, size_t bytes) { memmove(d, s, bytes
  * BLAS would first pack the whole weight matrix, which costs more than the
  * product itself at this size. */
 #define SMALL_N 32
+#define SMALL_N_MIN_BYTES ((size_t)8 << 20)
 #if defined(__AVX512F__)
 #include <immintrin.h>
 /* out[r][c] = dot(w[r], x[c]) for a 4 x 4 tile, 16 accumulators in zmm
@@ -113,7 +114,10 @@ static void matmul_small_n(float *out, const float *inp, const float *w, int N, 
 }
 
 static void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int K, int O) {
-    if (N <= SMALL_N) matmul_small_n(out, inp, w, N, K, O);
+    /* Few rows: stream the weights once. BLAS wins again once N grows and
+     * the weights are cache-resident (its packing is then cheap). */
+    if (N <= 4 || (N <= SMALL_N && (size_t)O * K * sizeof(float) > SMALL_N_MIN_BYTES))
+        matmul_small_n(out, inp, w, N, K, O);
     else blas_sgemm(0, 1, N, O, K, 1.0f, inp, K, w, K, 0.0f, out, O);
     if (bias) {
 #pragma omp parallel for if ((size_t)N * O > 32768)
