@@ -5,6 +5,8 @@ BUILD=${1:-build}
 # Tests are not benchmarks: idle OpenMP threads sleep instead of spinning,
 # which keeps a loaded machine (or a CI runner) from crawling.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+# Tests that drive the CLI run the binary of the same build (ASan too).
+export R1C_BIN="$BUILD/r1c"
 pass=0; fail=0; failed=""
 for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] || continue

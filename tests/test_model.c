@@ -11,7 +11,7 @@
 #include "train/optim.h"
 
 #define FIX "tests/fixtures/models"
-static const char *R1C = "build/r1c";
+static const char *R1C = "build/r1c"; /* R1C_BIN overrides (the SAN build) */
 
 static double max_abs_diff(const StTensor *a, const StTensor *b) {
     if (a->numel != b->numel || a->dtype != ST_DTYPE_F32 || b->dtype != ST_DTYPE_F32) return INFINITY;
@@ -296,6 +296,7 @@ static void test_saved_loads_in_transformers(void) {
 }
 
 int main(void) {
+    if (getenv("R1C_BIN")) R1C = getenv("R1C_BIN");
     if (access(R1C, X_OK) != 0) {
         fprintf(stderr, "%s not built\n", R1C);
         return 1;

@@ -180,13 +180,13 @@ static void test_matmul_decode_sizes(void) {
         be->matmul_forward(out, inp, w, NULL, N, K, O);
         double worst = 0;
         for (int n = 0; n < N; n++)
-            for (int o = 0; o < O; o += 7) { /* a sample of outputs */
+            for (int o = 0; o < O; o += 7) { /* a sample of outputs; fp32 sums of 1000 terms */
                 double r = 0;
                 for (int k = 0; k < K; k++) r += (double)inp[(size_t)n * K + k] * w[(size_t)o * K + k];
                 double e = fabs(out[(size_t)n * O + o] - r) / (1 + fabs(r));
                 if (e > worst) worst = e;
             }
-        CHECKF(worst < 1e-5, "matmul_forward decode path N=%d K=%d O=%d: rel err %g", N, K, O, worst);
+        CHECKF(worst < 1e-4, "matmul_forward decode path N=%d K=%d O=%d: rel err %g", N, K, O, worst);
         be->free(inp), be->free(out);
     }
     be->free(w);

@@ -52,9 +52,11 @@ int cmd_grpo(int argc, char **argv) {
         recipe = rpath;
     }
     GrpoConfig cfg;
+    memset(&cfg, 0, sizeof cfg);
     Err err = {{0}};
     if (recipe_load(GRPO_FIELDS, recipe, over, n_over, &cfg, &err) != 0) {
         fprintf(stderr, "r1c grpo: %s\n", err.msg);
+        recipe_free(GRPO_FIELDS, &cfg);
         free(over);
         return 2;
     }
