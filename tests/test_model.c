@@ -107,6 +107,24 @@ static void test_sampler_matches_forward(void) {
     }
     CHECKF(worst <= 1e-5, "sampler vs trainer log-prob max diff %g", worst);
     printf("sampler vs trainer log-prob max abs diff: %.2e\n", worst);
+    /* prefix sharing (requests 2, 3 copy the prompt rows of 0, 1) gives the
+     * tokens and log-probs of prefilling every prompt separately */
+    GenOutput out3[4];
+    GenStats st1, st0;
+    CHECK(gen_run(&m, req, 4, &cfg, out3, &st1, &err) == 0);
+    GenConfig nos = cfg;
+    nos.no_prefix_sharing = 1;
+    GenOutput out4[4];
+    CHECK(gen_run(&m, req, 4, &nos, out4, &st0, &err) == 0);
+    CHECKF(st1.shared_prefix_tokens > 0 && st0.shared_prefix_tokens == 0, "shared %lld / %lld",
+           (long long)st1.shared_prefix_tokens, (long long)st0.shared_prefix_tokens);
+    CHECK(st1.prefill_tokens + st1.shared_prefix_tokens == st0.prefill_tokens);
+    for (int r = 0; r < 4; r++) {
+        CHECK(out3[r].n == out4[r].n && !memcmp(out3[r].tokens, out4[r].tokens, out3[r].n * sizeof(int32_t)));
+        for (int i = 0; i < out3[r].n && i < out4[r].n; i++) CHECK_NEAR(out3[r].logp[i], out4[r].logp[i], 1e-5);
+    }
+    gen_outputs_free(out3, 4);
+    gen_outputs_free(out4, 4);
     /* same seed -> same tokens, whatever the batch size */
     GenOutput out2[4];
     cfg.max_batch = 1;

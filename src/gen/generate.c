@@ -10,6 +10,7 @@
 
 typedef struct Slot {
     int req;       /* -1 when free */
+    int ready;     /* cache rows computed by earlier steps (len counts queued ones too) */
     int prefilled; /* prompt tokens already in the cache */
     int len;       /* tokens in the cache */
     int32_t last;  /* token to feed next (decoding) */
@@ -26,6 +27,32 @@ void gen_outputs_free(GenOutput *out, int n) {
     for (int i = 0; i < n; i++) {
         free(out[i].tokens);
         free(out[i].logp);
+    }
+}
+
+/* A live slot (other than s) whose request has the same prompt as q and
+ * that is at least as far in its prefill as any other such slot. */
+static int find_donor(const Slot *slots, int S, int s, const GenRequest *req, const GenRequest *q) {
+    int best = -1;
+    for (int i = 0; i < S; i++) {
+        if (i == s || slots[i].req < 0) continue;
+        const GenRequest *o = &req[slots[i].req];
+        if (o->prompt_len != q->prompt_len) continue;
+        if (o->prompt != q->prompt && memcmp(o->prompt, q->prompt, (size_t)q->prompt_len * sizeof(int32_t)) != 0)
+            continue;
+        if (best < 0 || slots[i].ready > slots[best].ready ||
+            (slots[i].ready == slots[best].ready && slots[i].prefilled > slots[best].prefilled))
+            best = i;
+    }
+    return best;
+}
+
+/* Copies cache rows [0, n) of slot `from` to slot `to` in every layer. */
+static void kv_cache_copy_prefix(Model *m, KVCache *kv, int from, int to, int n) {
+    size_t bytes = (size_t)n * m->KD * sizeof(float);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        m->be->copy(kv->k[l] + (size_t)to * kv->stride, kv->k[l] + (size_t)from * kv->stride, bytes);
+        m->be->copy(kv->v[l] + (size_t)to * kv->stride, kv->v[l] + (size_t)from * kv->stride, bytes);
     }
 }
 
@@ -97,11 +124,23 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
             Slot *sl = &slots[s];
             if (sl->req < 0 && next_req < n_req) {
                 sl->req = next_req++;
-                sl->prefilled = sl->len = 0;
+                sl->prefilled = sl->len = sl->ready = 0;
                 rng_split(&sl->rng, cfg->seed, req[sl->req].stream);
             }
             if (sl->req < 0) continue;
             const GenRequest *q = &req[sl->req];
+            if (sl->prefilled == 0 && q->prompt_len > 1 && !cfg->no_prefix_sharing) {
+                /* Another slot holding the same prompt donates its cache rows:
+                 * the G samples of a GRPO group prefill once, not G times. */
+                int donor = find_donor(slots, S, s, req, q);
+                if (donor >= 0 && slots[donor].ready >= q->prompt_len - 1) {
+                    kv_cache_copy_prefix(m, &kv, donor, s, q->prompt_len - 1);
+                    sl->prefilled = sl->len = sl->ready = q->prompt_len - 1;
+                    if (stats) stats->shared_prefix_tokens += q->prompt_len - 1;
+                } else if (donor >= 0 && slots[donor].prefilled > 0) {
+                    continue; /* the donor's prefill is under way: copy next step */
+                }
+            }
             if (sl->prefilled < q->prompt_len) {
                 int take = q->prompt_len - sl->prefilled;
                 if (take > budget) take = budget;
@@ -127,6 +166,7 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
             rc = -1;
             goto done;
         }
+        for (int s = 0; s < S; s++) slots[s].ready = slots[s].len;
         if (stats) {
             stats->decode_tokens += n_rows; /* one new token per sampled row */
             stats->prefill_tokens += n - n_rows;

@@ -1,7 +1,8 @@
 /* Batched generation with a KV cache and continuous batching: up to
  * max_batch sequences run at once; a finished sequence frees its slot and
  * the next request's prompt is prefilled into it in the same step as the
- * others decode. Each request has its own random stream (seed, stream), so
+ * others decode. Requests with the same prompt (the G samples of a group)
+ * share its prefill: the first computes it, the others copy its KV rows. Each request has its own random stream (seed, stream), so
  * its output does not depend on what else is in the batch. */
 #ifndef R1C_GEN_GENERATE_H
 #define R1C_GEN_GENERATE_H
@@ -36,6 +37,7 @@ typedef struct GenConfig {
     const int32_t *stop_ids; /* besides the model's EOS ids */
     int n_stop_ids;
     int ignore_eos;
+    int no_prefix_sharing; /* 1: every request prefills its own prompt */
     /* Optional: return 1 to stop request `req` after its newest token
      * (stop strings are checked here on decoded text). */
     int (*stop_fn)(void *user, int req, const int32_t *toks, int n);
@@ -46,6 +48,7 @@ typedef struct GenConfig {
 
 typedef struct GenStats {
     int64_t prefill_tokens, decode_tokens;
+    int64_t shared_prefix_tokens; /* prompt tokens copied from another sequence's cache */
     double seconds;
 } GenStats;
 
