@@ -16,7 +16,7 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static int g_ok;                 /* device usable and handle created */
 static cublasHandle_t g_blas;
 static int g_sync;               /* R1C_CUDA_SYNC=1: wait after every launch */
-static char g_name[160] = "none";
+static char g_name[320] = "none";
 static char g_err[768];          /* first error since the last cuda_check */
 static void *g_scr;
 static size_t g_scr_bytes;

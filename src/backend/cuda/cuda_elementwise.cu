@@ -51,7 +51,8 @@ void cu_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x
 /* ---- RoPE (rotate-half), in place; pos, cos_t, sin_t on the device ---- */
 
 __global__ void rope_kernel(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int N, int H,
-                            int half, float sgn) {
+                            int HD, float sgn) {
+    int half = HD / 2; /* an odd HD leaves its last channel alone, as on the CPU */
     size_t total = (size_t)N * H * half;
     GRID_STRIDE(e, total) {
         int i = (int)(e % half);
@@ -59,7 +60,7 @@ __global__ void rope_kernel(float *x, const int32_t *pos, const float *cos_t, co
         int n = (int)(nh / H);
         size_t t = (size_t)pos[n] * half + i;
         float c = cos_t[t], s = sgn * sin_t[t];
-        float *v = x + nh * 2 * half;
+        float *v = x + nh * HD;
         float a = v[i], b = v[i + half];
         v[i] = a * c - b * s;
         v[i + half] = b * c + a * s;
@@ -70,7 +71,7 @@ void cu_rope_apply(float *x, const int32_t *pos, const float *cos_t, const float
                    int inverse) {
     size_t total = (size_t)N * H * (HD / 2);
     if (!total) return;
-    rope_kernel<<<cuda_blocks(total, 256), 256>>>(x, pos, cos_t, sin_t, N, H, HD / 2, inverse ? -1.0f : 1.0f);
+    rope_kernel<<<cuda_blocks(total, 256), 256>>>(x, pos, cos_t, sin_t, N, H, HD, inverse ? -1.0f : 1.0f);
     cuda_after_launch("rope_apply");
 }
 
