@@ -121,6 +121,14 @@ $(BUILD)/tests-cuda/%: tests/cuda/%.c tests/check.h $(BUILD)/libr1c_cuda.a $(CUD
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libr1c_cuda.a $(CUDA_REF_OBJ) $(CUDA_LDLIBS) -ldl -lm -lpthread
 
+$(BUILD)/bench-cuda/%: bench/cuda/%.c $(BUILD)/libr1c_cuda.a $(BUILD)/obj/src/base/err.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libr1c_cuda.a $(BUILD)/obj/src/base/err.o $(CUDA_LDLIBS) -lm -lpthread
+
+# GEMM / attention / LM-head throughput against SGEMM and copy ceilings
+bench-cuda: $(BUILD)/bench-cuda/bench_cuda_ops
+	@./$<
+
 all: $(BUILD)/libr1c_cuda.a
 test: $(CUDA_TBIN)
 
@@ -132,6 +140,7 @@ test-cuda: $(CUDA_TBIN)
 
 -include $(CUDA_OBJ:.o=.d)
 else
-test-cuda:
-	@echo "SKIP test-cuda: CUDA=0 (no nvcc found, or disabled)"
+test-cuda bench-cuda:
+	@echo "SKIP $@: CUDA=0 (no nvcc found, or disabled)"
 endif
+.PHONY: bench-cuda

@@ -19,6 +19,12 @@
 #define BWD_TOL 1e-4
 
 static const Backend *cpu, *gpu;
+/* R1C_CUDA_TEST_SMALL=1 (for compute-sanitizer runs): small shapes only */
+static int g_small;
+#define BIG(call) \
+    do {                \
+        if (!g_small) call; \
+    } while (0)
 static Rng rng;
 
 /* ---- per-op worst error table ---- */
@@ -426,6 +432,30 @@ static void test_embedding(int N, int V, int C) {
 
 /* ---- LM head ---- */
 
+/* logp and entropy in double from the float inputs */
+static void lm_head_ref(float *logp, float *ent, const float *x, const float *w, const int32_t *tg, int N, int C,
+                        int V, float temp) {
+    double *z = malloc((size_t)V * sizeof(double));
+    for (int n = 0; n < N; n++) {
+        double m = -INFINITY;
+        for (int j = 0; j < V; j++) {
+            double s = 0;
+            for (int c = 0; c < C; c++) s += (double)x[(size_t)n * C + c] * w[(size_t)j * C + c];
+            z[j] = s / temp;
+            if (z[j] > m) m = z[j];
+        }
+        double S = 0, SZ = 0;
+        for (int j = 0; j < V; j++) {
+            double e = exp(z[j] - m);
+            S += e, SZ += e * z[j];
+        }
+        double lse = m + log(S);
+        logp[n] = tg[n] < 0 ? 0.0f : (float)(z[tg[n]] - lse);
+        ent[n] = tg[n] < 0 ? 0.0f : (float)(lse - SZ / S);
+    }
+    free(z);
+}
+
 static void test_lm_head(int N, int C, int V, float temp, int chunk) {
     char tag[96];
     snprintf(tag, sizeof tag, "N=%d C=%d V=%d temp=%g chunk=%d", N, C, V, temp, chunk);
@@ -444,12 +474,21 @@ static void test_lm_head(int N, int C, int V, float temp, int chunk) {
     /* without logits_out (chunks in scratch), then keeping them */
     cpu->lm_head_logprob_forward(logp, ent, NULL, x, w, tg, N, C, V, temp);
     gpu->lm_head_logprob_forward(d_logp, d_ent, NULL, d_x, d_w, d_tg, N, C, V, temp);
-    cmp("lm_head_logprob_forward", tag, d_logp, logp, N, FWD_TOL);
-    cmp("lm_head_logprob_forward", tag, d_ent, ent, N, FWD_TOL);
+    /* Over a large vocabulary the CPU's own sums (float partials of
+     * thousands of terms) drift by ~1e-5, so the forward is held to 1e-5
+     * against a double-precision reference and to 5e-5 against the CPU. */
+    float *ref_lp = malloc(N * 4), *ref_en = malloc(N * 4);
+    lm_head_ref(ref_lp, ref_en, x, w, tg, N, C, V, temp);
+    cmp("lm_head_logprob_forward (vs fp64)", tag, d_logp, ref_lp, N, FWD_TOL);
+    cmp("lm_head_logprob_forward (vs fp64)", tag, d_ent, ref_en, N, FWD_TOL);
+    note_err("lm_head_logprob_forward (cpu vs fp64)", fmax(nerr(logp, ref_lp, N), nerr(ent, ref_en, N)), 1.0);
+    free(ref_lp), free(ref_en);
+    cmp("lm_head_logprob_forward", tag, d_logp, logp, N, 5 * FWD_TOL);
+    cmp("lm_head_logprob_forward", tag, d_ent, ent, N, 5 * FWD_TOL);
     gpu->zero(d_logp, N * 4);
     cpu->lm_head_logprob_forward(logp, ent, logits, x, w, tg, N, C, V, temp);
     gpu->lm_head_logprob_forward(d_logp, NULL, d_logits, d_x, d_w, d_tg, N, C, V, temp);
-    cmp("lm_head_logprob_forward", tag, d_logp, logp, N, FWD_TOL);
+    cmp("lm_head_logprob_forward", tag, d_logp, logp, N, 5 * FWD_TOL);
     cmp("lm_head_logprob_forward", tag, d_logits, logits, nl, FWD_TOL);
 
     /* backward: dx overwritten, dw accumulated; recomputed and kept logits */
@@ -502,58 +541,60 @@ int main(void) {
     size_t nslots = (sizeof(Backend) - offsetof(Backend, alloc)) / sizeof(void *);
     for (size_t i = 0; i < nslots; i++) CHECKF(slots[i] != NULL, "Backend slot %zu is NULL", i);
     rng_seed(&rng, 4321);
+    const char *sm = getenv("R1C_CUDA_TEST_SMALL");
+    g_small = sm && sm[0] == '1';
 
     test_memory();
     test_adamw(1);
-    test_adamw(1000003);
+    BIG(test_adamw(1000003));
 
     test_matmul(1, 7, 5, 1);
     test_matmul(5, 64, 33, 0);
-    test_matmul(300, 129, 257, 1);
-    test_matmul(64, 896, 1152, 1);
+    BIG(test_matmul(300, 129, 257, 1));
+    BIG(test_matmul(64, 896, 1152, 1));
 
     test_rmsnorm(1, 7);
-    test_rmsnorm(300, 896);
+    BIG(test_rmsnorm(300, 896));
     test_rmsnorm(5, 4099);
 
     test_rope(1, 1, 16, 4);
-    test_rope(300, 7, 64, 512);
+    BIG(test_rope(300, 7, 64, 512));
     test_rope(5, 3, 7, 10); /* odd head size */
-    test_rope(37, 2, 128, 4096);
+    BIG(test_rope(37, 2, 128, 4096));
 
     /* B, T, NH, KVH, HD: T=1, GQA 2 and 7, MHA, MQA, odd and large heads */
     test_attention(1, 1, 2, 1, 16);
     test_attention(2, 37, 4, 2, 32);
-    test_attention(1, 300, 14, 2, 64);
+    BIG(test_attention(1, 300, 14, 2, 64));
     test_attention(2, 65, 2, 2, 128);
     test_attention(1, 100, 8, 1, 80);
     test_attention(3, 9, 6, 3, 5);
-    test_attention(1, 70, 4, 2, 256);
+    BIG(test_attention(1, 70, 4, 2, 256));
 
-    test_decode(5, 3, 300, 14, 2, 64);
+    BIG(test_decode(5, 3, 300, 14, 2, 64));
     test_decode(9, 4, 40, 4, 4, 128);
     test_decode(3, 2, 33, 7, 1, 80);
 
     test_qkv(1, 4, 2);
     test_qkv(37, 7 * 64, 64);
-    test_qkv(300, 896, 128);
+    BIG(test_qkv(300, 896, 128));
 
     test_swiglu(1, 7);
-    test_swiglu(300, 1000);
+    BIG(test_swiglu(300, 1000));
 
     test_embedding(1, 4, 3);
-    test_embedding(300, 1000, 96);
+    BIG(test_embedding(300, 1000, 96));
     test_embedding(129, 151, 897);
 
     test_lm_head(1, 64, 1000, 1.0f, 0);
     test_lm_head(37, 129, 5003, 1.3f, 7);   /* several chunks, a short last one */
-    test_lm_head(300, 96, 50000, 0.7f, 0);  /* one chunk of the whole vocabulary */
+    BIG(test_lm_head(300, 96, 50000, 0.7f, 0));  /* one chunk of the whole vocabulary */
 
     test_errors();
 
-    printf("%-26s %12s %10s\n", "op", "max err", "tol");
+    printf("%-38s %12s %10s\n", "op", "max err", "tol");
     for (int i = 0; i < g_nops; i++)
-        printf("%-26s %12.3g %10.1g%s\n", g_ops[i].op, g_ops[i].worst, g_ops[i].tol,
+        printf("%-38s %12.3g %10.1g%s\n", g_ops[i].op, g_ops[i].worst, g_ops[i].tol,
                g_ops[i].worst <= g_ops[i].tol ? "" : "  FAIL");
     return check_summary("test_cuda_ops");
 }
