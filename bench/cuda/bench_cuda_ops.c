@@ -108,6 +108,11 @@ static void run_lm_bwd(void *p) {
     gpu->lm_head_logprob_backward(c->e, c->f, c->d, c->a, c->b, NULL, c->ids, c->N, c->K, c->O, 1.0f);
 }
 
+static void run_emb_bwd(void *p) {
+    Ctx *c = p;
+    gpu->embedding_backward(c->f, c->e, c->ids, c->N, c->K);
+}
+
 static void row(const char *op, const char *shape, double sec, double amount, const char *unit, double ceil) {
     double rate = amount / sec;
     printf("%-22s %-30s %9.3f %9.1f %-6s %6.1f%%\n", op, shape, sec * 1e3, rate, unit, 100.0 * rate / ceil);
@@ -187,6 +192,11 @@ int main(void) {
     row("lm_head fwd", shape, t, 2.0 * c.N * c.K * c.O / 1e12, "TF/s", gemm_tf);
     t = time_op(run_lm_bwd, &c, 5);
     row("lm_head bwd", shape, t, 6.0 * c.N * c.K * c.O / 1e12, "TF/s", gemm_tf); /* logits, dx, dw */
+    /* embedding backward: rows walked in order per column (deterministic);
+     * bytes = dout read + table rows read and written */
+    snprintf(shape, sizeof shape, "N=%d C=%d", c.N, c.K);
+    t = time_op(run_emb_bwd, &c, 5);
+    row("embedding_backward", shape, t, 3.0 * c.N * c.K * 4 / 1e9, "GB/s", bw);
     free(ids);
     return 0;
 }

@@ -47,27 +47,44 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attn_fwd_kernel(float *out, fl
             Vs[jj * HP + d] = key < T ? v[g] : 0.0f;
         }
         __syncthreads();
+        /* this warp's rows are tw0 .. tw0+3; the last valid one sees most */
+        int tw0 = t0 + w * ATT_RPW, tlast = min(T - 1, tw0 + ATT_RPW - 1);
+        if (tw0 >= T || j0 > tlast) continue; /* warp-uniform */
+        /* scores for the 4 rows at once: one K load feeds 4 FMAs */
+        float s[ATT_RPW] = {0.0f}, p[ATT_RPW];
+        const float *kr = Ks + lane * HP, *qw = Qs + w * ATT_RPW * HD;
+        for (int d = 0; d < HD; d++) {
+            float kd = kr[d];
+#pragma unroll
+            for (int i = 0; i < ATT_RPW; i++) s[i] += qw[i * HD + d] * kd;
+        }
 #pragma unroll
         for (int i = 0; i < ATT_RPW; i++) {
-            int r = w * ATT_RPW + i, t = t0 + r;
+            int t = tw0 + i;
+            p[i] = 0.0f;
             if (t >= T || j0 > t) continue; /* warp-uniform */
-            const float *qr = Qs + r * HD, *kr = Ks + lane * HP;
-            float s = 0.0f;
-            for (int d = 0; d < HD; d++) s += qr[d] * kr[d];
-            s = j0 + lane <= t ? s * scale : -INFINITY;
-            float mnew = fmaxf(m[i], warp_max(s));
-            float p = expf(s - mnew), corr = expf(m[i] - mnew);
-            l[i] = l[i] * corr + warp_sum(p);
+            float sc = j0 + lane <= t ? s[i] * scale : -INFINITY;
+            float mnew = fmaxf(m[i], warp_max(sc));
+            float corr = expf(m[i] - mnew);
+            p[i] = expf(sc - mnew);
+            l[i] = l[i] * corr + warp_sum(p[i]);
             m[i] = mnew;
 #pragma unroll
             for (int c = 0; c < NR; c++) o[i][c] *= corr;
-            int lim = min(ATT_KT, t - j0 + 1);
-            for (int jj = 0; jj < lim; jj++) {
-                float pj = __shfl_sync(0xffffffffu, p, jj);
+        }
+        /* P V: one V load feeds the 4 rows (masked p are exactly 0) */
+        int lim = min(ATT_KT, tlast - j0 + 1);
+        for (int jj = 0; jj < lim; jj++) {
+            float pj[ATT_RPW];
 #pragma unroll
-                for (int c = 0; c < NR; c++) {
-                    int d = lane + 32 * c;
-                    if (d < HD) o[i][c] += pj * Vs[jj * HP + d];
+            for (int i = 0; i < ATT_RPW; i++) pj[i] = __shfl_sync(0xffffffffu, p[i], jj);
+#pragma unroll
+            for (int c = 0; c < NR; c++) {
+                int d = lane + 32 * c;
+                if (d < HD) {
+                    float vd = Vs[jj * HP + d];
+#pragma unroll
+                    for (int i = 0; i < ATT_RPW; i++) o[i][c] += pj[i] * vd;
                 }
             }
         }
@@ -179,25 +196,37 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attn_bwd_dq_kernel(float *dq, 
             Vs[jj * HP + d] = key < T ? v[g] : 0.0f;
         }
         __syncthreads();
+        int tw0 = t0 + w * ATT_RPW, tlast = min(T - 1, tw0 + ATT_RPW - 1);
+        if (tw0 >= T || j0 > tlast) continue; /* warp-uniform */
+        float s[ATT_RPW] = {0.0f}, dp[ATT_RPW] = {0.0f}, ds[ATT_RPW];
+        const float *kr = Ks + lane * HP, *vr = Vs + lane * HP;
+        const float *qw = Qs + w * ATT_RPW * HD, *gw = Gs + w * ATT_RPW * HD;
+        for (int d = 0; d < HD; d++) {
+            float kd = kr[d], vd = vr[d];
+#pragma unroll
+            for (int i = 0; i < ATT_RPW; i++) {
+                s[i] += qw[i * HD + d] * kd;
+                dp[i] += gw[i * HD + d] * vd;
+            }
+        }
 #pragma unroll
         for (int i = 0; i < ATT_RPW; i++) {
-            int r = w * ATT_RPW + i, t = t0 + r;
-            if (t >= T || j0 > t) continue;
-            const float *qr = Qs + r * HD, *gr = Gs + r * HD, *kr = Ks + lane * HP, *vr = Vs + lane * HP;
-            float s = 0.0f, dp = 0.0f;
-            for (int d = 0; d < HD; d++) {
-                s += qr[d] * kr[d];
-                dp += gr[d] * vr[d];
-            }
-            float p = j0 + lane <= t ? expf(s * scale - L[i]) : 0.0f;
-            float ds = p * (dp - Dr[i]) * scale;
-            int lim = min(ATT_KT, t - j0 + 1);
-            for (int jj = 0; jj < lim; jj++) {
-                float dsj = __shfl_sync(0xffffffffu, ds, jj);
+            int t = tw0 + i;
+            float pv = (t < T && j0 + lane <= t) ? expf(s[i] * scale - L[i]) : 0.0f;
+            ds[i] = pv * (dp[i] - Dr[i]) * scale;
+        }
+        int lim = min(ATT_KT, tlast - j0 + 1);
+        for (int jj = 0; jj < lim; jj++) {
+            float dsj[ATT_RPW];
 #pragma unroll
-                for (int c = 0; c < NR; c++) {
-                    int d = lane + 32 * c;
-                    if (d < HD) acc[i][c] += dsj * Ks[jj * HP + d];
+            for (int i = 0; i < ATT_RPW; i++) dsj[i] = __shfl_sync(0xffffffffu, ds[i], jj);
+#pragma unroll
+            for (int c = 0; c < NR; c++) {
+                int d = lane + 32 * c;
+                if (d < HD) {
+                    float kd = Ks[jj * HP + d];
+#pragma unroll
+                    for (int i = 0; i < ATT_RPW; i++) acc[i][c] += dsj[i] * kd;
                 }
             }
         }
@@ -255,28 +284,43 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attn_bwd_dkv_kernel(float *dk,
                 Ds[threadIdx.x] = t < T ? D[li] : 0.0f;
             }
             __syncthreads();
+            int jw0 = k0 + w * ATT_RPW; /* this warp's keys jw0 .. jw0+3 */
+            if (jw0 >= T) continue;    /* warp-uniform; no barrier below */
+            int t = i0 + lane;
+            float s[ATT_RPW] = {0.0f}, dp[ATT_RPW] = {0.0f}, p[ATT_RPW], ds[ATT_RPW];
+            const float *qr = Qs + lane * HP, *gr = Gs + lane * HP;
+            const float *kw = Ks + w * ATT_RPW * HD, *vw = Vs + w * ATT_RPW * HD;
+            for (int d = 0; d < HD; d++) {
+                float qd = qr[d], gd = gr[d];
 #pragma unroll
-            for (int i = 0; i < ATT_RPW; i++) {
-                int r = w * ATT_RPW + i, j = k0 + r;
-                if (j >= T) continue;
-                int t = i0 + lane;
-                const float *kr = Ks + r * HD, *vr = Vs + r * HD, *qr = Qs + lane * HP, *gr = Gs + lane * HP;
-                float s = 0.0f, dp = 0.0f;
-                for (int d = 0; d < HD; d++) {
-                    s += kr[d] * qr[d];
-                    dp += vr[d] * gr[d];
+                for (int i = 0; i < ATT_RPW; i++) {
+                    s[i] += kw[i * HD + d] * qd;
+                    dp[i] += vw[i * HD + d] * gd;
                 }
-                float p = (t < T && t >= j) ? expf(s * scale - Ls[lane]) : 0.0f;
-                float ds = p * (dp - Ds[lane]) * scale;
-                int qlo = j - i0 > 0 ? j - i0 : 0, qhi = min(ATT_KT, T - i0);
-                for (int qq = qlo; qq < qhi; qq++) {
-                    float pq = __shfl_sync(0xffffffffu, p, qq), dsq = __shfl_sync(0xffffffffu, ds, qq);
+            }
 #pragma unroll
-                    for (int c = 0; c < NR; c++) {
-                        int d = lane + 32 * c;
-                        if (d < HD) {
-                            av[i][c] += pq * Gs[qq * HP + d];
-                            ak[i][c] += dsq * Qs[qq * HP + d];
+            for (int i = 0; i < ATT_RPW; i++) { /* keys past T: t >= j fails or t < T fails, so p = 0 */
+                int j = jw0 + i;
+                p[i] = (t < T && t >= j && j < T) ? expf(s[i] * scale - Ls[lane]) : 0.0f;
+                ds[i] = p[i] * (dp[i] - Ds[lane]) * scale;
+            }
+            int qlo = jw0 - i0 > 0 ? jw0 - i0 : 0, qhi = min(ATT_KT, T - i0);
+            for (int qq = qlo; qq < qhi; qq++) {
+                float pq[ATT_RPW], dsq[ATT_RPW];
+#pragma unroll
+                for (int i = 0; i < ATT_RPW; i++) {
+                    pq[i] = __shfl_sync(0xffffffffu, p[i], qq);
+                    dsq[i] = __shfl_sync(0xffffffffu, ds[i], qq);
+                }
+#pragma unroll
+                for (int c = 0; c < NR; c++) {
+                    int d = lane + 32 * c;
+                    if (d < HD) {
+                        float gd = Gs[qq * HP + d], qd = Qs[qq * HP + d];
+#pragma unroll
+                        for (int i = 0; i < ATT_RPW; i++) {
+                            av[i][c] += pq[i] * gd;
+                            ak[i][c] += dsq[i] * qd;
                         }
                     }
                 }
