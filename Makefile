@@ -85,17 +85,24 @@ clean:
 # (CI has nvcc but no GPU), but only `make test-cuda` runs them. CUDA=0
 # turns all of it off; sanitizer builds default to CUDA=0.
 NVCC ?= $(shell command -v nvcc 2>/dev/null)
+ifneq ($(NVCC),)
+CUDA_HOME   ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+# toolkit layout (lib64, targets/<arch>/lib) or Debian's (multiarch dir)
+CUDA_LIBDIR ?= $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDA_HOME)/lib64/libcublas.so \
+                 $(CUDA_HOME)/targets/*/lib/libcublas.so /usr/lib/$(shell $(CC) -print-multiarch)/libcublas.so))))
+endif
 ifeq ($(SAN),1)
 CUDA ?= 0
 endif
+# auto: on when nvcc and cuBLAS are both there
 ifneq ($(NVCC),)
+ifneq ($(CUDA_LIBDIR),)
 CUDA ?= 1
+endif
 endif
 CUDA ?= 0
 
 ifeq ($(CUDA),1)
-CUDA_HOME   ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
-CUDA_LIBDIR ?= $(CUDA_HOME)/lib64
 # sm_90 (Hopper) first, sm_80 (Ampere) too; fp32 and no fast-math: this is
 # the reference-accuracy build.
 NVCC_ARCH   ?= -arch=sm_90 -gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90,code=sm_90
