@@ -515,6 +515,150 @@ static void test_lm_head(int N, int C, int V, float temp, int chunk) {
     free(dx), free(dw), free(dw0), free(nan_x);
 }
 
+/* ---- one transformer layer, forward and backward, op after op ----
+ * A Qwen2-shaped block (embedding, RMSNorm, QKV with bias, RoPE, GQA
+ * attention, output projection, residual, SwiGLU MLP, final norm, LM head)
+ * run on each backend from the same random weights; the log-probs and
+ * every weight gradient must agree. Errors compound through the chain, so
+ * everything is held to the backward tolerance. */
+
+typedef struct {
+    int B, T, C, NH, KVH, HD, F, V;
+} Dims;
+
+enum { W_EMB, W_LN1, W_QKV, W_BQKV, W_O, W_LN2, W_GU, W_DOWN, W_LNF, W_LM, NW };
+
+static size_t w_len(const Dims *d, int i) {
+    size_t C = d->C, QKV = (size_t)(d->NH + 2 * d->KVH) * d->HD;
+    switch (i) {
+    case W_EMB: case W_LM: return (size_t)d->V * C;
+    case W_LN1: case W_LN2: case W_LNF: return C;
+    case W_QKV: return QKV * C;
+    case W_BQKV: return QKV;
+    case W_O: return C * d->NH * d->HD;
+    case W_GU: return 2 * (size_t)d->F * C;
+    default: return C * d->F; /* W_DOWN */
+    }
+}
+
+/* a host array in `be`'s memory */
+static void *put(const Backend *be, const void *h, size_t bytes) {
+    if (be == gpu) return dev_of(h, bytes);
+    void *p = be->alloc(bytes);
+    memcpy(p, h, bytes);
+    return p;
+}
+
+static float *fetch(const Backend *be, const float *p, size_t n) {
+    if (be == gpu) return down(p, n);
+    return hcopy(p, n);
+}
+
+/* Runs the layer on `be`; returns host copies of logp and of every weight
+ * gradient (grad[i], length w_len). */
+static float *chain_run(const Backend *be, const Dims *d, float *const *w_h, const int32_t *ids_h,
+                        const int32_t *tg_h, const int32_t *pos_h, const float *cs_h, const float *sn_h,
+                        int max_pos, const float *dlogp_h, float **grad_out) {
+    int N = d->B * d->T, C = d->C, QD = d->NH * d->HD, KD = d->KVH * d->HD, F = d->F, V = d->V;
+    size_t nt = (size_t)max_pos * (d->HD / 2);
+    float *w[NW], *g[NW];
+    for (int i = 0; i < NW; i++) {
+        w[i] = put(be, w_h[i], w_len(d, i) * 4);
+        g[i] = be->alloc(w_len(d, i) * 4);
+    }
+    int32_t *ids = put(be, ids_h, N * 4), *tg = put(be, tg_h, N * 4), *pos = put(be, pos_h, N * 4);
+    float *cs = put(be, cs_h, nt * 4), *sn = put(be, sn_h, nt * 4), *dlogp = put(be, dlogp_h, N * 4);
+#define A(n) ((float *)be->alloc((size_t)(n) * 4))
+    float *x = A(N * C), *h1 = A(N * C), *r1 = A(N), *qkv = A(N * (QD + 2 * KD)), *q = A(N * QD), *k = A(N * KD);
+    float *v = A(N * KD), *att = A(N * QD), *lse = A(N * d->NH), *o = A(N * C), *h2 = A(N * C), *r2 = A(N);
+    float *gu = A(2 * N * F), *act = A(N * F), *mo = A(N * C), *hf = A(N * C), *rf = A(N), *logp = A(N), *ent = A(N);
+    float *dhf = A(N * C), *dx3 = A(N * C), *dact = A(N * F), *dgu = A(2 * N * F), *dh = A(N * C);
+    float *datt = A(N * QD), *dq = A(N * QD), *dk = A(N * KD), *dv = A(N * KD), *dqkv = A(N * (QD + 2 * KD));
+#undef A
+    /* forward: x1 = emb; x2 = x1 + attn(norm x1); x3 = x2 + mlp(norm x2) */
+    be->embedding_forward(x, ids, w[W_EMB], N, C);
+    be->rmsnorm_forward(h1, r1, x, w[W_LN1], N, C, 1e-6f);
+    be->matmul_forward(qkv, h1, w[W_QKV], w[W_BQKV], N, C, QD + 2 * KD);
+    be->qkv_split(q, k, v, qkv, N, QD, KD);
+    be->rope_apply(q, pos, cs, sn, N, d->NH, d->HD, 0);
+    be->rope_apply(k, pos, cs, sn, N, d->KVH, d->HD, 0);
+    be->attention_forward(att, lse, q, k, v, d->B, d->T, d->NH, d->KVH, d->HD);
+    be->matmul_forward(o, att, w[W_O], NULL, N, QD, C);
+    float *x1 = fetch(be, x, (size_t)N * C); /* keep x1 for the first norm's backward */
+    float *x1s = put(be, x1, (size_t)N * C * 4);
+    free(x1);
+    be->add_inplace(x, o, (size_t)N * C); /* x = x2 */
+    be->rmsnorm_forward(h2, r2, x, w[W_LN2], N, C, 1e-6f);
+    be->matmul_forward(gu, h2, w[W_GU], NULL, N, C, 2 * F);
+    be->swiglu_forward(act, gu, N, F);
+    be->matmul_forward(mo, act, w[W_DOWN], NULL, N, F, C);
+    float *x2 = fetch(be, x, (size_t)N * C), *x2s = put(be, x2, (size_t)N * C * 4);
+    free(x2);
+    be->add_inplace(x, mo, (size_t)N * C); /* x = x3 */
+    be->rmsnorm_forward(hf, rf, x, w[W_LNF], N, C, 1e-6f);
+    be->lm_head_logprob_forward(logp, ent, NULL, hf, w[W_LM], tg, N, C, V, 1.0f);
+
+    /* backward */
+    be->lm_head_logprob_backward(dhf, g[W_LM], dlogp, hf, w[W_LM], NULL, tg, N, C, V, 1.0f);
+    be->rmsnorm_backward(dx3, g[W_LNF], dhf, x, w[W_LNF], rf, N, C); /* dx3 starts at 0 */
+    be->matmul_backward(dact, g[W_DOWN], NULL, dx3, act, w[W_DOWN], N, F, C, 0);
+    be->swiglu_backward(dgu, dact, gu, N, F);
+    be->matmul_backward(dh, g[W_GU], NULL, dgu, h2, w[W_GU], N, C, 2 * F, 0);
+    be->rmsnorm_backward(dx3, g[W_LN2], dh, x2s, w[W_LN2], r2, N, C); /* dx3 is now dx2 */
+    be->matmul_backward(datt, g[W_O], NULL, dx3, att, w[W_O], N, QD, C, 0);
+    be->attention_backward(dq, dk, dv, datt, att, lse, q, k, v, d->B, d->T, d->NH, d->KVH, d->HD);
+    be->rope_apply(dq, pos, cs, sn, N, d->NH, d->HD, 1);
+    be->rope_apply(dk, pos, cs, sn, N, d->KVH, d->HD, 1);
+    be->qkv_merge(dqkv, dq, dk, dv, N, QD, KD);
+    be->matmul_backward(dh, g[W_QKV], g[W_BQKV], dqkv, h1, w[W_QKV], N, C, QD + 2 * KD, 0);
+    be->rmsnorm_backward(dx3, g[W_LN1], dh, x1s, w[W_LN1], r1, N, C); /* dx3 is now dx1 */
+    be->embedding_backward(g[W_EMB], dx3, ids, N, C);
+
+    float *out = fetch(be, logp, N);
+    for (int i = 0; i < NW; i++) grad_out[i] = fetch(be, g[i], w_len(d, i));
+    void *bufs[] = {ids, tg, pos, cs, sn, dlogp, x, h1, r1, qkv, q, k, v, att, lse, o, h2, r2, gu, act, mo, hf, rf,
+                    logp, ent, dhf, dx3, dact, dgu, dh, datt, dq, dk, dv, dqkv, x1s, x2s};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->free(bufs[i]);
+    for (int i = 0; i < NW; i++) be->free(w[i]), be->free(g[i]);
+    return out;
+}
+
+static void test_layer_chain(Dims d) {
+    static const char *names[NW] = {"embed", "ln1", "qkv", "qkv bias", "o", "ln2", "gate_up", "down", "norm", "lm_head"};
+    char tag[128];
+    snprintf(tag, sizeof tag, "B=%d T=%d C=%d NH=%d KVH=%d HD=%d F=%d V=%d", d.B, d.T, d.C, d.NH, d.KVH, d.HD, d.F,
+             d.V);
+    int N = d.B * d.T, max_pos = d.T, half = d.HD / 2;
+    float *w[NW];
+    for (int i = 0; i < NW; i++) w[i] = hrand(w_len(&d, i), i == W_LN1 || i == W_LN2 || i == W_LNF ? 1.0f : 0.1f);
+    int32_t *ids = malloc(N * 4), *tg = malloc(N * 4), *pos = malloc(N * 4);
+    for (int n = 0; n < N; n++) {
+        ids[n] = (int32_t)(rng_u64(&rng) % d.V), pos[n] = n % d.T;
+        tg[n] = n % d.T == d.T - 1 ? -1 : (int32_t)(rng_u64(&rng) % d.V);
+    }
+    float *cs = malloc((size_t)max_pos * half * 4), *sn = malloc((size_t)max_pos * half * 4);
+    for (int p = 0; p < max_pos; p++)
+        for (int i = 0; i < half; i++) {
+            double th = p * pow(1e6, -2.0 * i / d.HD);
+            cs[(size_t)p * half + i] = (float)cos(th), sn[(size_t)p * half + i] = (float)sin(th);
+        }
+    float *dlogp = hrand(N, 1.0f / N);
+    float *gc[NW], *gg[NW];
+    float *lc = chain_run(cpu, &d, w, ids, tg, pos, cs, sn, max_pos, dlogp, gc);
+    float *lg = chain_run(gpu, &d, w, ids, tg, pos, cs, sn, max_pos, dlogp, gg);
+    double e = nerr(lg, lc, N);
+    note_err("layer chain: logp", e, FWD_TOL);
+    CHECKF(e <= FWD_TOL, "layer chain %s: logp error %.3g", tag, e);
+    for (int i = 0; i < NW; i++) {
+        e = nerr(gg[i], gc[i], w_len(&d, i));
+        note_err("layer chain: weight grads", e, BWD_TOL);
+        CHECKF(e <= BWD_TOL, "layer chain %s: d%s error %.3g", tag, names[i], e);
+        free(gc[i]), free(gg[i]), free(w[i]);
+    }
+    gpu_ok(tag);
+    free(lc), free(lg), free(ids), free(tg), free(pos), free(cs), free(sn), free(dlogp);
+}
+
 /* An op given a shape it cannot run reports it through cuda_check. */
 static void test_errors(void) {
     float *p = gpu->alloc(4096);
@@ -589,6 +733,9 @@ int main(void) {
     test_lm_head(1, 64, 1000, 1.0f, 0);
     test_lm_head(37, 129, 5003, 1.3f, 7);   /* several chunks, a short last one */
     BIG(test_lm_head(300, 96, 50000, 0.7f, 0));  /* one chunk of the whole vocabulary */
+
+    test_layer_chain((Dims){2, 67, 128, 4, 2, 32, 352, 1000});
+    BIG(test_layer_chain((Dims){1, 300, 896, 14, 2, 64, 4864, 32000})); /* Qwen2.5-0.5B layer shape */
 
     test_errors();
 

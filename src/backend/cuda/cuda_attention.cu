@@ -372,7 +372,7 @@ __global__ void __launch_bounds__(32) attn_decode_kernel(float *out, const float
     extern __shared__ float sm[];
     const int HP = HD + 1;
     float *qs = sm, *Ks = qs + HD, *Vs = Ks + ATT_KT * HP;
-    int h = blockIdx.x, n = blockIdx.y, kh = h / (NH / KVH), lane = threadIdx.x, L = len[n];
+    int n = blockIdx.x, h = blockIdx.y, kh = h / (NH / KVH), lane = threadIdx.x, L = len[n];
     const float *kc = k_cache + (size_t)slot[n] * stride, *vc = v_cache + (size_t)slot[n] * stride;
     for (int d = lane; d < HD; d += 32) qs[d] = q[((size_t)n * NH + h) * HD + d];
     float m = -INFINITY, l = 0.0f, o[NR];
@@ -421,7 +421,7 @@ void cu_attention_decode(float *out, const float *q, const float *k_cache, const
                          int HD) {
     if (N <= 0 || NH <= 0 || !att_shape_ok("attention_decode", NH, KVH, HD)) return;
     size_t smem = (size_t)(HD + 2 * ATT_KT * (HD + 1)) * sizeof(float);
-    dim3 grid(NH, N);
+    dim3 grid(N, NH); /* tokens on x: a prefill can exceed 65535 rows */
     float scale = 1.0f / sqrtf((float)HD);
     switch (att_nr(HD)) {
 #define DEC(NRV)                                                                                              \
