@@ -738,6 +738,20 @@ int main(void) {
     BIG(test_layer_chain((Dims){1, 300, 896, 14, 2, 64, 4864, 32000})); /* Qwen2.5-0.5B layer shape */
 
     test_errors();
+    cuda_trim(); /* leaves only the cuBLAS handle for compute-sanitizer's leak check */
+    gpu_ok("trim");
+    float *tz = gpu->alloc(64 * 4), tzh[64];
+    for (int i = 0; i < 64; i++) tzh[i] = (float)i;
+    Err terr;
+    cuda_upload(tz, tzh, sizeof tzh, &terr);
+    CHECK(gpu->sumsq(tz, 64) == 85344.0); /* scratch comes back on demand */
+    gpu->copy(tz + 1, tz, 63 * 4);
+    float *tzd = down(tz, 64);
+    CHECK(tzd[63] == 62.0f);
+    free(tzd);
+    gpu->free(tz);
+    cuda_trim();
+    gpu_ok("trim again");
 
     printf("%-38s %12s %10s\n", "op", "max err", "tol");
     for (int i = 0; i < g_nops; i++)

@@ -54,6 +54,14 @@ void *cuda_scratch(size_t bytes) {
     return g_scr;
 }
 
+extern "C" void cuda_trim(void) {
+    if (!g_ok) return;
+    if (g_scr) cuda_note("trim", cudaFree(g_scr)); /* cudaFree waits for the ops using it */
+    g_scr = NULL;
+    g_scr_bytes = 0;
+    cuda_sumsq_trim();
+}
+
 static void cuda_init(void) {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n < 1) {

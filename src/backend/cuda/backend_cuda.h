@@ -33,6 +33,11 @@ int cuda_check(Err *err);
 /* Device name and compute capability, e.g. "NVIDIA H200 (sm_90)". */
 const char *cuda_device_name(void);
 
+/* Frees the scratch the ops keep between calls (LM-head logits chunks,
+ * attention row dots, sumsq partials); it grows again on demand. For the
+ * end of a phase or of the process: the cuBLAS handle stays. */
+void cuda_trim(void);
+
 /* Rows of logits the LM head computes at once (default: as many as fit in
  * 256 MB). Tests lower it to exercise the chunk loop; 0 restores it. */
 void cuda_set_lm_head_chunk(int rows);

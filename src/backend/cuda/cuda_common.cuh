@@ -25,6 +25,8 @@ cublasHandle_t cuda_blas(void);
 /* Grow-only device scratch shared by the ops (they run in stream order, so
  * one op's use ends before the next begins). NULL on failure (noted). */
 void *cuda_scratch(size_t bytes);
+/* Frees cu_sumsq's partials buffer (cuda_trim calls it). */
+void cuda_sumsq_trim(void);
 
 /* Row-major C(M,N) = alpha op(A) op(B) + beta C through column-major
  * cuBLAS: computes C^T = op(B)^T op(A)^T. ta/tb: 0 or 1. */

@@ -30,6 +30,12 @@ __global__ void sumsq_final_kernel(double *out, const double *part, size_t nc) {
 static double *g_part;  /* chunk partials + the result in the last slot */
 static size_t g_part_n;
 
+void cuda_sumsq_trim(void) {
+    if (g_part) cuda_note("trim", cudaFree(g_part));
+    g_part = NULL;
+    g_part_n = 0;
+}
+
 double cu_sumsq(const float *x, size_t n) {
     if (!n) return 0.0;
     size_t nc = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
