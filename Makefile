@@ -78,3 +78,76 @@ clean:
 	rm -rf build build-san build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+# ---- CUDA backend (src/backend/cuda) ----------------------------------------
+# With nvcc on the PATH (or NVCC=/path/to/nvcc), CUDA defaults to 1: `make`
+# builds $(BUILD)/libr1c_cuda.a and `make test` also compiles the GPU tests
+# (CI has nvcc but no GPU), but only `make test-cuda` runs them. CUDA=0
+# turns all of it off; sanitizer builds default to CUDA=0.
+NVCC ?= $(shell command -v nvcc 2>/dev/null)
+ifneq ($(NVCC),)
+CUDA_HOME   ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+# toolkit layout (lib64, targets/<arch>/lib) or Debian's (multiarch dir)
+CUDA_LIBDIR ?= $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDA_HOME)/lib64/libcublas.so \
+                 $(CUDA_HOME)/targets/*/lib/libcublas.so /usr/lib/$(shell $(CC) -print-multiarch)/libcublas.so))))
+endif
+ifeq ($(SAN),1)
+CUDA ?= 0
+endif
+# auto: on when nvcc and cuBLAS are both there
+ifneq ($(NVCC),)
+ifneq ($(CUDA_LIBDIR),)
+CUDA ?= 1
+endif
+endif
+CUDA ?= 0
+
+ifeq ($(CUDA),1)
+# sm_90 (Hopper) first, sm_80 (Ampere) too; fp32 and no fast-math: this is
+# the reference-accuracy build.
+NVCC_ARCH   ?= -arch=sm_90 -gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90,code=sm_90
+NVCCFLAGS   ?= -O3 -std=c++17 $(NVCC_ARCH) -Xcompiler -Wall -MMD -MP
+CUDA_SRC    := $(sort $(wildcard src/backend/cuda/*.cu))
+CUDA_OBJ    := $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
+CUDA_TSRC   := $(sort $(wildcard tests/cuda/test_cuda_*.c))
+CUDA_TBIN   := $(CUDA_TSRC:tests/cuda/%.c=$(BUILD)/tests-cuda/%)
+CUDA_LDLIBS := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart -lstdc++
+# GPU tests link the CPU reference and what it needs, not all of libr1c,
+# so a GPU machine needs only OpenBLAS besides the CUDA toolkit.
+CUDA_REF_OBJ := $(addprefix $(BUILD)/obj/src/,backend/cpu/backend_cpu.o backend/cpu/blas.o base/rng.o base/err.o)
+
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -Isrc -c $< -o $@
+
+$(BUILD)/libr1c_cuda.a: $(CUDA_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tests-cuda/%: tests/cuda/%.c tests/check.h $(BUILD)/libr1c_cuda.a $(CUDA_REF_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libr1c_cuda.a $(CUDA_REF_OBJ) $(CUDA_LDLIBS) -ldl -lm -lpthread
+
+$(BUILD)/bench-cuda/%: bench/cuda/%.c $(BUILD)/libr1c_cuda.a $(BUILD)/obj/src/base/err.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libr1c_cuda.a $(BUILD)/obj/src/base/err.o $(CUDA_LDLIBS) -lm -lpthread
+
+# GEMM / attention / LM-head throughput against SGEMM and copy ceilings
+bench-cuda: $(BUILD)/bench-cuda/bench_cuda_ops
+	@./$<
+
+all: $(BUILD)/libr1c_cuda.a
+test: $(CUDA_TBIN)
+
+test-cuda: $(CUDA_TBIN)
+	@pass=0; fail=0; for t in $(CUDA_TBIN); do \
+	  if $$t > $$t.log 2>&1; then pass=$$((pass + 1)); s=ok; else fail=$$((fail + 1)); s=FAIL; fi; \
+	  printf '%-34s %s\n' $$(basename $$t) $$s; sed 's/^/    | /' $$t.log | tail -60; done; \
+	echo "tests-cuda: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
+
+-include $(CUDA_OBJ:.o=.d)
+else
+test-cuda bench-cuda:
+	@echo "SKIP $@: CUDA=0 (no nvcc found, or disabled)"
+endif
+.PHONY: bench-cuda

@@ -5,7 +5,15 @@
  * Conventions: row-major; N = rows (tokens), shapes in comments. Buffers are
  * backend memory obtained from `alloc`. Backward ops ACCUMULATE into
  * parameter gradients (so micro-batches add up) and into input gradients
- * only where the comment says so. */
+ * only where the comment says so.
+ *
+ * Memory: every pointer an op takes lives where that backend's `alloc`
+ * puts it. For the CPU that is host memory. For the CUDA backend
+ * (backend/cuda/backend_cuda.h) it is device memory for ALL of them: the
+ * float buffers, the RoPE cos/sin tables and the int arrays (ids, pos,
+ * target, slot, len) too; the caller uploads ints with cuda_upload. CUDA
+ * ops run asynchronously in one stream; only sumsq returns a value (it
+ * waits), and cuda_check waits and reports the first failure. */
 #ifndef R1C_BACKEND_BACKEND_H
 #define R1C_BACKEND_BACKEND_H
 

@@ -1,0 +1,202 @@
+/* Throughput of the CUDA backend's heavy ops on the GPU, against two
+ * ceilings measured in the same run: cuBLAS SGEMM (fp32, no TF32) for
+ * arithmetic, and a device-to-device copy for bandwidth. Prints a table;
+ * each row's last column is the fraction of its ceiling. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/backend_cuda.h"
+
+static const Backend *gpu;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static void sync_or_die(void) {
+    Err err;
+    if (cuda_check(&err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+}
+
+/* Fills a device buffer with small pseudo-random values (never zeros:
+ * zeros can run faster than real data). */
+static float *dev_rand(size_t n, float scale) {
+    float *h = malloc(n * sizeof(float));
+    uint32_t s = 12345u + (uint32_t)n;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        h[i] = scale * ((float)(s >> 8) / 16777216.0f - 0.5f);
+    }
+    float *d = gpu->alloc(n * sizeof(float));
+    Err err;
+    if (!d || cuda_upload(d, h, n * sizeof(float), &err) != 0) exit(1);
+    free(h);
+    return d;
+}
+
+typedef void (*RunFn)(void *ctx);
+
+/* median of `reps` timed runs after 2 warm-ups, in seconds */
+static double time_op(RunFn f, void *ctx, int reps) {
+    double t[32];
+    if (reps > 32) reps = 32;
+    for (int i = 0; i < 2; i++) f(ctx);
+    sync_or_die();
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        f(ctx);
+        sync_or_die();
+        t[r] = now() - t0;
+    }
+    for (int i = 1; i < reps; i++)
+        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
+            double x = t[j];
+            t[j] = t[j - 1], t[j - 1] = x;
+        }
+    return t[reps / 2];
+}
+
+typedef struct {
+    float *a, *b, *c, *d, *e, *f, *g, *h;
+    int32_t *ids;
+    int N, K, O, B, T, NH, KVH, HD;
+    size_t n;
+} Ctx;
+
+static void run_gemm(void *p) {
+    Ctx *c = p;
+    gpu->matmul_forward(c->c, c->a, c->b, NULL, c->N, c->K, c->O);
+}
+static void run_copy(void *p) {
+    Ctx *c = p;
+    gpu->copy(c->b, c->a, c->n * sizeof(float));
+}
+static void run_add(void *p) {
+    Ctx *c = p;
+    gpu->add_inplace(c->b, c->a, c->n);
+}
+static void run_sumsq(void *p) {
+    Ctx *c = p;
+    gpu->sumsq(c->a, c->n);
+}
+static void run_adamw(void *p) {
+    Ctx *c = p;
+    gpu->adamw_update(c->a, c->b, c->c, c->d, c->n, 1e-6f, 0.9f, 0.95f, 1e-8f, 0.0f, 3);
+}
+static void run_att_fwd(void *p) {
+    Ctx *c = p;
+    gpu->attention_forward(c->d, c->e, c->a, c->b, c->c, c->B, c->T, c->NH, c->KVH, c->HD);
+}
+static void run_att_bwd(void *p) {
+    Ctx *c = p;
+    gpu->attention_backward(c->f, c->g, c->h, c->a, c->d, c->e, c->a, c->b, c->c, c->B, c->T, c->NH, c->KVH, c->HD);
+}
+static void run_lm_fwd(void *p) {
+    Ctx *c = p;
+    gpu->lm_head_logprob_forward(c->c, c->d, NULL, c->a, c->b, c->ids, c->N, c->K, c->O, 1.0f);
+}
+static void run_lm_bwd(void *p) {
+    Ctx *c = p;
+    gpu->lm_head_logprob_backward(c->e, c->f, c->d, c->a, c->b, NULL, c->ids, c->N, c->K, c->O, 1.0f);
+}
+
+static void run_emb_bwd(void *p) {
+    Ctx *c = p;
+    gpu->embedding_backward(c->f, c->e, c->ids, c->N, c->K);
+}
+
+static void row(const char *op, const char *shape, double sec, double amount, const char *unit, double ceil) {
+    double rate = amount / sec;
+    printf("%-22s %-30s %9.3f %9.1f %-6s %6.1f%%\n", op, shape, sec * 1e3, rate, unit, 100.0 * rate / ceil);
+}
+
+int main(void) {
+    if (!cuda_available() || !(gpu = backend_cuda())) {
+        printf("SKIP bench_cuda_ops: no usable CUDA device\n");
+        return 0;
+    }
+    printf("device: %s; fp32 throughout, cuBLAS without TF32\n", cuda_device_name());
+    printf("%-22s %-30s %9s %9s %-6s %7s\n", "op", "shape", "ms", "rate", "unit", "of ceil");
+    char shape[64];
+    Ctx c = {0};
+
+    /* ceilings */
+    c.N = c.K = c.O = 8192;
+    c.a = dev_rand((size_t)c.N * c.K, 1.0f), c.b = dev_rand((size_t)c.O * c.K, 1.0f);
+    c.c = dev_rand((size_t)c.N * c.O, 1.0f);
+    double t = time_op(run_gemm, &c, 5);
+    double gemm_tf = 2.0 * c.N * c.K * c.O / t / 1e12;
+    row("SGEMM (ceiling)", "8192^3", t, 2.0 * c.N * c.K * c.O / 1e12, "TF/s", gemm_tf);
+    gpu->free(c.a), gpu->free(c.b), gpu->free(c.c);
+
+    c.n = (size_t)1 << 28; /* 1 GiB per buffer */
+    c.a = dev_rand(c.n, 1.0f), c.b = dev_rand(c.n, 1.0f);
+    t = time_op(run_copy, &c, 9);
+    double bw = 2.0 * c.n * 4 / t / 1e9;
+    row("D2D copy (ceiling)", "2^28 floats", t, 2.0 * c.n * 4 / 1e9, "GB/s", bw);
+    t = time_op(run_add, &c, 9);
+    row("add_inplace", "2^28 floats", t, 3.0 * c.n * 4 / 1e9, "GB/s", bw);
+    t = time_op(run_sumsq, &c, 9);
+    row("sumsq", "2^28 floats", t, 1.0 * c.n * 4 / 1e9, "GB/s", bw);
+    c.c = dev_rand(c.n, 0.1f), c.d = dev_rand(c.n, 0.1f);
+    t = time_op(run_adamw, &c, 9);
+    row("adamw_update", "2^28 floats", t, 7.0 * c.n * 4 / 1e9, "GB/s", bw); /* p,m,v read+write, g read */
+    gpu->free(c.a), gpu->free(c.b), gpu->free(c.c), gpu->free(c.d);
+
+    /* model-shaped GEMM: Qwen2.5-1.5B MLP up/gate on 4096 tokens */
+    c.N = 4096, c.K = 1536, c.O = 17920;
+    c.a = dev_rand((size_t)c.N * c.K, 1.0f), c.b = dev_rand((size_t)c.O * c.K, 1.0f);
+    c.c = dev_rand((size_t)c.N * c.O, 1.0f);
+    t = time_op(run_gemm, &c, 5);
+    row("matmul_forward", "N=4096 K=1536 O=17920", t, 2.0 * c.N * c.K * c.O / 1e12, "TF/s", gemm_tf);
+    gpu->free(c.a), gpu->free(c.b), gpu->free(c.c);
+
+    /* attention: causal FLOPs = 2 matmuls x 2 x B NH T^2 HD / 2 */
+    int shapes[][5] = {{4, 1024, 12, 2, 128}, {1, 4096, 12, 2, 128}, {8, 512, 14, 2, 64}};
+    for (int s = 0; s < 3; s++) {
+        c.B = shapes[s][0], c.T = shapes[s][1], c.NH = shapes[s][2], c.KVH = shapes[s][3], c.HD = shapes[s][4];
+        size_t nq = (size_t)c.B * c.T * c.NH * c.HD, nk = (size_t)c.B * c.T * c.KVH * c.HD;
+        c.a = dev_rand(nq, 1.0f), c.b = dev_rand(nk, 1.0f), c.c = dev_rand(nk, 1.0f);
+        c.d = dev_rand(nq, 1.0f), c.e = dev_rand((size_t)c.B * c.NH * c.T, 1.0f);
+        c.f = dev_rand(nq, 1.0f), c.g = dev_rand(nk, 1.0f), c.h = dev_rand(nk, 1.0f);
+        double fl = 2.0 * c.B * c.NH * (double)c.T * c.T * c.HD;
+        snprintf(shape, sizeof shape, "B%d T%d NH%d KVH%d HD%d", c.B, c.T, c.NH, c.KVH, c.HD);
+        t = time_op(run_att_fwd, &c, 5);
+        row("attention_forward", shape, t, fl / 1e12, "TF/s", gemm_tf);
+        t = time_op(run_att_bwd, &c, 5);
+        row("attention_backward", shape, t, 2.5 * fl / 1e12, "TF/s", gemm_tf);
+        gpu->free(c.a), gpu->free(c.b), gpu->free(c.c), gpu->free(c.d), gpu->free(c.e), gpu->free(c.f);
+        gpu->free(c.g), gpu->free(c.h);
+    }
+
+    /* LM head over a Qwen vocabulary */
+    c.N = 2048, c.K = 1536, c.O = 151936;
+    c.a = dev_rand((size_t)c.N * c.K, 1.0f), c.b = dev_rand((size_t)c.O * c.K, 0.05f);
+    c.c = dev_rand(c.N, 1.0f), c.d = dev_rand(c.N, 1.0f), c.e = dev_rand((size_t)c.N * c.K, 1.0f);
+    c.f = dev_rand((size_t)c.O * c.K, 1.0f);
+    int32_t *ids = malloc(c.N * sizeof(int32_t));
+    for (int i = 0; i < c.N; i++) ids[i] = (i * 7919) % c.O;
+    c.ids = gpu->alloc(c.N * sizeof(int32_t));
+    Err err;
+    cuda_upload(c.ids, ids, c.N * sizeof(int32_t), &err);
+    snprintf(shape, sizeof shape, "N=%d C=%d V=%d", c.N, c.K, c.O);
+    t = time_op(run_lm_fwd, &c, 5);
+    row("lm_head fwd", shape, t, 2.0 * c.N * c.K * c.O / 1e12, "TF/s", gemm_tf);
+    t = time_op(run_lm_bwd, &c, 5);
+    row("lm_head bwd", shape, t, 6.0 * c.N * c.K * c.O / 1e12, "TF/s", gemm_tf); /* logits, dx, dw */
+    /* embedding backward: rows walked in order per column (deterministic);
+     * bytes = dout read + table rows read and written */
+    snprintf(shape, sizeof shape, "N=%d C=%d", c.N, c.K);
+    t = time_op(run_emb_bwd, &c, 5);
+    row("embedding_backward", shape, t, 3.0 * c.N * c.K * 4 / 1e9, "GB/s", bw);
+    free(ids);
+    return 0;
+}

@@ -1,0 +1,182 @@
+/* The CUDA backend's table and everything that is not an op: device
+ * selection, the cuBLAS handle, the sticky error record, memory, host <->
+ * device copies and scratch. Ops live in cuda_*.cu by family. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_common.cuh"
+
+extern "C" {
+#include "backend/cuda/backend_cuda.h"
+}
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static int g_ok;                 /* device usable and handle created */
+static cublasHandle_t g_blas;
+static int g_sync;               /* R1C_CUDA_SYNC=1: wait after every launch */
+static char g_name[320] = "none";
+static char g_err[768];          /* first error since the last cuda_check */
+static void *g_scr;
+static size_t g_scr_bytes;
+
+void cuda_note(const char *op, cudaError_t e) {
+    if (e == cudaSuccess || g_err[0]) return;
+    snprintf(g_err, sizeof g_err, "cuda: %s: %s (%s)", op, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+void cuda_note_blas(const char *op, cublasStatus_t s) {
+    if (s == CUBLAS_STATUS_SUCCESS || g_err[0]) return;
+    snprintf(g_err, sizeof g_err, "cuda: %s: cuBLAS status %d", op, (int)s);
+}
+
+void cuda_after_launch(const char *op) {
+    cuda_note(op, cudaGetLastError());
+    if (g_sync) cuda_note(op, cudaDeviceSynchronize());
+}
+
+cublasHandle_t cuda_blas(void) { return g_blas; }
+
+void *cuda_scratch(size_t bytes) {
+    if (bytes <= g_scr_bytes) return g_scr;
+    if (g_scr) cudaFree(g_scr); /* synchronises: earlier users are done */
+    size_t want = bytes + (bytes >> 3);
+    g_scr = NULL;
+    g_scr_bytes = 0;
+    cudaError_t e = cudaMalloc(&g_scr, want);
+    if (e != cudaSuccess) {
+        cuda_note("scratch alloc", e);
+        g_scr = NULL;
+        return NULL;
+    }
+    g_scr_bytes = want;
+    return g_scr;
+}
+
+extern "C" void cuda_trim(void) {
+    if (!g_ok) return;
+    if (g_scr) cuda_note("trim", cudaFree(g_scr)); /* cudaFree waits for the ops using it */
+    g_scr = NULL;
+    g_scr_bytes = 0;
+    cuda_sumsq_trim();
+}
+
+static void cuda_init(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n < 1) {
+        cudaGetLastError(); /* clear: "no device" is an answer, not a failure */
+        return;
+    }
+    cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
+        snprintf(g_name, sizeof g_name, "%s (sm_%d%d, %d SMs)", prop.name, prop.major, prop.minor,
+                 prop.multiProcessorCount);
+    if (cublasCreate(&g_blas) != CUBLAS_STATUS_SUCCESS) return;
+    /* The reference-accuracy build: plain fp32 FMA GEMMs. CUBLAS_DEFAULT_MATH
+     * never picks TF32 tensor cores for Sgemm (only CUBLAS_TF32_TENSOR_OP_MATH
+     * or NVIDIA_TF32_OVERRIDE would), so results match the CPU to ~1e-6. */
+    cublasSetMathMode(g_blas, CUBLAS_DEFAULT_MATH);
+    cublasSetStream(g_blas, 0);
+    const char *s = getenv("R1C_CUDA_SYNC");
+    g_sync = s && s[0] == '1';
+    g_ok = 1;
+}
+
+extern "C" int cuda_available(void) {
+    pthread_once(&g_once, cuda_init);
+    return g_ok;
+}
+
+extern "C" const char *cuda_device_name(void) {
+    pthread_once(&g_once, cuda_init);
+    return g_name;
+}
+
+extern "C" int cuda_check(Err *err) {
+    if (!cuda_available()) return err_set(err, "cuda: no usable CUDA device");
+    cuda_note("synchronize", cudaDeviceSynchronize());
+    if (!g_err[0]) return 0;
+    int r = err_set(err, "%s", g_err);
+    g_err[0] = 0;
+    return r;
+}
+
+extern "C" int cuda_upload(void *dst_dev, const void *src_host, size_t bytes, Err *err) {
+    cudaError_t e = cudaMemcpy(dst_dev, src_host, bytes, cudaMemcpyHostToDevice);
+    if (e != cudaSuccess) return err_set(err, "cuda: upload of %zu bytes: %s", bytes, cudaGetErrorString(e));
+    return 0;
+}
+
+extern "C" int cuda_download(void *dst_host, const void *src_dev, size_t bytes, Err *err) {
+    cudaError_t e = cudaMemcpy(dst_host, src_dev, bytes, cudaMemcpyDeviceToHost);
+    if (e != cudaSuccess) return err_set(err, "cuda: download of %zu bytes: %s", bytes, cudaGetErrorString(e));
+    return 0;
+}
+
+/* cudaMalloc hands out 256-byte aligned blocks; a zero-byte request still
+ * gets a distinct non-NULL pointer, as the CPU backend's does. */
+static void *cu_alloc(size_t bytes) {
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 256);
+    if (e != cudaSuccess) {
+        cuda_note("alloc", e);
+        return NULL;
+    }
+    cuda_note("alloc (zero)", cudaMemset(p, 0, bytes ? bytes : 256));
+    return p;
+}
+
+static void cu_free(void *p) {
+    if (p) cuda_note("free", cudaFree(p));
+}
+
+static void cu_zero(void *p, size_t bytes) {
+    if (bytes) cuda_note("zero", cudaMemsetAsync(p, 0, bytes, 0));
+}
+
+/* memmove semantics: cudaMemcpy leaves overlapping ranges undefined, so
+ * those go through scratch. */
+static void cu_copy(void *dst, const void *src, size_t bytes) {
+    if (!bytes || dst == src) return;
+    const char *d = (const char *)dst, *s = (const char *)src;
+    if (d < s + bytes && s < d + bytes) {
+        void *tmp = cuda_scratch(bytes);
+        if (!tmp) return;
+        cuda_note("copy", cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, 0));
+        cuda_note("copy", cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, 0));
+        return;
+    }
+    cuda_note("copy", cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
+}
+
+static const Backend CUDA_BACKEND = {
+    /* .name = */ "cuda",
+    /* .alloc = */ cu_alloc,
+    /* .free = */ cu_free,
+    /* .zero = */ cu_zero,
+    /* .copy = */ cu_copy,
+    /* .matmul_forward = */ cu_matmul_forward,
+    /* .matmul_backward = */ cu_matmul_backward,
+    /* .rmsnorm_forward = */ cu_rmsnorm_forward,
+    /* .rmsnorm_backward = */ cu_rmsnorm_backward,
+    /* .rope_apply = */ cu_rope_apply,
+    /* .attention_forward = */ cu_attention_forward,
+    /* .attention_backward = */ cu_attention_backward,
+    /* .attention_decode = */ cu_attention_decode,
+    /* .kv_cache_write = */ cu_kv_cache_write,
+    /* .qkv_split = */ cu_qkv_split,
+    /* .qkv_merge = */ cu_qkv_merge,
+    /* .swiglu_forward = */ cu_swiglu_forward,
+    /* .swiglu_backward = */ cu_swiglu_backward,
+    /* .embedding_forward = */ cu_embedding_forward,
+    /* .embedding_backward = */ cu_embedding_backward,
+    /* .add_inplace = */ cu_add_inplace,
+    /* .lm_head_logprob_forward = */ cu_lm_head_logprob_forward,
+    /* .lm_head_logprob_backward = */ cu_lm_head_logprob_backward,
+    /* .sumsq = */ cu_sumsq,
+    /* .scale = */ cu_scale,
+    /* .adamw_update = */ cu_adamw_update,
+};
+
+extern "C" const Backend *backend_cuda(void) { return cuda_available() ? &CUDA_BACKEND : NULL; }

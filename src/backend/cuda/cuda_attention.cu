@@ -1,0 +1,437 @@
+/* Causal GQA attention on the device, fp32. Never stores T x T: the
+ * forward keeps each row's log-sum-exp; the backward recomputes scores tile
+ * by tile. Correctness first: one warp works on a few rows, a lane owns one
+ * key (or query) of a 32-wide tile for the scores and HD/32 channels for
+ * the outputs; no atomics, so results are deterministic.
+ *
+ * Shared-memory tiles read lane-by-row are padded to HD+1 floats per row
+ * so the 32 lanes hit 32 different banks. */
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_reduce.cuh"
+
+#define ATT_WARPS 8
+#define ATT_RPW 4                       /* rows per warp */
+#define ATT_BQ (ATT_WARPS * ATT_RPW)    /* rows per block: 32 */
+#define ATT_KT 32                       /* keys (or queries) per tile: one per lane */
+#define ATT_MAX_HD 256
+
+/* ---- forward: block = 32 query rows of one (b, h) ---- */
+
+template <int NR>
+__global__ void __launch_bounds__(ATT_WARPS * 32) attn_fwd_kernel(float *out, float *lse, const float *q, const float *k,
+                                                                  const float *v, int T, int NH, int KVH, int HD,
+                                                                  float scale) {
+    extern __shared__ float sm[];
+    const int HP = HD + 1;
+    float *Qs = sm, *Ks = Qs + ATT_BQ * HD, *Vs = Ks + ATT_KT * HP;
+    int b = blockIdx.z, h = blockIdx.y, t0 = blockIdx.x * ATT_BQ, kh = h / (NH / KVH);
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    for (int i = threadIdx.x; i < ATT_BQ * HD; i += blockDim.x) {
+        int r = i / HD, d = i % HD, t = t0 + r;
+        Qs[i] = t < T ? q[(((size_t)b * T + t) * NH + h) * HD + d] : 0.0f;
+    }
+    float m[ATT_RPW], l[ATT_RPW], o[ATT_RPW][NR];
+#pragma unroll
+    for (int i = 0; i < ATT_RPW; i++) {
+        m[i] = -INFINITY, l[i] = 0.0f;
+#pragma unroll
+        for (int c = 0; c < NR; c++) o[i][c] = 0.0f;
+    }
+    int kend = min(T, t0 + ATT_BQ);
+    for (int j0 = 0; j0 < kend; j0 += ATT_KT) {
+        __syncthreads();
+        for (int i = threadIdx.x; i < ATT_KT * HD; i += blockDim.x) {
+            int jj = i / HD, d = i % HD, key = j0 + jj;
+            size_t g = (((size_t)b * T + key) * KVH + kh) * HD + d;
+            Ks[jj * HP + d] = key < T ? k[g] : 0.0f;
+            Vs[jj * HP + d] = key < T ? v[g] : 0.0f;
+        }
+        __syncthreads();
+        /* this warp's rows are tw0 .. tw0+3; the last valid one sees most */
+        int tw0 = t0 + w * ATT_RPW, tlast = min(T - 1, tw0 + ATT_RPW - 1);
+        if (tw0 >= T || j0 > tlast) continue; /* warp-uniform */
+        /* scores for the 4 rows at once: one K load feeds 4 FMAs */
+        float s[ATT_RPW] = {0.0f}, p[ATT_RPW];
+        const float *kr = Ks + lane * HP, *qw = Qs + w * ATT_RPW * HD;
+        for (int d = 0; d < HD; d++) {
+            float kd = kr[d];
+#pragma unroll
+            for (int i = 0; i < ATT_RPW; i++) s[i] += qw[i * HD + d] * kd;
+        }
+#pragma unroll
+        for (int i = 0; i < ATT_RPW; i++) {
+            int t = tw0 + i;
+            p[i] = 0.0f;
+            if (t >= T || j0 > t) continue; /* warp-uniform */
+            float sc = j0 + lane <= t ? s[i] * scale : -INFINITY;
+            float mnew = fmaxf(m[i], warp_max(sc));
+            float corr = expf(m[i] - mnew);
+            p[i] = expf(sc - mnew);
+            l[i] = l[i] * corr + warp_sum(p[i]);
+            m[i] = mnew;
+#pragma unroll
+            for (int c = 0; c < NR; c++) o[i][c] *= corr;
+        }
+        /* P V: one V load feeds the 4 rows (masked p are exactly 0) */
+        int lim = min(ATT_KT, tlast - j0 + 1);
+        for (int jj = 0; jj < lim; jj++) {
+            float pj[ATT_RPW];
+#pragma unroll
+            for (int i = 0; i < ATT_RPW; i++) pj[i] = __shfl_sync(0xffffffffu, p[i], jj);
+#pragma unroll
+            for (int c = 0; c < NR; c++) {
+                int d = lane + 32 * c;
+                if (d < HD) {
+                    float vd = Vs[jj * HP + d];
+#pragma unroll
+                    for (int i = 0; i < ATT_RPW; i++) o[i][c] += pj[i] * vd;
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < ATT_RPW; i++) {
+        int t = t0 + w * ATT_RPW + i;
+        if (t >= T) continue;
+        float inv = 1.0f / l[i];
+        float *orow = out + (((size_t)b * T + t) * NH + h) * HD;
+#pragma unroll
+        for (int c = 0; c < NR; c++) {
+            int d = lane + 32 * c;
+            if (d < HD) orow[d] = o[i][c] * inv;
+        }
+        if (lane == 0) lse[((size_t)b * NH + h) * T + t] = m[i] + logf(l[i]);
+    }
+}
+
+/* Channels per lane, rounded up to a template size; 0 if HD is too big. */
+static int att_nr(int HD) {
+    int nr = (HD + 31) / 32;
+    return nr <= 1 ? 1 : nr <= 2 ? 2 : nr <= 4 ? 4 : nr <= 8 ? 8 : 0;
+}
+
+#define ATT_DISPATCH(NRV, KERNEL, GRID, SMEM, ...)                                                     \
+    do {                                                                                             \
+        switch (NRV) {                                                                               \
+        case 1: cudaFuncSetAttribute(KERNEL<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);  \
+            KERNEL<1><<<GRID, ATT_WARPS * 32, SMEM>>>(__VA_ARGS__); break;                          \
+        case 2: cudaFuncSetAttribute(KERNEL<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);  \
+            KERNEL<2><<<GRID, ATT_WARPS * 32, SMEM>>>(__VA_ARGS__); break;                          \
+        case 4: cudaFuncSetAttribute(KERNEL<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);  \
+            KERNEL<4><<<GRID, ATT_WARPS * 32, SMEM>>>(__VA_ARGS__); break;                          \
+        default: cudaFuncSetAttribute(KERNEL<8>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM); \
+            KERNEL<8><<<GRID, ATT_WARPS * 32, SMEM>>>(__VA_ARGS__); break;                          \
+        }                                                                                            \
+    } while (0)
+
+static int att_shape_ok(const char *op, int NH, int KVH, int HD) {
+    if (HD < 1 || HD > ATT_MAX_HD || KVH < 1 || NH % KVH != 0) {
+        cuda_note(op, cudaErrorInvalidValue); /* head size over 256 or NH not a multiple of KVH */
+        return 0;
+    }
+    return 1;
+}
+
+void cu_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
+                          int NH, int KVH, int HD) {
+    if (B <= 0 || T <= 0 || NH <= 0 || !att_shape_ok("attention_forward", NH, KVH, HD)) return;
+    size_t smem = (size_t)(ATT_BQ * HD + 2 * ATT_KT * (HD + 1)) * sizeof(float);
+    dim3 grid((T + ATT_BQ - 1) / ATT_BQ, NH, B);
+    ATT_DISPATCH(att_nr(HD), attn_fwd_kernel, grid, smem, out, lse, q, k, v, T, NH, KVH, HD,
+                 1.0f / sqrtf((float)HD));
+    cuda_after_launch("attention_forward");
+}
+
+/* ---- backward ---- */
+
+/* D(B,NH,T) = rowsum(dout * out): one warp per row */
+__global__ void attn_bwd_dot_kernel(float *D, const float *dout, const float *out, int B, int T, int NH, int HD) {
+    size_t row = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5; /* over (b, t, h) */
+    int lane = threadIdx.x & 31;
+    if (row >= (size_t)B * T * NH) return;
+    const float *g = dout + row * HD, *o = out + row * HD;
+    float s = 0.0f;
+    for (int d = lane; d < HD; d += 32) s += g[d] * o[d];
+    s = warp_sum(s);
+    int h = (int)(row % NH);
+    size_t bt = row / NH;
+    int t = (int)(bt % T), b = (int)(bt / T);
+    if (lane == 0) D[((size_t)b * NH + h) * T + t] = s;
+}
+
+/* dq for 32 query rows of one (b, h): dq = scale * sum_j P(dP - D) k_j */
+template <int NR>
+__global__ void __launch_bounds__(ATT_WARPS * 32) attn_bwd_dq_kernel(float *dq, const float *dout, const float *lse,
+                                                                     const float *D, const float *q, const float *k,
+                                                                     const float *v, int T, int NH, int KVH, int HD,
+                                                                     float scale) {
+    extern __shared__ float sm[];
+    const int HP = HD + 1;
+    float *Qs = sm, *Gs = Qs + ATT_BQ * HD, *Ks = Gs + ATT_BQ * HD, *Vs = Ks + ATT_KT * HP;
+    int b = blockIdx.z, h = blockIdx.y, t0 = blockIdx.x * ATT_BQ, kh = h / (NH / KVH);
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    for (int i = threadIdx.x; i < ATT_BQ * HD; i += blockDim.x) {
+        int r = i / HD, d = i % HD, t = t0 + r;
+        size_t g = (((size_t)b * T + t) * NH + h) * HD + d;
+        Qs[i] = t < T ? q[g] : 0.0f;
+        Gs[i] = t < T ? dout[g] : 0.0f;
+    }
+    float acc[ATT_RPW][NR], L[ATT_RPW], Dr[ATT_RPW];
+#pragma unroll
+    for (int i = 0; i < ATT_RPW; i++) {
+        int t = t0 + w * ATT_RPW + i;
+        size_t li = ((size_t)b * NH + h) * T + t;
+        L[i] = t < T ? lse[li] : 0.0f;
+        Dr[i] = t < T ? D[li] : 0.0f;
+#pragma unroll
+        for (int c = 0; c < NR; c++) acc[i][c] = 0.0f;
+    }
+    int kend = min(T, t0 + ATT_BQ);
+    for (int j0 = 0; j0 < kend; j0 += ATT_KT) {
+        __syncthreads();
+        for (int i = threadIdx.x; i < ATT_KT * HD; i += blockDim.x) {
+            int jj = i / HD, d = i % HD, key = j0 + jj;
+            size_t g = (((size_t)b * T + key) * KVH + kh) * HD + d;
+            Ks[jj * HP + d] = key < T ? k[g] : 0.0f;
+            Vs[jj * HP + d] = key < T ? v[g] : 0.0f;
+        }
+        __syncthreads();
+        int tw0 = t0 + w * ATT_RPW, tlast = min(T - 1, tw0 + ATT_RPW - 1);
+        if (tw0 >= T || j0 > tlast) continue; /* warp-uniform */
+        float s[ATT_RPW] = {0.0f}, dp[ATT_RPW] = {0.0f}, ds[ATT_RPW];
+        const float *kr = Ks + lane * HP, *vr = Vs + lane * HP;
+        const float *qw = Qs + w * ATT_RPW * HD, *gw = Gs + w * ATT_RPW * HD;
+        for (int d = 0; d < HD; d++) {
+            float kd = kr[d], vd = vr[d];
+#pragma unroll
+            for (int i = 0; i < ATT_RPW; i++) {
+                s[i] += qw[i * HD + d] * kd;
+                dp[i] += gw[i * HD + d] * vd;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < ATT_RPW; i++) {
+            int t = tw0 + i;
+            float pv = (t < T && j0 + lane <= t) ? expf(s[i] * scale - L[i]) : 0.0f;
+            ds[i] = pv * (dp[i] - Dr[i]) * scale;
+        }
+        int lim = min(ATT_KT, tlast - j0 + 1);
+        for (int jj = 0; jj < lim; jj++) {
+            float dsj[ATT_RPW];
+#pragma unroll
+            for (int i = 0; i < ATT_RPW; i++) dsj[i] = __shfl_sync(0xffffffffu, ds[i], jj);
+#pragma unroll
+            for (int c = 0; c < NR; c++) {
+                int d = lane + 32 * c;
+                if (d < HD) {
+                    float kd = Ks[jj * HP + d];
+#pragma unroll
+                    for (int i = 0; i < ATT_RPW; i++) acc[i][c] += dsj[i] * kd;
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < ATT_RPW; i++) {
+        int t = t0 + w * ATT_RPW + i;
+        if (t >= T) continue;
+        float *row = dq + (((size_t)b * T + t) * NH + h) * HD;
+#pragma unroll
+        for (int c = 0; c < NR; c++) {
+            int d = lane + 32 * c;
+            if (d < HD) row[d] = acc[i][c];
+        }
+    }
+}
+
+/* dk, dv for 32 keys of one (b, kv head), summed over the heads of its
+ * group and every query that sees them: dv = sum P dO, dk = sum dS q. */
+template <int NR>
+__global__ void __launch_bounds__(ATT_WARPS * 32) attn_bwd_dkv_kernel(float *dk, float *dv, const float *dout,
+                                                                      const float *lse, const float *D, const float *q,
+                                                                      const float *k, const float *v, int T, int NH,
+                                                                      int KVH, int HD, float scale) {
+    extern __shared__ float sm[];
+    const int HP = HD + 1;
+    float *Ks = sm, *Vs = Ks + ATT_BQ * HD, *Qs = Vs + ATT_BQ * HD, *Gs = Qs + ATT_KT * HP;
+    float *Ls = Gs + ATT_KT * HP, *Ds = Ls + ATT_KT;
+    int b = blockIdx.z, kh = blockIdx.y, k0 = blockIdx.x * ATT_BQ, group = NH / KVH;
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    for (int i = threadIdx.x; i < ATT_BQ * HD; i += blockDim.x) {
+        int r = i / HD, d = i % HD, j = k0 + r;
+        size_t g = (((size_t)b * T + j) * KVH + kh) * HD + d;
+        Ks[i] = j < T ? k[g] : 0.0f;
+        Vs[i] = j < T ? v[g] : 0.0f;
+    }
+    float ak[ATT_RPW][NR], av[ATT_RPW][NR];
+#pragma unroll
+    for (int i = 0; i < ATT_RPW; i++)
+#pragma unroll
+        for (int c = 0; c < NR; c++) ak[i][c] = av[i][c] = 0.0f;
+    for (int h = kh * group; h < (kh + 1) * group; h++)
+        for (int i0 = k0; i0 < T; i0 += ATT_KT) { /* queries before k0 see none of these keys */
+            __syncthreads();
+            for (int i = threadIdx.x; i < ATT_KT * HD; i += blockDim.x) {
+                int qq = i / HD, d = i % HD, t = i0 + qq;
+                size_t g = (((size_t)b * T + t) * NH + h) * HD + d;
+                Qs[qq * HP + d] = t < T ? q[g] : 0.0f;
+                Gs[qq * HP + d] = t < T ? dout[g] : 0.0f;
+            }
+            if (threadIdx.x < ATT_KT) {
+                int t = i0 + threadIdx.x;
+                size_t li = ((size_t)b * NH + h) * T + t;
+                Ls[threadIdx.x] = t < T ? lse[li] : 0.0f;
+                Ds[threadIdx.x] = t < T ? D[li] : 0.0f;
+            }
+            __syncthreads();
+            int jw0 = k0 + w * ATT_RPW; /* this warp's keys jw0 .. jw0+3 */
+            if (jw0 >= T) continue;    /* warp-uniform; no barrier below */
+            int t = i0 + lane;
+            float s[ATT_RPW] = {0.0f}, dp[ATT_RPW] = {0.0f}, p[ATT_RPW], ds[ATT_RPW];
+            const float *qr = Qs + lane * HP, *gr = Gs + lane * HP;
+            const float *kw = Ks + w * ATT_RPW * HD, *vw = Vs + w * ATT_RPW * HD;
+            for (int d = 0; d < HD; d++) {
+                float qd = qr[d], gd = gr[d];
+#pragma unroll
+                for (int i = 0; i < ATT_RPW; i++) {
+                    s[i] += kw[i * HD + d] * qd;
+                    dp[i] += vw[i * HD + d] * gd;
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < ATT_RPW; i++) { /* keys past T: t >= j fails or t < T fails, so p = 0 */
+                int j = jw0 + i;
+                p[i] = (t < T && t >= j && j < T) ? expf(s[i] * scale - Ls[lane]) : 0.0f;
+                ds[i] = p[i] * (dp[i] - Ds[lane]) * scale;
+            }
+            int qlo = jw0 - i0 > 0 ? jw0 - i0 : 0, qhi = min(ATT_KT, T - i0);
+            for (int qq = qlo; qq < qhi; qq++) {
+                float pq[ATT_RPW], dsq[ATT_RPW];
+#pragma unroll
+                for (int i = 0; i < ATT_RPW; i++) {
+                    pq[i] = __shfl_sync(0xffffffffu, p[i], qq);
+                    dsq[i] = __shfl_sync(0xffffffffu, ds[i], qq);
+                }
+#pragma unroll
+                for (int c = 0; c < NR; c++) {
+                    int d = lane + 32 * c;
+                    if (d < HD) {
+                        float gd = Gs[qq * HP + d], qd = Qs[qq * HP + d];
+#pragma unroll
+                        for (int i = 0; i < ATT_RPW; i++) {
+                            av[i][c] += pq[i] * gd;
+                            ak[i][c] += dsq[i] * qd;
+                        }
+                    }
+                }
+            }
+        }
+#pragma unroll
+    for (int i = 0; i < ATT_RPW; i++) {
+        int j = k0 + w * ATT_RPW + i;
+        if (j >= T) continue;
+        size_t base = (((size_t)b * T + j) * KVH + kh) * HD;
+#pragma unroll
+        for (int c = 0; c < NR; c++) {
+            int d = lane + 32 * c;
+            if (d < HD) {
+                dk[base + d] = ak[i][c];
+                dv[base + d] = av[i][c];
+            }
+        }
+    }
+}
+
+void cu_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                           const float *q, const float *k, const float *v, int B, int T, int NH, int KVH, int HD) {
+    if (B <= 0 || T <= 0 || NH <= 0 || !att_shape_ok("attention_backward", NH, KVH, HD)) return;
+    size_t rows = (size_t)B * T * NH;
+    float *D = (float *)cuda_scratch(rows * sizeof(float));
+    if (!D) return;
+    attn_bwd_dot_kernel<<<(unsigned)((rows * 32 + 255) / 256), 256>>>(D, dout, out, B, T, NH, HD);
+    cuda_after_launch("attention_backward D");
+    float scale = 1.0f / sqrtf((float)HD);
+    int nr = att_nr(HD);
+    size_t smem_q = (size_t)(2 * ATT_BQ * HD + 2 * ATT_KT * (HD + 1)) * sizeof(float);
+    dim3 gq((T + ATT_BQ - 1) / ATT_BQ, NH, B);
+    ATT_DISPATCH(nr, attn_bwd_dq_kernel, gq, smem_q, dq, dout, lse, D, q, k, v, T, NH, KVH, HD, scale);
+    cuda_after_launch("attention_backward dq");
+    size_t smem_kv = (size_t)(2 * ATT_BQ * HD + 2 * ATT_KT * (HD + 1) + 2 * ATT_KT) * sizeof(float);
+    dim3 gk((T + ATT_BQ - 1) / ATT_BQ, KVH, B);
+    ATT_DISPATCH(nr, attn_bwd_dkv_kernel, gk, smem_kv, dk, dv, dout, lse, D, q, k, v, T, NH, KVH, HD, scale);
+    cuda_after_launch("attention_backward dk dv");
+}
+
+/* ---- decode: one warp per (token, head) against its cache slot ---- */
+
+template <int NR>
+__global__ void __launch_bounds__(32) attn_decode_kernel(float *out, const float *q, const float *k_cache,
+                                                         const float *v_cache, const int32_t *slot,
+                                                         const int32_t *len, size_t stride, int NH, int KVH, int HD,
+                                                         float scale) {
+    extern __shared__ float sm[];
+    const int HP = HD + 1;
+    float *qs = sm, *Ks = qs + HD, *Vs = Ks + ATT_KT * HP;
+    int n = blockIdx.x, h = blockIdx.y, kh = h / (NH / KVH), lane = threadIdx.x, L = len[n];
+    const float *kc = k_cache + (size_t)slot[n] * stride, *vc = v_cache + (size_t)slot[n] * stride;
+    for (int d = lane; d < HD; d += 32) qs[d] = q[((size_t)n * NH + h) * HD + d];
+    float m = -INFINITY, l = 0.0f, o[NR];
+#pragma unroll
+    for (int c = 0; c < NR; c++) o[c] = 0.0f;
+    for (int j0 = 0; j0 < L; j0 += ATT_KT) {
+        __syncwarp();
+        for (int i = lane; i < ATT_KT * HD; i += 32) {
+            int jj = i / HD, d = i % HD, key = j0 + jj;
+            size_t g = ((size_t)key * KVH + kh) * HD + d;
+            Ks[jj * HP + d] = key < L ? kc[g] : 0.0f;
+            Vs[jj * HP + d] = key < L ? vc[g] : 0.0f;
+        }
+        __syncwarp();
+        const float *kr = Ks + lane * HP;
+        float s = 0.0f;
+        for (int d = 0; d < HD; d++) s += qs[d] * kr[d];
+        s = j0 + lane < L ? s * scale : -INFINITY;
+        float mnew = fmaxf(m, warp_max(s));
+        float p = expf(s - mnew), corr = expf(m - mnew);
+        l = l * corr + warp_sum(p);
+        m = mnew;
+#pragma unroll
+        for (int c = 0; c < NR; c++) o[c] *= corr;
+        int lim = min(ATT_KT, L - j0);
+        for (int jj = 0; jj < lim; jj++) {
+            float pj = __shfl_sync(0xffffffffu, p, jj);
+#pragma unroll
+            for (int c = 0; c < NR; c++) {
+                int d = lane + 32 * c;
+                if (d < HD) o[c] += pj * Vs[jj * HP + d];
+            }
+        }
+    }
+    float inv = L > 0 ? 1.0f / l : 0.0f; /* an empty cache reads as zeros, like the CPU */
+    float *orow = out + ((size_t)n * NH + h) * HD;
+#pragma unroll
+    for (int c = 0; c < NR; c++) {
+        int d = lane + 32 * c;
+        if (d < HD) orow[d] = o[c] * inv;
+    }
+}
+
+void cu_attention_decode(float *out, const float *q, const float *k_cache, const float *v_cache,
+                         const int32_t *slot, const int32_t *len, size_t cache_stride, int N, int NH, int KVH,
+                         int HD) {
+    if (N <= 0 || NH <= 0 || !att_shape_ok("attention_decode", NH, KVH, HD)) return;
+    size_t smem = (size_t)(HD + 2 * ATT_KT * (HD + 1)) * sizeof(float);
+    dim3 grid(N, NH); /* tokens on x: a prefill can exceed 65535 rows */
+    float scale = 1.0f / sqrtf((float)HD);
+    switch (att_nr(HD)) {
+#define DEC(NRV)                                                                                              \
+    case NRV:                                                                                                 \
+        cudaFuncSetAttribute(attn_decode_kernel<NRV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem); \
+        attn_decode_kernel<NRV><<<grid, 32, smem>>>(out, q, k_cache, v_cache, slot, len, cache_stride, NH, KVH, \
+                                                    HD, scale);                                               \
+        break;
+        DEC(1) DEC(2) DEC(4) DEC(8)
+#undef DEC
+    }
+    cuda_after_launch("attention_decode");
+}

@@ -1,0 +1,79 @@
+/* Shared by the CUDA backend's .cu files (never by C files): the sticky
+ * error record, the cuBLAS handle, the scratch buffer, launch helpers and
+ * the op entry points that backend_cuda.cu puts into the table. */
+#ifndef R1C_BACKEND_CUDA_COMMON_CUH
+#define R1C_BACKEND_CUDA_COMMON_CUH
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <stddef.h>
+#include <stdint.h>
+
+extern "C" {
+#include "backend/backend.h"
+}
+
+/* Ops return void (the table's contract), so the first failure is kept
+ * here with the op's name and handed out by cuda_check(). */
+void cuda_note(const char *op, cudaError_t e);
+void cuda_note_blas(const char *op, cublasStatus_t s);
+/* After a kernel launch: records a launch error; with R1C_CUDA_SYNC=1 also
+ * waits, so an execution error names the op that caused it. */
+void cuda_after_launch(const char *op);
+
+cublasHandle_t cuda_blas(void);
+/* Grow-only device scratch shared by the ops (they run in stream order, so
+ * one op's use ends before the next begins). NULL on failure (noted). */
+void *cuda_scratch(size_t bytes);
+/* Frees cu_sumsq's partials buffer (cuda_trim calls it). */
+void cuda_sumsq_trim(void);
+
+/* Row-major C(M,N) = alpha op(A) op(B) + beta C through column-major
+ * cuBLAS: computes C^T = op(B)^T op(A)^T. ta/tb: 0 or 1. */
+void cuda_sgemm(const char *op, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc);
+
+static inline unsigned cuda_blocks(size_t n, unsigned threads) {
+    size_t b = (n + threads - 1) / threads;
+    return (unsigned)(b > 65535u * 16u ? 65535u * 16u : (b ? b : 1)); /* grid-stride loops cover the rest */
+}
+
+/* dst(C) += sum_n a(n,c) * (b ? b(n,c) : 1) * (rs ? rs(n) : 1), summed in
+ * double in row order per column block: deterministic. */
+void cuda_colsum(const char *op, float *dst, const float *a, const float *b, const float *rs, int N, int C);
+
+/* Op entry points (signatures as in backend.h). */
+void cu_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int K, int O);
+void cu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+                        int N, int K, int O, int accumulate_dinp);
+void cu_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps);
+void cu_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                         int N, int C);
+void cu_rope_apply(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int N, int H, int HD,
+                   int inverse);
+void cu_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
+                          int NH, int KVH, int HD);
+void cu_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                           const float *q, const float *k, const float *v, int B, int T, int NH, int KVH, int HD);
+void cu_attention_decode(float *out, const float *q, const float *k_cache, const float *v_cache,
+                         const int32_t *slot, const int32_t *len, size_t cache_stride, int N, int NH, int KVH,
+                         int HD);
+void cu_kv_cache_write(float *k_cache, float *v_cache, const float *k, const float *v, const int32_t *slot,
+                       const int32_t *pos, size_t cache_stride, int N, int KD);
+void cu_qkv_split(float *q, float *k, float *v, const float *qkv, int N, int QD, int KD);
+void cu_qkv_merge(float *qkv, const float *q, const float *k, const float *v, int N, int QD, int KD);
+void cu_swiglu_forward(float *h, const float *gu, int N, int K);
+void cu_swiglu_backward(float *dgu, const float *dh, const float *gu, int N, int K);
+void cu_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int C);
+void cu_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int C);
+void cu_add_inplace(float *y, const float *x, size_t n);
+void cu_lm_head_logprob_forward(float *logp, float *ent, float *logits_out, const float *x, const float *w,
+                                const int32_t *target, int N, int C, int V, float temp);
+void cu_lm_head_logprob_backward(float *dx, float *dw, const float *dlogp, const float *x, const float *w,
+                                 const float *logits, const int32_t *target, int N, int C, int V, float temp);
+double cu_sumsq(const float *x, size_t n);
+void cu_scale(float *x, float s, size_t n);
+void cu_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                     float eps, float wd, int t);
+
+#endif

@@ -1,0 +1,200 @@
+/* Row-wise and element-wise ops: RMSNorm, RoPE, SwiGLU, embedding, the QKV
+ * split/merge and KV-cache writes, add. Int arrays (ids, pos, slot) are
+ * device pointers. Math mirrors backend_cpu.c, with accurate expf. */
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_reduce.cuh"
+
+#define GRID_STRIDE(i, total) \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (total); i += (size_t)gridDim.x * blockDim.x)
+
+/* ---- RMSNorm: one block per row ---- */
+
+__global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *x, const float *w, int C, float eps) {
+    __shared__ float sh[32];
+    const float *xn = x + (size_t)blockIdx.x * C;
+    float *on = out + (size_t)blockIdx.x * C;
+    float ss = 0;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) ss += xn[i] * xn[i];
+    ss = block_sum(ss, sh);
+    float r = 1.0f / sqrtf(ss / C + eps);
+    if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) on[i] = w[i] * (xn[i] * r);
+}
+
+void cu_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps) {
+    if (N <= 0) return;
+    rmsnorm_forward_kernel<<<N, 256>>>(out, rstd, x, w, C, eps);
+    cuda_after_launch("rmsnorm_forward");
+}
+
+/* dx = r * (w*g - xhat * mean(w*g*xhat)), accumulated */
+__global__ void rmsnorm_backward_kernel(float *dx, const float *dout, const float *x, const float *w,
+                                        const float *rstd, int C) {
+    __shared__ float sh[32];
+    size_t off = (size_t)blockIdx.x * C;
+    const float *xn = x + off, *gn = dout + off;
+    float *dxn = dx + off;
+    float r = rstd[blockIdx.x], dot = 0;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) dot += w[i] * gn[i] * xn[i] * r;
+    dot = block_sum(dot, sh) / C;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) dxn[i] += r * (w[i] * gn[i] - xn[i] * r * dot);
+}
+
+void cu_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                         int N, int C) {
+    if (N <= 0) return;
+    rmsnorm_backward_kernel<<<N, 256>>>(dx, dout, x, w, rstd, C);
+    cuda_after_launch("rmsnorm_backward dx");
+    if (dw) cuda_colsum("rmsnorm_backward dw", dw, dout, x, rstd, N, C); /* dw += sum g * x * r */
+}
+
+/* ---- RoPE (rotate-half), in place; pos, cos_t, sin_t on the device ---- */
+
+__global__ void rope_kernel(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int N, int H,
+                            int HD, float sgn) {
+    int half = HD / 2; /* an odd HD leaves its last channel alone, as on the CPU */
+    size_t total = (size_t)N * H * half;
+    GRID_STRIDE(e, total) {
+        int i = (int)(e % half);
+        size_t nh = e / half;
+        int n = (int)(nh / H);
+        size_t t = (size_t)pos[n] * half + i;
+        float c = cos_t[t], s = sgn * sin_t[t];
+        float *v = x + nh * HD;
+        float a = v[i], b = v[i + half];
+        v[i] = a * c - b * s;
+        v[i + half] = b * c + a * s;
+    }
+}
+
+void cu_rope_apply(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int N, int H, int HD,
+                   int inverse) {
+    size_t total = (size_t)N * H * (HD / 2);
+    if (!total) return;
+    rope_kernel<<<cuda_blocks(total, 256), 256>>>(x, pos, cos_t, sin_t, N, H, HD, inverse ? -1.0f : 1.0f);
+    cuda_after_launch("rope_apply");
+}
+
+/* ---- SwiGLU ---- */
+
+__global__ void swiglu_forward_kernel(float *h, const float *gu, int N, int K) {
+    GRID_STRIDE(e, (size_t)N * K) {
+        size_t n = e / K, i = e % K;
+        float g = gu[n * 2 * K + i], u = gu[n * 2 * K + K + i];
+        h[e] = g / (1.0f + expf(-g)) * u;
+    }
+}
+
+__global__ void swiglu_backward_kernel(float *dgu, const float *dh, const float *gu, int N, int K) {
+    GRID_STRIDE(e, (size_t)N * K) {
+        size_t n = e / K, i = e % K;
+        float g = gu[n * 2 * K + i], u = gu[n * 2 * K + K + i], d = dh[e];
+        float sg = 1.0f / (1.0f + expf(-g));
+        dgu[n * 2 * K + K + i] = d * (g * sg); /* the CPU's rounding order */
+        dgu[n * 2 * K + i] = d * u * sg * (1.0f + g * (1.0f - sg));
+    }
+}
+
+void cu_swiglu_forward(float *h, const float *gu, int N, int K) {
+    size_t total = (size_t)N * K;
+    if (!total) return;
+    swiglu_forward_kernel<<<cuda_blocks(total, 256), 256>>>(h, gu, N, K);
+    cuda_after_launch("swiglu_forward");
+}
+
+void cu_swiglu_backward(float *dgu, const float *dh, const float *gu, int N, int K) {
+    size_t total = (size_t)N * K;
+    if (!total) return;
+    swiglu_backward_kernel<<<cuda_blocks(total, 256), 256>>>(dgu, dh, gu, N, K);
+    cuda_after_launch("swiglu_backward");
+}
+
+/* ---- embedding ---- */
+
+__global__ void embedding_forward_kernel(float *out, const int32_t *ids, const float *table, int N, int C) {
+    GRID_STRIDE(e, (size_t)N * C) {
+        size_t n = e / C, c = e % C;
+        out[e] = table[(size_t)ids[n] * C + c];
+    }
+}
+
+/* One thread per column walks the rows in order: repeated ids add up in
+ * the CPU's order without atomics, so the result is bit-for-bit repeatable
+ * (float atomics would make resumed runs drift). Parallel over C only,
+ * which is plenty for one pass over N x C floats. */
+__global__ void embedding_backward_kernel(float *dtable, const float *__restrict__ dout,
+                                          const int32_t *__restrict__ ids, int N, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    for (int n = 0; n < N; n++) dtable[(size_t)ids[n] * C + c] += dout[(size_t)n * C + c];
+}
+
+void cu_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int C) {
+    size_t total = (size_t)N * C;
+    if (!total) return;
+    embedding_forward_kernel<<<cuda_blocks(total, 256), 256>>>(out, ids, table, N, C);
+    cuda_after_launch("embedding_forward");
+}
+
+void cu_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int C) {
+    if (N <= 0 || C <= 0) return;
+    embedding_backward_kernel<<<(C + 63) / 64, 64>>>(dtable, dout, ids, N, C);
+    cuda_after_launch("embedding_backward");
+}
+
+/* ---- add, QKV split / merge, KV-cache write ---- */
+
+__global__ void add_kernel(float *y, const float *x, size_t n) {
+    GRID_STRIDE(i, n) y[i] += x[i];
+}
+
+void cu_add_inplace(float *y, const float *x, size_t n) {
+    if (!n) return;
+    add_kernel<<<cuda_blocks(n, 256), 256>>>(y, x, n);
+    cuda_after_launch("add_inplace");
+}
+
+/* dir 0: split qkv -> q, k, v; dir 1: merge back. One thread per element. */
+__global__ void qkv_kernel(float *qkv, float *q, float *k, float *v, int N, int QD, int KD, int merge) {
+    size_t W = (size_t)QD + 2 * KD;
+    GRID_STRIDE(e, (size_t)N * W) {
+        size_t n = e / W, j = e % W;
+        float *p = j < (size_t)QD ? q + n * QD + j
+                 : j < (size_t)QD + KD ? k + n * KD + (j - QD)
+                                       : v + n * KD + (j - QD - KD);
+        if (merge) qkv[e] = *p;
+        else *p = qkv[e];
+    }
+}
+
+void cu_qkv_split(float *q, float *k, float *v, const float *qkv, int N, int QD, int KD) {
+    size_t total = (size_t)N * (QD + 2 * (size_t)KD);
+    if (!total) return;
+    qkv_kernel<<<cuda_blocks(total, 256), 256>>>((float *)qkv, q, k, v, N, QD, KD, 0);
+    cuda_after_launch("qkv_split");
+}
+
+void cu_qkv_merge(float *qkv, const float *q, const float *k, const float *v, int N, int QD, int KD) {
+    size_t total = (size_t)N * (QD + 2 * (size_t)KD);
+    if (!total) return;
+    qkv_kernel<<<cuda_blocks(total, 256), 256>>>(qkv, (float *)q, (float *)k, (float *)v, N, QD, KD, 1);
+    cuda_after_launch("qkv_merge");
+}
+
+__global__ void kv_cache_write_kernel(float *k_cache, float *v_cache, const float *k, const float *v,
+                                      const int32_t *slot, const int32_t *pos, size_t stride, int N, int KD) {
+    GRID_STRIDE(e, (size_t)N * KD) {
+        size_t n = e / KD, d = e % KD;
+        size_t off = (size_t)slot[n] * stride + (size_t)pos[n] * KD + d;
+        k_cache[off] = k[e];
+        v_cache[off] = v[e];
+    }
+}
+
+void cu_kv_cache_write(float *k_cache, float *v_cache, const float *k, const float *v, const int32_t *slot,
+                       const int32_t *pos, size_t cache_stride, int N, int KD) {
+    size_t total = (size_t)N * KD;
+    if (!total) return;
+    kv_cache_write_kernel<<<cuda_blocks(total, 256), 256>>>(k_cache, v_cache, k, v, slot, pos, cache_stride, N, KD);
+    cuda_after_launch("kv_cache_write");
+}

@@ -1,0 +1,761 @@
+/* Every op of the CUDA backend against the CPU backend (the fp32
+ * reference) on the same random data: inputs are uploaded, both backends
+ * run, the GPU's outputs are downloaded and compared by normalised max
+ * error (max |gpu - cpu| / max |cpu|). Outputs that an op overwrites start
+ * as NaN on the GPU, so an unwritten element fails; outputs it accumulates
+ * into start from the same random values on both sides. Prints the worst
+ * error per op. Without a usable GPU it prints SKIP and passes. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/backend_cuda.h"
+#include "base/rng.h"
+#include "check.h"
+
+#define FWD_TOL 1e-5
+#define BWD_TOL 1e-4
+
+static const Backend *cpu, *gpu;
+/* R1C_CUDA_TEST_SMALL=1 (for compute-sanitizer runs): small shapes only */
+static int g_small;
+#define BIG(call) \
+    do {                \
+        if (!g_small) call; \
+    } while (0)
+static Rng rng;
+
+/* ---- per-op worst error table ---- */
+
+typedef struct {
+    const char *op;
+    double worst, tol;
+} OpErr;
+static OpErr g_ops[64];
+static int g_nops;
+
+static void note_err(const char *op, double e, double tol) {
+    int i = 0;
+    while (i < g_nops && strcmp(g_ops[i].op, op) != 0) i++;
+    if (i == g_nops) {
+        if (g_nops == 64) return;
+        g_ops[g_nops++] = (OpErr){op, 0.0, tol};
+    }
+    if (!(e <= g_ops[i].worst)) g_ops[i].worst = e; /* NaN sticks */
+}
+
+/* ---- host / device helpers ---- */
+
+static float *hrand(size_t n, float scale) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = scale * rng_normal(&rng);
+    return p;
+}
+
+static float *hcopy(const float *x, size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    memcpy(p, x, n * sizeof(float));
+    return p;
+}
+
+static float *hnan(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+    return p;
+}
+
+static void *dev_of(const void *h, size_t bytes) {
+    void *d = gpu->alloc(bytes);
+    Err err;
+    if (!d || cuda_upload(d, h, bytes, &err) != 0) {
+        fprintf(stderr, "upload failed\n");
+        exit(1);
+    }
+    return d;
+}
+
+static float *dev_f(const float *h, size_t n) { return dev_of(h, n * sizeof(float)); }
+static int32_t *dev_i(const int32_t *h, size_t n) { return dev_of(h, n * sizeof(int32_t)); }
+
+static float *down(const float *d, size_t n) {
+    float *h = malloc((n ? n : 1) * sizeof(float));
+    Err err;
+    if (cuda_download(h, d, n * sizeof(float), &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    return h;
+}
+
+static void gpu_ok(const char *what) {
+    Err err;
+    CHECKF(cuda_check(&err) == 0, "%s: %s", what, err.msg);
+}
+
+/* max |got - ref| / max(max |ref|, max |got|); NaN anywhere -> NaN */
+static double nerr(const float *got, const float *ref, size_t n) {
+    double md = 0, mr = 0;
+    for (size_t i = 0; i < n; i++) {
+        double g = got[i], r = ref[i], d = fabs(g - r);
+        if (isnan(g) || isnan(r)) return NAN;
+        if (d > md) md = d;
+        if (fabs(r) > mr) mr = fabs(r);
+        if (fabs(g) > mr) mr = fabs(g);
+    }
+    return md / (mr > 1e-6 ? mr : 1.0);
+}
+
+/* Downloads the GPU result, compares with the CPU's, records and checks. */
+static void cmp(const char *op, const char *tag, const float *dgot, const float *ref, size_t n, double tol) {
+    float *got = down(dgot, n);
+    double e = nerr(got, ref, n);
+    note_err(op, e, tol);
+    CHECKF(e <= tol, "%s %s: normalised error %.3g > %.3g", op, tag, e, tol);
+    free(got);
+}
+
+static int bits_equal(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
+
+/* ---- memory ops, add, scale, sumsq, adamw ---- */
+
+static void test_memory(void) {
+    size_t n = 100003;
+    float *h = hrand(n, 1.0f);
+    float *a = gpu->alloc(n * sizeof(float));
+    float *z = down(a, n);
+    int zero = 1;
+    for (size_t i = 0; i < n; i++) zero &= z[i] == 0.0f;
+    CHECKF(zero, "alloc must return zeroed memory");
+    free(z);
+    void *e0 = gpu->alloc(0);
+    CHECK(e0 != NULL);
+    gpu->free(e0);
+
+    float *b = dev_f(h, n);
+    gpu->copy(a, b, n * sizeof(float));
+    float *g = down(a, n);
+    CHECK(bits_equal(g, h, n));
+    free(g);
+    gpu->copy(a + 1, a, (n - 1) * sizeof(float)); /* overlapping, forwards */
+    g = down(a, n);
+    CHECK(bits_equal(g + 1, h, n - 1));
+    free(g);
+    gpu->copy(a, a + 1, (n - 1) * sizeof(float)); /* and back */
+    g = down(a, n);
+    CHECK(bits_equal(g, h, n - 1));
+    free(g);
+    gpu->zero(a, n * sizeof(float));
+    g = down(a, n);
+    zero = 1;
+    for (size_t i = 0; i < n; i++) zero &= g[i] == 0.0f;
+    CHECK(zero);
+    free(g);
+
+    /* add_inplace, scale: odd lengths */
+    size_t lens[] = {1, 1001, 3000017};
+    for (int li = 0; li < 3; li++) {
+        size_t m = lens[li];
+        float *y = hrand(m, 1.0f), *x = hrand(m, 1.0f);
+        float *dy = dev_f(y, m), *dx = dev_f(x, m);
+        cpu->add_inplace(y, x, m);
+        gpu->add_inplace(dy, dx, m);
+        cmp("add_inplace", "", dy, y, m, 1e-7);
+        cpu->scale(y, -0.37f, m);
+        gpu->scale(dy, -0.37f, m);
+        cmp("scale", "", dy, y, m, 1e-7);
+        /* sumsq: matches the CPU in double, and is bitwise repeatable */
+        double sc = cpu->sumsq(x, m), s1 = gpu->sumsq(dx, m), s2 = gpu->sumsq(dx, m);
+        double e = fabs(s1 - sc) / sc;
+        note_err("sumsq", e, 1e-12);
+        CHECKF(e <= 1e-12, "sumsq n=%zu: %.17g vs cpu %.17g", m, s1, sc);
+        CHECKF(memcmp(&s1, &s2, sizeof s1) == 0, "sumsq not deterministic: %.17g vs %.17g", s1, s2);
+        gpu->free(dy), gpu->free(dx);
+        free(y), free(x);
+    }
+    CHECK(gpu->sumsq(a, 0) == 0.0);
+    float big[3] = {1e20f, 1e20f, 3.0f};
+    float *dbig = dev_f(big, 3);
+    double bb = (double)big[0] * big[0];
+    CHECK_NEAR(gpu->sumsq(dbig, 3), 2 * bb + 9.0, 1e-12 * bb); /* accumulates in double */
+    gpu->free(dbig);
+    gpu->free(a), gpu->free(b);
+    free(h);
+    gpu_ok("memory ops");
+}
+
+static void test_adamw(size_t n) {
+    float *p = hrand(n, 1.0f), *m = hrand(n, 0.1f), *v = hrand(n, 0.1f);
+    for (size_t i = 0; i < n; i++) v[i] = fabsf(v[i]);
+    float *dp = dev_f(p, n), *dm = dev_f(m, n), *dv = dev_f(v, n);
+    for (int t = 1; t <= 3; t++) {
+        float *g = hrand(n, 1.0f), *dg = dev_f(g, n);
+        cpu->adamw_update(p, g, m, v, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, t);
+        gpu->adamw_update(dp, dg, dm, dv, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, t);
+        gpu->free(dg);
+        free(g);
+    }
+    cmp("adamw_update", "p", dp, p, n, FWD_TOL);
+    cmp("adamw_update", "m", dm, m, n, FWD_TOL);
+    cmp("adamw_update", "v", dv, v, n, FWD_TOL);
+    gpu->free(dp), gpu->free(dm), gpu->free(dv);
+    free(p), free(m), free(v);
+    gpu_ok("adamw");
+}
+
+/* ---- matmul ---- */
+
+static void test_matmul(int N, int K, int O, int has_bias) {
+    char tag[96];
+    snprintf(tag, sizeof tag, "N=%d K=%d O=%d bias=%d", N, K, O, has_bias);
+    size_t ni = (size_t)N * K, nw = (size_t)O * K, no = (size_t)N * O;
+    float *inp = hrand(ni, 1.0f), *w = hrand(nw, 0.5f), *b = hrand(O, 0.5f), *dout = hrand(no, 1.0f);
+    float *d_inp = dev_f(inp, ni), *d_w = dev_f(w, nw), *d_b = dev_f(b, O), *d_dout = dev_f(dout, no);
+    float *out = hrand(no, 1.0f), *nan_o = hnan(no), *d_out = dev_f(nan_o, no);
+    cpu->matmul_forward(out, inp, w, has_bias ? b : NULL, N, K, O);
+    gpu->matmul_forward(d_out, d_inp, d_w, has_bias ? d_b : NULL, N, K, O);
+    cmp("matmul_forward", tag, d_out, out, no, FWD_TOL);
+
+    /* dinp overwritten, then accumulated; dw, dbias accumulate */
+    float *dinp = hrand(ni, 1.0f), *nan_i = hnan(ni), *d_dinp = dev_f(nan_i, ni);
+    float *dw = hrand(nw, 1.0f), *d_dw = dev_f(dw, nw), *db = hrand(O, 1.0f), *d_db = dev_f(db, O);
+    for (int acc = 0; acc <= 1; acc++) {
+        cpu->matmul_backward(dinp, dw, has_bias ? db : NULL, dout, inp, w, N, K, O, acc);
+        gpu->matmul_backward(d_dinp, d_dw, has_bias ? d_db : NULL, d_dout, d_inp, d_w, N, K, O, acc);
+        cmp("matmul_backward", tag, d_dinp, dinp, ni, BWD_TOL);
+        cmp("matmul_backward", tag, d_dw, dw, nw, BWD_TOL);
+        if (has_bias) cmp("matmul_backward", tag, d_db, db, O, BWD_TOL);
+    }
+    /* NULL gradients are skipped */
+    cpu->matmul_backward(NULL, dw, NULL, dout, inp, w, N, K, O, 0);
+    gpu->matmul_backward(NULL, d_dw, NULL, d_dout, d_inp, d_w, N, K, O, 0);
+    cmp("matmul_backward", tag, d_dw, dw, nw, BWD_TOL);
+    gpu_ok(tag);
+    gpu->free(d_inp), gpu->free(d_w), gpu->free(d_b), gpu->free(d_dout), gpu->free(d_out);
+    gpu->free(d_dinp), gpu->free(d_dw), gpu->free(d_db);
+    free(inp), free(w), free(b), free(dout), free(out), free(nan_o), free(dinp), free(nan_i), free(dw), free(db);
+}
+
+/* ---- rmsnorm ---- */
+
+static void test_rmsnorm(int N, int C) {
+    char tag[64];
+    snprintf(tag, sizeof tag, "N=%d C=%d", N, C);
+    size_t n = (size_t)N * C;
+    float *x = hrand(n, 1.0f), *w = hrand(C, 1.0f), *g = hrand(n, 1.0f);
+    float *d_x = dev_f(x, n), *d_w = dev_f(w, C), *d_g = dev_f(g, n);
+    float *out = hrand(n, 1.0f), *rstd = hrand(N, 1.0f), *nan_n = hnan(n), *nan_r = hnan(N);
+    float *d_out = dev_f(nan_n, n), *d_rstd = dev_f(nan_r, N);
+    cpu->rmsnorm_forward(out, rstd, x, w, N, C, 1e-6f);
+    gpu->rmsnorm_forward(d_out, d_rstd, d_x, d_w, N, C, 1e-6f);
+    cmp("rmsnorm_forward", tag, d_out, out, n, FWD_TOL);
+    cmp("rmsnorm_forward", tag, d_rstd, rstd, N, FWD_TOL);
+    float *dx = hrand(n, 1.0f), *dw = hrand(C, 1.0f), *d_dx = dev_f(dx, n), *d_dw = dev_f(dw, C);
+    cpu->rmsnorm_backward(dx, dw, g, x, w, rstd, N, C); /* both accumulate */
+    gpu->rmsnorm_backward(d_dx, d_dw, d_g, d_x, d_w, d_rstd, N, C);
+    cmp("rmsnorm_backward", tag, d_dx, dx, n, BWD_TOL);
+    cmp("rmsnorm_backward", tag, d_dw, dw, C, BWD_TOL);
+    gpu_ok(tag);
+    gpu->free(d_x), gpu->free(d_w), gpu->free(d_g), gpu->free(d_out), gpu->free(d_rstd), gpu->free(d_dx),
+        gpu->free(d_dw);
+    free(x), free(w), free(g), free(out), free(rstd), free(nan_n), free(nan_r), free(dx), free(dw);
+}
+
+/* ---- rope ---- */
+
+static void test_rope(int N, int H, int HD, int max_pos) {
+    char tag[64];
+    snprintf(tag, sizeof tag, "N=%d H=%d HD=%d", N, H, HD);
+    int half = HD / 2;
+    size_t n = (size_t)N * H * HD, nt = (size_t)max_pos * (half ? half : 1);
+    float *cs = malloc(nt * sizeof(float)), *sn = malloc(nt * sizeof(float));
+    for (int p = 0; p < max_pos; p++)
+        for (int i = 0; i < half; i++) {
+            double th = p * pow(10000.0, -2.0 * i / HD);
+            cs[(size_t)p * half + i] = (float)cos(th), sn[(size_t)p * half + i] = (float)sin(th);
+        }
+    int32_t *pos = malloc(N * sizeof(int32_t));
+    for (int i = 0; i < N; i++) pos[i] = (int32_t)(rng_u64(&rng) % max_pos);
+    float *x = hrand(n, 1.0f), *d_x = dev_f(x, n), *d_c = dev_f(cs, nt), *d_s = dev_f(sn, nt);
+    int32_t *d_pos = dev_i(pos, N);
+    for (int inv = 0; inv <= 1; inv++) {
+        cpu->rope_apply(x, pos, cs, sn, N, H, HD, inv);
+        gpu->rope_apply(d_x, d_pos, d_c, d_s, N, H, HD, inv);
+        cmp("rope_apply", tag, d_x, x, n, FWD_TOL);
+    }
+    gpu_ok(tag);
+    gpu->free(d_x), gpu->free(d_c), gpu->free(d_s), gpu->free(d_pos);
+    free(cs), free(sn), free(pos), free(x);
+}
+
+/* ---- attention ---- */
+
+static void test_attention(int B, int T, int NH, int KVH, int HD) {
+    char tag[96];
+    snprintf(tag, sizeof tag, "B=%d T=%d NH=%d KVH=%d HD=%d", B, T, NH, KVH, HD);
+    size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * KVH * HD, nl = (size_t)B * NH * T;
+    float *q = hrand(nq, 1.0f), *k = hrand(nk, 1.0f), *v = hrand(nk, 1.0f), *g = hrand(nq, 1.0f);
+    float *d_q = dev_f(q, nq), *d_k = dev_f(k, nk), *d_v = dev_f(v, nk), *d_g = dev_f(g, nq);
+    float *out = malloc(nq * sizeof(float)), *lse = malloc(nl * sizeof(float));
+    float *nq_nan = hnan(nq), *nk_nan = hnan(nk), *nl_nan = hnan(nl);
+    float *d_out = dev_f(nq_nan, nq), *d_lse = dev_f(nl_nan, nl);
+    cpu->attention_forward(out, lse, q, k, v, B, T, NH, KVH, HD);
+    gpu->attention_forward(d_out, d_lse, d_q, d_k, d_v, B, T, NH, KVH, HD);
+    cmp("attention_forward", tag, d_out, out, nq, FWD_TOL);
+    cmp("attention_forward", tag, d_lse, lse, nl, FWD_TOL);
+
+    float *dq = malloc(nq * sizeof(float)), *dk = malloc(nk * sizeof(float)), *dv = malloc(nk * sizeof(float));
+    float *d_dq = dev_f(nq_nan, nq), *d_dk = dev_f(nk_nan, nk), *d_dv = dev_f(nk_nan, nk);
+    /* the backward reads the CPU's out/lse on both sides: it is checked alone */
+    float *d_out_c = dev_f(out, nq), *d_lse_c = dev_f(lse, nl);
+    cpu->attention_backward(dq, dk, dv, g, out, lse, q, k, v, B, T, NH, KVH, HD);
+    gpu->attention_backward(d_dq, d_dk, d_dv, d_g, d_out_c, d_lse_c, d_q, d_k, d_v, B, T, NH, KVH, HD);
+    cmp("attention_backward", tag, d_dq, dq, nq, BWD_TOL);
+    cmp("attention_backward", tag, d_dk, dk, nk, BWD_TOL);
+    cmp("attention_backward", tag, d_dv, dv, nk, BWD_TOL);
+    /* deterministic: a second run gives the same bits */
+    float *dq1 = down(d_dq, nq), *dk1 = down(d_dk, nk);
+    gpu->attention_backward(d_dq, d_dk, d_dv, d_g, d_out_c, d_lse_c, d_q, d_k, d_v, B, T, NH, KVH, HD);
+    float *dq2 = down(d_dq, nq), *dk2 = down(d_dk, nk);
+    CHECKF(bits_equal(dq1, dq2, nq) && bits_equal(dk1, dk2, nk), "attention_backward %s not deterministic", tag);
+    gpu_ok(tag);
+    gpu->free(d_q), gpu->free(d_k), gpu->free(d_v), gpu->free(d_g), gpu->free(d_out), gpu->free(d_lse);
+    gpu->free(d_dq), gpu->free(d_dk), gpu->free(d_dv), gpu->free(d_out_c), gpu->free(d_lse_c);
+    free(q), free(k), free(v), free(g), free(out), free(lse), free(nq_nan), free(nk_nan), free(nl_nan);
+    free(dq), free(dk), free(dv), free(dq1), free(dk1), free(dq2), free(dk2);
+}
+
+/* ---- KV cache: write, then decode against it ---- */
+
+static void test_decode(int N, int S, int Lmax, int NH, int KVH, int HD) {
+    char tag[96];
+    snprintf(tag, sizeof tag, "N=%d S=%d L=%d NH=%d KVH=%d HD=%d", N, S, Lmax, NH, KVH, HD);
+    int KD = KVH * HD;
+    size_t stride = (size_t)Lmax * KD, nc = (size_t)S * stride, nq = (size_t)N * NH * HD;
+    float *kc = hrand(nc, 1.0f), *vc = hrand(nc, 1.0f);
+    float *d_kc = dev_f(kc, nc), *d_vc = dev_f(vc, nc);
+    /* write N rows at distinct (slot, pos) */
+    int32_t *slot = malloc(N * sizeof(int32_t)), *pos = malloc(N * sizeof(int32_t)), *len = malloc(N * sizeof(int32_t));
+    for (int n = 0; n < N; n++) {
+        slot[n] = n % S;
+        pos[n] = (int32_t)((n / S * 7 + rng_u64(&rng) % 3) % Lmax);
+        for (int m = 0; m < n; m++) /* keep (slot, pos) distinct */
+            if (slot[m] == slot[n] && pos[m] == pos[n]) pos[n] = (pos[n] + 1) % Lmax, m = -1;
+    }
+    float *k = hrand((size_t)N * KD, 1.0f), *v = hrand((size_t)N * KD, 1.0f);
+    float *d_k = dev_f(k, (size_t)N * KD), *d_v = dev_f(v, (size_t)N * KD);
+    int32_t *d_slot = dev_i(slot, N), *d_pos = dev_i(pos, N);
+    cpu->kv_cache_write(kc, vc, k, v, slot, pos, stride, N, KD);
+    gpu->kv_cache_write(d_kc, d_vc, d_k, d_v, d_slot, d_pos, stride, N, KD);
+    cmp("kv_cache_write", tag, d_kc, kc, nc, 0.0);
+    cmp("kv_cache_write", tag, d_vc, vc, nc, 0.0);
+
+    /* decode: random slots and lengths, including 1 and the full cache */
+    for (int n = 0; n < N; n++) {
+        slot[n] = (int32_t)(rng_u64(&rng) % S);
+        len[n] = n == 0 ? 1 : n == 1 ? Lmax : 1 + (int32_t)(rng_u64(&rng) % Lmax);
+    }
+    float *q = hrand(nq, 1.0f), *d_q = dev_f(q, nq), *out = malloc(nq * sizeof(float)), *nan_q = hnan(nq);
+    float *d_out = dev_f(nan_q, nq);
+    int32_t *d_slot2 = dev_i(slot, N), *d_len = dev_i(len, N);
+    cpu->attention_decode(out, q, kc, vc, slot, len, stride, N, NH, KVH, HD);
+    gpu->attention_decode(d_out, d_q, d_kc, d_vc, d_slot2, d_len, stride, N, NH, KVH, HD);
+    cmp("attention_decode", tag, d_out, out, nq, FWD_TOL);
+    gpu_ok(tag);
+    gpu->free(d_kc), gpu->free(d_vc), gpu->free(d_k), gpu->free(d_v), gpu->free(d_slot), gpu->free(d_pos);
+    gpu->free(d_q), gpu->free(d_out), gpu->free(d_slot2), gpu->free(d_len);
+    free(kc), free(vc), free(slot), free(pos), free(len), free(k), free(v), free(q), free(out), free(nan_q);
+}
+
+/* ---- qkv split / merge, swiglu, embedding ---- */
+
+static void test_qkv(int N, int QD, int KD) {
+    char tag[64];
+    snprintf(tag, sizeof tag, "N=%d QD=%d KD=%d", N, QD, KD);
+    size_t W = (size_t)QD + 2 * KD, nq = (size_t)N * QD, nk = (size_t)N * KD;
+    float *qkv = hrand(N * W, 1.0f), *d_qkv = dev_f(qkv, N * W);
+    float *q = malloc(nq * 4), *k = malloc(nk * 4), *v = malloc(nk * 4), *nan_q = hnan(nq), *nan_k = hnan(nk);
+    float *d_q = dev_f(nan_q, nq), *d_k = dev_f(nan_k, nk), *d_v = dev_f(nan_k, nk);
+    cpu->qkv_split(q, k, v, qkv, N, QD, KD);
+    gpu->qkv_split(d_q, d_k, d_v, d_qkv, N, QD, KD);
+    cmp("qkv_split", tag, d_q, q, nq, 0.0);
+    cmp("qkv_split", tag, d_k, k, nk, 0.0);
+    cmp("qkv_split", tag, d_v, v, nk, 0.0);
+    float *nan_w = hnan(N * W), *d_m = dev_f(nan_w, N * W);
+    gpu->qkv_merge(d_m, d_q, d_k, d_v, N, QD, KD);
+    cmp("qkv_merge", tag, d_m, qkv, N * W, 0.0);
+    gpu_ok(tag);
+    gpu->free(d_qkv), gpu->free(d_q), gpu->free(d_k), gpu->free(d_v), gpu->free(d_m);
+    free(qkv), free(q), free(k), free(v), free(nan_q), free(nan_k), free(nan_w);
+}
+
+static void test_swiglu(int N, int K) {
+    char tag[64];
+    snprintf(tag, sizeof tag, "N=%d K=%d", N, K);
+    size_t n = (size_t)N * K;
+    float *gu = hrand(2 * n, 2.0f), *dh = hrand(n, 1.0f), *d_gu = dev_f(gu, 2 * n), *d_dh = dev_f(dh, n);
+    float *h = malloc(n * 4), *dgu = malloc(2 * n * 4), *nan_h = hnan(2 * n);
+    float *d_h = dev_f(nan_h, n), *d_dgu = dev_f(nan_h, 2 * n);
+    cpu->swiglu_forward(h, gu, N, K);
+    gpu->swiglu_forward(d_h, d_gu, N, K);
+    cmp("swiglu_forward", tag, d_h, h, n, FWD_TOL);
+    cpu->swiglu_backward(dgu, dh, gu, N, K);
+    gpu->swiglu_backward(d_dgu, d_dh, d_gu, N, K);
+    cmp("swiglu_backward", tag, d_dgu, dgu, 2 * n, BWD_TOL);
+    gpu_ok(tag);
+    gpu->free(d_gu), gpu->free(d_dh), gpu->free(d_h), gpu->free(d_dgu);
+    free(gu), free(dh), free(h), free(dgu), free(nan_h);
+}
+
+static void test_embedding(int N, int V, int C) {
+    char tag[64];
+    snprintf(tag, sizeof tag, "N=%d V=%d C=%d", N, V, C);
+    size_t nt = (size_t)V * C, no = (size_t)N * C;
+    int32_t *ids = malloc(N * sizeof(int32_t));
+    for (int n = 0; n < N; n++) ids[n] = (int32_t)(rng_u64(&rng) % (V < 50 ? V : 50)); /* many repeats */
+    ids[N - 1] = V - 1;
+    float *table = hrand(nt, 1.0f), *d_table = dev_f(table, nt), *out = malloc(no * 4), *nan_o = hnan(no);
+    float *d_out = dev_f(nan_o, no);
+    int32_t *d_ids = dev_i(ids, N);
+    cpu->embedding_forward(out, ids, table, N, C);
+    gpu->embedding_forward(d_out, d_ids, d_table, N, C);
+    cmp("embedding_forward", tag, d_out, out, no, 0.0);
+    float *dout = hrand(no, 1.0f), *d_dout = dev_f(dout, no), *dt = hrand(nt, 1.0f), *d_dt = dev_f(dt, nt);
+    cpu->embedding_backward(dt, dout, ids, N, C); /* accumulates */
+    gpu->embedding_backward(d_dt, d_dout, d_ids, N, C);
+    cmp("embedding_backward", tag, d_dt, dt, nt, 0.0); /* same order of adds: exact */
+    gpu_ok(tag);
+    gpu->free(d_table), gpu->free(d_out), gpu->free(d_ids), gpu->free(d_dout), gpu->free(d_dt);
+    free(ids), free(table), free(out), free(nan_o), free(dout), free(dt);
+}
+
+/* ---- LM head ---- */
+
+/* logp and entropy in double from the float inputs */
+static void lm_head_ref(float *logp, float *ent, const float *x, const float *w, const int32_t *tg, int N, int C,
+                        int V, float temp) {
+    double *z = malloc((size_t)V * sizeof(double));
+    for (int n = 0; n < N; n++) {
+        double m = -INFINITY;
+        for (int j = 0; j < V; j++) {
+            double s = 0;
+            for (int c = 0; c < C; c++) s += (double)x[(size_t)n * C + c] * w[(size_t)j * C + c];
+            z[j] = s / temp;
+            if (z[j] > m) m = z[j];
+        }
+        double S = 0, SZ = 0;
+        for (int j = 0; j < V; j++) {
+            double e = exp(z[j] - m);
+            S += e, SZ += e * z[j];
+        }
+        double lse = m + log(S);
+        logp[n] = tg[n] < 0 ? 0.0f : (float)(z[tg[n]] - lse);
+        ent[n] = tg[n] < 0 ? 0.0f : (float)(lse - SZ / S);
+    }
+    free(z);
+}
+
+static void test_lm_head(int N, int C, int V, float temp, int chunk) {
+    char tag[96];
+    snprintf(tag, sizeof tag, "N=%d C=%d V=%d temp=%g chunk=%d", N, C, V, temp, chunk);
+    cuda_set_lm_head_chunk(chunk);
+    size_t nx = (size_t)N * C, nw = (size_t)V * C, nl = (size_t)N * V;
+    float *x = hrand(nx, 1.0f), *w = hrand(nw, 0.3f), *dlogp = hrand(N, 1.0f);
+    int32_t *tg = malloc(N * sizeof(int32_t));
+    for (int n = 0; n < N; n++) {
+        tg[n] = n % 5 == 3 ? -1 : (int32_t)(rng_u64(&rng) % V);
+        if (n % 7 == 2) dlogp[n] = 0.0f; /* skipped rows */
+    }
+    float *d_x = dev_f(x, nx), *d_w = dev_f(w, nw), *d_dlogp = dev_f(dlogp, N);
+    int32_t *d_tg = dev_i(tg, N);
+    float *logp = malloc(N * 4), *ent = malloc(N * 4), *logits = malloc(nl * 4), *nan_n = hnan(N), *nan_l = hnan(nl);
+    float *d_logp = dev_f(nan_n, N), *d_ent = dev_f(nan_n, N), *d_logits = dev_f(nan_l, nl);
+    /* without logits_out (chunks in scratch), then keeping them */
+    cpu->lm_head_logprob_forward(logp, ent, NULL, x, w, tg, N, C, V, temp);
+    gpu->lm_head_logprob_forward(d_logp, d_ent, NULL, d_x, d_w, d_tg, N, C, V, temp);
+    /* Over a large vocabulary the CPU's own sums (float partials of
+     * thousands of terms) drift by ~1e-5, so the forward is held to 1e-5
+     * against a double-precision reference and to 5e-5 against the CPU. */
+    float *ref_lp = malloc(N * 4), *ref_en = malloc(N * 4);
+    lm_head_ref(ref_lp, ref_en, x, w, tg, N, C, V, temp);
+    cmp("lm_head_logprob_forward (vs fp64)", tag, d_logp, ref_lp, N, FWD_TOL);
+    cmp("lm_head_logprob_forward (vs fp64)", tag, d_ent, ref_en, N, FWD_TOL);
+    note_err("lm_head_logprob_forward (cpu vs fp64)", fmax(nerr(logp, ref_lp, N), nerr(ent, ref_en, N)), 1.0);
+    free(ref_lp), free(ref_en);
+    cmp("lm_head_logprob_forward", tag, d_logp, logp, N, 5 * FWD_TOL);
+    cmp("lm_head_logprob_forward", tag, d_ent, ent, N, 5 * FWD_TOL);
+    gpu->zero(d_logp, N * 4);
+    cpu->lm_head_logprob_forward(logp, ent, logits, x, w, tg, N, C, V, temp);
+    gpu->lm_head_logprob_forward(d_logp, NULL, d_logits, d_x, d_w, d_tg, N, C, V, temp);
+    cmp("lm_head_logprob_forward", tag, d_logp, logp, N, 5 * FWD_TOL);
+    cmp("lm_head_logprob_forward", tag, d_logits, logits, nl, FWD_TOL);
+
+    /* backward: dx overwritten, dw accumulated; recomputed and kept logits */
+    float *dx = malloc(nx * 4), *dw = hrand(nw, 0.1f), *dw0 = hcopy(dw, nw), *nan_x = hnan(nx);
+    float *d_dx = dev_f(nan_x, nx), *d_dw = dev_f(dw, nw);
+    cpu->lm_head_logprob_backward(dx, dw, dlogp, x, w, NULL, tg, N, C, V, temp);
+    gpu->lm_head_logprob_backward(d_dx, d_dw, d_dlogp, d_x, d_w, NULL, d_tg, N, C, V, temp);
+    cmp("lm_head_logprob_backward", tag, d_dx, dx, nx, BWD_TOL);
+    cmp("lm_head_logprob_backward", tag, d_dw, dw, nw, BWD_TOL);
+    Err err;
+    cuda_upload(d_dw, dw0, nw * 4, &err);
+    memcpy(dw, dw0, nw * 4);
+    gpu->zero(d_dx, nx * 4);
+    float *d_logits_c = dev_f(logits, nl); /* the same logits on both sides */
+    cpu->lm_head_logprob_backward(dx, dw, dlogp, x, w, logits, tg, N, C, V, temp);
+    gpu->lm_head_logprob_backward(d_dx, d_dw, d_dlogp, d_x, d_w, d_logits_c, d_tg, N, C, V, temp);
+    cmp("lm_head_logprob_backward", tag, d_dx, dx, nx, BWD_TOL);
+    cmp("lm_head_logprob_backward", tag, d_dw, dw, nw, BWD_TOL);
+    gpu_ok(tag);
+    cuda_set_lm_head_chunk(0);
+    gpu->free(d_x), gpu->free(d_w), gpu->free(d_dlogp), gpu->free(d_tg), gpu->free(d_logp), gpu->free(d_ent);
+    gpu->free(d_logits), gpu->free(d_dx), gpu->free(d_dw), gpu->free(d_logits_c);
+    free(x), free(w), free(dlogp), free(tg), free(logp), free(ent), free(logits), free(nan_n), free(nan_l);
+    free(dx), free(dw), free(dw0), free(nan_x);
+}
+
+/* ---- one transformer layer, forward and backward, op after op ----
+ * A Qwen2-shaped block (embedding, RMSNorm, QKV with bias, RoPE, GQA
+ * attention, output projection, residual, SwiGLU MLP, final norm, LM head)
+ * run on each backend from the same random weights; the log-probs and
+ * every weight gradient must agree. Errors compound through the chain, so
+ * everything is held to the backward tolerance. */
+
+typedef struct {
+    int B, T, C, NH, KVH, HD, F, V;
+} Dims;
+
+enum { W_EMB, W_LN1, W_QKV, W_BQKV, W_O, W_LN2, W_GU, W_DOWN, W_LNF, W_LM, NW };
+
+static size_t w_len(const Dims *d, int i) {
+    size_t C = d->C, QKV = (size_t)(d->NH + 2 * d->KVH) * d->HD;
+    switch (i) {
+    case W_EMB: case W_LM: return (size_t)d->V * C;
+    case W_LN1: case W_LN2: case W_LNF: return C;
+    case W_QKV: return QKV * C;
+    case W_BQKV: return QKV;
+    case W_O: return C * d->NH * d->HD;
+    case W_GU: return 2 * (size_t)d->F * C;
+    default: return C * d->F; /* W_DOWN */
+    }
+}
+
+/* a host array in `be`'s memory */
+static void *put(const Backend *be, const void *h, size_t bytes) {
+    if (be == gpu) return dev_of(h, bytes);
+    void *p = be->alloc(bytes);
+    memcpy(p, h, bytes);
+    return p;
+}
+
+static float *fetch(const Backend *be, const float *p, size_t n) {
+    if (be == gpu) return down(p, n);
+    return hcopy(p, n);
+}
+
+/* Runs the layer on `be`; returns host copies of logp and of every weight
+ * gradient (grad[i], length w_len). */
+static float *chain_run(const Backend *be, const Dims *d, float *const *w_h, const int32_t *ids_h,
+                        const int32_t *tg_h, const int32_t *pos_h, const float *cs_h, const float *sn_h,
+                        int max_pos, const float *dlogp_h, float **grad_out) {
+    int N = d->B * d->T, C = d->C, QD = d->NH * d->HD, KD = d->KVH * d->HD, F = d->F, V = d->V;
+    size_t nt = (size_t)max_pos * (d->HD / 2);
+    float *w[NW], *g[NW];
+    for (int i = 0; i < NW; i++) {
+        w[i] = put(be, w_h[i], w_len(d, i) * 4);
+        g[i] = be->alloc(w_len(d, i) * 4);
+    }
+    int32_t *ids = put(be, ids_h, N * 4), *tg = put(be, tg_h, N * 4), *pos = put(be, pos_h, N * 4);
+    float *cs = put(be, cs_h, nt * 4), *sn = put(be, sn_h, nt * 4), *dlogp = put(be, dlogp_h, N * 4);
+#define A(n) ((float *)be->alloc((size_t)(n) * 4))
+    float *x = A(N * C), *h1 = A(N * C), *r1 = A(N), *qkv = A(N * (QD + 2 * KD)), *q = A(N * QD), *k = A(N * KD);
+    float *v = A(N * KD), *att = A(N * QD), *lse = A(N * d->NH), *o = A(N * C), *h2 = A(N * C), *r2 = A(N);
+    float *gu = A(2 * N * F), *act = A(N * F), *mo = A(N * C), *hf = A(N * C), *rf = A(N), *logp = A(N), *ent = A(N);
+    float *dhf = A(N * C), *dx3 = A(N * C), *dact = A(N * F), *dgu = A(2 * N * F), *dh = A(N * C);
+    float *datt = A(N * QD), *dq = A(N * QD), *dk = A(N * KD), *dv = A(N * KD), *dqkv = A(N * (QD + 2 * KD));
+#undef A
+    /* forward: x1 = emb; x2 = x1 + attn(norm x1); x3 = x2 + mlp(norm x2) */
+    be->embedding_forward(x, ids, w[W_EMB], N, C);
+    be->rmsnorm_forward(h1, r1, x, w[W_LN1], N, C, 1e-6f);
+    be->matmul_forward(qkv, h1, w[W_QKV], w[W_BQKV], N, C, QD + 2 * KD);
+    be->qkv_split(q, k, v, qkv, N, QD, KD);
+    be->rope_apply(q, pos, cs, sn, N, d->NH, d->HD, 0);
+    be->rope_apply(k, pos, cs, sn, N, d->KVH, d->HD, 0);
+    be->attention_forward(att, lse, q, k, v, d->B, d->T, d->NH, d->KVH, d->HD);
+    be->matmul_forward(o, att, w[W_O], NULL, N, QD, C);
+    float *x1 = fetch(be, x, (size_t)N * C); /* keep x1 for the first norm's backward */
+    float *x1s = put(be, x1, (size_t)N * C * 4);
+    free(x1);
+    be->add_inplace(x, o, (size_t)N * C); /* x = x2 */
+    be->rmsnorm_forward(h2, r2, x, w[W_LN2], N, C, 1e-6f);
+    be->matmul_forward(gu, h2, w[W_GU], NULL, N, C, 2 * F);
+    be->swiglu_forward(act, gu, N, F);
+    be->matmul_forward(mo, act, w[W_DOWN], NULL, N, F, C);
+    float *x2 = fetch(be, x, (size_t)N * C), *x2s = put(be, x2, (size_t)N * C * 4);
+    free(x2);
+    be->add_inplace(x, mo, (size_t)N * C); /* x = x3 */
+    be->rmsnorm_forward(hf, rf, x, w[W_LNF], N, C, 1e-6f);
+    be->lm_head_logprob_forward(logp, ent, NULL, hf, w[W_LM], tg, N, C, V, 1.0f);
+
+    /* backward */
+    be->lm_head_logprob_backward(dhf, g[W_LM], dlogp, hf, w[W_LM], NULL, tg, N, C, V, 1.0f);
+    be->rmsnorm_backward(dx3, g[W_LNF], dhf, x, w[W_LNF], rf, N, C); /* dx3 starts at 0 */
+    be->matmul_backward(dact, g[W_DOWN], NULL, dx3, act, w[W_DOWN], N, F, C, 0);
+    be->swiglu_backward(dgu, dact, gu, N, F);
+    be->matmul_backward(dh, g[W_GU], NULL, dgu, h2, w[W_GU], N, C, 2 * F, 0);
+    be->rmsnorm_backward(dx3, g[W_LN2], dh, x2s, w[W_LN2], r2, N, C); /* dx3 is now dx2 */
+    be->matmul_backward(datt, g[W_O], NULL, dx3, att, w[W_O], N, QD, C, 0);
+    be->attention_backward(dq, dk, dv, datt, att, lse, q, k, v, d->B, d->T, d->NH, d->KVH, d->HD);
+    be->rope_apply(dq, pos, cs, sn, N, d->NH, d->HD, 1);
+    be->rope_apply(dk, pos, cs, sn, N, d->KVH, d->HD, 1);
+    be->qkv_merge(dqkv, dq, dk, dv, N, QD, KD);
+    be->matmul_backward(dh, g[W_QKV], g[W_BQKV], dqkv, h1, w[W_QKV], N, C, QD + 2 * KD, 0);
+    be->rmsnorm_backward(dx3, g[W_LN1], dh, x1s, w[W_LN1], r1, N, C); /* dx3 is now dx1 */
+    be->embedding_backward(g[W_EMB], dx3, ids, N, C);
+
+    float *out = fetch(be, logp, N);
+    for (int i = 0; i < NW; i++) grad_out[i] = fetch(be, g[i], w_len(d, i));
+    void *bufs[] = {ids, tg, pos, cs, sn, dlogp, x, h1, r1, qkv, q, k, v, att, lse, o, h2, r2, gu, act, mo, hf, rf,
+                    logp, ent, dhf, dx3, dact, dgu, dh, datt, dq, dk, dv, dqkv, x1s, x2s};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->free(bufs[i]);
+    for (int i = 0; i < NW; i++) be->free(w[i]), be->free(g[i]);
+    return out;
+}
+
+static void test_layer_chain(Dims d) {
+    static const char *names[NW] = {"embed", "ln1", "qkv", "qkv bias", "o", "ln2", "gate_up", "down", "norm", "lm_head"};
+    char tag[128];
+    snprintf(tag, sizeof tag, "B=%d T=%d C=%d NH=%d KVH=%d HD=%d F=%d V=%d", d.B, d.T, d.C, d.NH, d.KVH, d.HD, d.F,
+             d.V);
+    int N = d.B * d.T, max_pos = d.T, half = d.HD / 2;
+    float *w[NW];
+    for (int i = 0; i < NW; i++) w[i] = hrand(w_len(&d, i), i == W_LN1 || i == W_LN2 || i == W_LNF ? 1.0f : 0.1f);
+    int32_t *ids = malloc(N * 4), *tg = malloc(N * 4), *pos = malloc(N * 4);
+    for (int n = 0; n < N; n++) {
+        ids[n] = (int32_t)(rng_u64(&rng) % d.V), pos[n] = n % d.T;
+        tg[n] = n % d.T == d.T - 1 ? -1 : (int32_t)(rng_u64(&rng) % d.V);
+    }
+    float *cs = malloc((size_t)max_pos * half * 4), *sn = malloc((size_t)max_pos * half * 4);
+    for (int p = 0; p < max_pos; p++)
+        for (int i = 0; i < half; i++) {
+            double th = p * pow(1e6, -2.0 * i / d.HD);
+            cs[(size_t)p * half + i] = (float)cos(th), sn[(size_t)p * half + i] = (float)sin(th);
+        }
+    float *dlogp = hrand(N, 1.0f / N);
+    float *gc[NW], *gg[NW];
+    float *lc = chain_run(cpu, &d, w, ids, tg, pos, cs, sn, max_pos, dlogp, gc);
+    float *lg = chain_run(gpu, &d, w, ids, tg, pos, cs, sn, max_pos, dlogp, gg);
+    double e = nerr(lg, lc, N);
+    note_err("layer chain: logp", e, FWD_TOL);
+    CHECKF(e <= FWD_TOL, "layer chain %s: logp error %.3g", tag, e);
+    for (int i = 0; i < NW; i++) {
+        e = nerr(gg[i], gc[i], w_len(&d, i));
+        note_err("layer chain: weight grads", e, BWD_TOL);
+        CHECKF(e <= BWD_TOL, "layer chain %s: d%s error %.3g", tag, names[i], e);
+        free(gc[i]), free(gg[i]), free(w[i]);
+    }
+    gpu_ok(tag);
+    free(lc), free(lg), free(ids), free(tg), free(pos), free(cs), free(sn), free(dlogp);
+}
+
+/* An op given a shape it cannot run reports it through cuda_check. */
+static void test_errors(void) {
+    float *p = gpu->alloc(4096);
+    gpu->attention_forward(p, p, p, p, p, 1, 1, 1, 1, 300); /* head size over 256 */
+    Err err;
+    int r = cuda_check(&err);
+    CHECKF(r == -1 && strstr(err.msg, "attention_forward"), "expected an error naming the op, got %d '%s'", r,
+           r ? err.msg : "");
+    CHECK(cuda_check(&err) == 0); /* reported once */
+    gpu->free(p);
+}
+
+int main(void) {
+    setenv("R1C_CUDA_SYNC", "1", 0); /* name the op at fault if a kernel faults */
+    if (!cuda_available()) {
+        SKIP("no usable CUDA device (driver or GPU missing): GPU op tests not run");
+        return check_summary("test_cuda_ops");
+    }
+    cpu = backend_cpu();
+    gpu = backend_cuda();
+    printf("device: %s\n", cuda_device_name());
+    CHECK(gpu != NULL && !strcmp(gpu->name, "cuda"));
+    const void *const *slots = (const void *const *)((const char *)gpu + offsetof(Backend, alloc));
+    size_t nslots = (sizeof(Backend) - offsetof(Backend, alloc)) / sizeof(void *);
+    for (size_t i = 0; i < nslots; i++) CHECKF(slots[i] != NULL, "Backend slot %zu is NULL", i);
+    rng_seed(&rng, 4321);
+    const char *sm = getenv("R1C_CUDA_TEST_SMALL");
+    g_small = sm && sm[0] == '1';
+
+    test_memory();
+    test_adamw(1);
+    BIG(test_adamw(1000003));
+
+    test_matmul(1, 7, 5, 1);
+    test_matmul(5, 64, 33, 0);
+    BIG(test_matmul(300, 129, 257, 1));
+    BIG(test_matmul(64, 896, 1152, 1));
+
+    test_rmsnorm(1, 7);
+    BIG(test_rmsnorm(300, 896));
+    test_rmsnorm(5, 4099);
+
+    test_rope(1, 1, 16, 4);
+    BIG(test_rope(300, 7, 64, 512));
+    test_rope(5, 3, 7, 10); /* odd head size */
+    BIG(test_rope(37, 2, 128, 4096));
+
+    /* B, T, NH, KVH, HD: T=1, GQA 2 and 7, MHA, MQA, odd and large heads */
+    test_attention(1, 1, 2, 1, 16);
+    test_attention(2, 37, 4, 2, 32);
+    BIG(test_attention(1, 300, 14, 2, 64));
+    test_attention(2, 65, 2, 2, 128);
+    test_attention(1, 100, 8, 1, 80);
+    test_attention(3, 9, 6, 3, 5);
+    BIG(test_attention(1, 70, 4, 2, 256));
+
+    BIG(test_decode(5, 3, 300, 14, 2, 64));
+    test_decode(9, 4, 40, 4, 4, 128);
+    test_decode(3, 2, 33, 7, 1, 80);
+
+    test_qkv(1, 4, 2);
+    test_qkv(37, 7 * 64, 64);
+    BIG(test_qkv(300, 896, 128));
+
+    test_swiglu(1, 7);
+    BIG(test_swiglu(300, 1000));
+
+    test_embedding(1, 4, 3);
+    BIG(test_embedding(300, 1000, 96));
+    test_embedding(129, 151, 897);
+
+    test_lm_head(1, 64, 1000, 1.0f, 0);
+    test_lm_head(37, 129, 5003, 1.3f, 7);   /* several chunks, a short last one */
+    BIG(test_lm_head(300, 96, 50000, 0.7f, 0));  /* one chunk of the whole vocabulary */
+
+    test_layer_chain((Dims){2, 67, 128, 4, 2, 32, 352, 1000});
+    BIG(test_layer_chain((Dims){1, 300, 896, 14, 2, 64, 4864, 32000})); /* Qwen2.5-0.5B layer shape */
+
+    test_errors();
+    cuda_trim(); /* leaves only the cuBLAS handle for compute-sanitizer's leak check */
+    gpu_ok("trim");
+    float *tz = gpu->alloc(64 * 4), tzh[64];
+    for (int i = 0; i < 64; i++) tzh[i] = (float)i;
+    Err terr;
+    cuda_upload(tz, tzh, sizeof tzh, &terr);
+    CHECK(gpu->sumsq(tz, 64) == 85344.0); /* scratch comes back on demand */
+    gpu->copy(tz + 1, tz, 63 * 4);
+    float *tzd = down(tz, 64);
+    CHECK(tzd[63] == 62.0f);
+    free(tzd);
+    gpu->free(tz);
+    cuda_trim();
+    gpu_ok("trim again");
+
+    printf("%-38s %12s %10s\n", "op", "max err", "tol");
+    for (int i = 0; i < g_nops; i++)
+        printf("%-38s %12.3g %10.1g%s\n", g_ops[i].op, g_ops[i].worst, g_ops[i].tol,
+               g_ops[i].worst <= g_ops[i].tol ? "" : "  FAIL");
+    return check_summary("test_cuda_ops");
+}
