@@ -95,6 +95,28 @@ static void test_variants(void) {
     CHECK(sh("test ! -d %s/dyn/checkpoints", D) == 0);
 }
 
+/* r1c eval on the tiny model: the held-out split, and real GSM8K lines
+ * (loading and scoring; a model this small gets them wrong). */
+static void test_eval_cli(void) {
+    CHECK(sh("%s eval --model %s/demo/base-model --data %s/demo/data/eval.jsonl --template r1-zero "
+             "--system 'The Assistant thinks inside <think> </think> and then answers inside <answer> </answer>.' "
+             "--k 3 --limit 12 --max-new-tokens 32 --temperature 1 --top-p 1 --out %s/eval >%s/eval.txt 2>&1",
+             R1C, D, D, D, D) == 0);
+    CHECK(sh("grep -q '\"cons@3\"' %s/eval/results.json && grep -q 'pass@1 (mean over k)' %s/eval.txt", D, D) == 0);
+    CHECK(sh("test $(wc -l < %s/eval/samples.jsonl) -eq 12", D) == 0);
+    /* re-scoring the saved samples reproduces the same numbers */
+    CHECK(sh("%s eval --rescore %s/eval/samples.jsonl > %s/rescore.txt", R1C, D, D) == 0);
+    CHECK(sh("grep -E '^(pass|cons)' %s/eval.txt > %s/a.txt && grep -E '^(pass|cons)' %s/rescore.txt > %s/b.txt && "
+             "cmp -s %s/a.txt %s/b.txt", D, D, D, D, D, D) == 0);
+    if (access("../shared/data/gsm8k/test.jsonl", R_OK) != 0) {
+        SKIP("r1c eval on GSM8K: ../shared/data/gsm8k/test.jsonl is absent");
+        return;
+    }
+    CHECK(sh("%s eval --model %s/demo/base-model --data ../shared/data/gsm8k/test.jsonl --template r1-zero --k 2 "
+             "--limit 3 --max-new-tokens 8 --out %s/eval-gsm8k >/dev/null 2>&1", R1C, D, D) == 0);
+    CHECK(sh("grep -q '\"problems\": 3' %s/eval-gsm8k/results.json", D) == 0);
+}
+
 /* The newest complete checkpoint loads as a model and a trainer state. */
 static int latest_loads(const char *run) {
     char ck[4096];
@@ -200,6 +222,7 @@ int main(void) {
     }
     test_resume_exact();
     test_variants();
+    test_eval_cli();
     test_kill9();
     test_sigint();
     test_bad_recipes();

@@ -12,6 +12,7 @@ typedef struct Command {
 /* one declaration per command, alphabetical */
 int cmd_chat_template(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_grpo(int argc, char **argv);

@@ -11,6 +11,7 @@ static const Command COMMANDS[] = {
     /* one line per command, kept in alphabetical order */
     {"chat-template", "render conversations with a chat template (JSON lines)", cmd_chat_template},
     {"demo", "R1-Zero in miniature: task, tokenizer, base model, GRPO, before/after", cmd_demo},
+    {"eval", "benchmark a model: pass@1 over k samples, cons@k, pass@k", cmd_eval},
     {"forward", "run a model over token ids: logits, log-probs, loss, gradients", cmd_forward},
     {"generate", "sample completions (batched, KV cache, continuous batching)", cmd_generate},
     {"grpo", "GRPO reinforcement learning with rule-based rewards (R1-Zero)", cmd_grpo},

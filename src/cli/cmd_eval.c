@@ -1,0 +1,124 @@
+/* r1c eval: benchmark a checkpoint as the R1 paper reports (pass@1 over k
+ * samples, cons@k, pass@k), or re-score saved samples. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "eval/evaluate.h"
+
+static const char *USAGE =
+    "usage: r1c eval --model DIR --data FILE.jsonl [options]\n"
+    "       r1c eval --rescore OUT/samples.jsonl [--reward NAME] [--reward-options K=V,...]\n"
+    "  --format F          auto | gsm8k | math | countdown | jsonl (default auto)\n"
+    "  --template NAME     chat template (default: from tokenizer_config.json)\n"
+    "  --system TEXT       system message;  --prompt-suffix TEXT appended to every prompt\n"
+    "  --k N               samples per problem (default 4)\n"
+    "  --temperature T --top-p P --top-k K --max-new-tokens N --seed S --batch B\n"
+    "  --preset r1         the paper's settings: temperature 0.6, top-p 0.95,\n"
+    "                      32768 new tokens, k = 64 (flags after it override)\n"
+    "  --limit N           first N problems\n"
+    "  --reward NAME       accuracy reward: math (default) or countdown\n"
+    "  --out DIR           results.json and samples.jsonl (default runs/eval)\n"
+    "prints pass@1 (mean over k), cons@k (majority vote, answers grouped by the\n"
+    "math verifier), pass@k (unbiased) for k = 1, 2, 4, ..., mean length, truncation\n";
+
+/* An int flag within [lo, 2^30]; -1 after printing when out of range. */
+static int int_flag(int argc, char **argv, int *i, const char *name, int *out, int lo) {
+    int64_t v;
+    int r = arg_int(argc, argv, i, name, &v);
+    if (r == 1 && (v < lo || v > (1 << 30))) {
+        fprintf(stderr, "r1c eval: %s must be between %d and 2^30\n", name, lo);
+        return -1;
+    }
+    if (r == 1) *out = (int)v;
+    return r;
+}
+
+int cmd_eval(int argc, char **argv) {
+    EvalConfig c = {.format = "auto", .template_name = "auto", .out_dir = "runs/eval", .reward = "math", .k = 4,
+                    .batch = 64, .max_new_tokens = 1024, .temperature = 0.6f, .top_p = 0.95f};
+    const char *rescore = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        int64_t v;
+        double f;
+        const char *s;
+        if (arg_flag(argv, i, "--help") || arg_flag(argv, i, "-h")) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+        if ((r = arg_str(argc, argv, &i, "--preset", &s))) {
+            if (r < 0) return 2;
+            if (strcmp(s, "r1") != 0) {
+                fprintf(stderr, "r1c eval: unknown preset '%s' (known: r1)\n", s);
+                return 2;
+            }
+            c.temperature = 0.6f, c.top_p = 0.95f, c.max_new_tokens = 32768, c.k = 64;
+            continue;
+        }
+        if ((r = arg_str(argc, argv, &i, "--model", &c.model)) || (r = arg_str(argc, argv, &i, "--data", &c.data)) ||
+            (r = arg_str(argc, argv, &i, "--format", &c.format)) ||
+            (r = arg_str(argc, argv, &i, "--template", &c.template_name)) ||
+            (r = arg_str(argc, argv, &i, "--system", &c.system)) ||
+            (r = arg_str(argc, argv, &i, "--prompt-suffix", &c.prompt_suffix)) ||
+            (r = arg_str(argc, argv, &i, "--out", &c.out_dir)) || (r = arg_str(argc, argv, &i, "--reward", &c.reward)) ||
+            (r = arg_str(argc, argv, &i, "--reward-options", &c.reward_options)) ||
+            (r = arg_str(argc, argv, &i, "--rescore", &rescore))) {
+            if (r < 0) return 2;
+            continue;
+        }
+        if ((r = int_flag(argc, argv, &i, "--k", &c.k, 1)) || (r = int_flag(argc, argv, &i, "--limit", &c.limit, 0)) ||
+            (r = int_flag(argc, argv, &i, "--batch", &c.batch, 1)) ||
+            (r = int_flag(argc, argv, &i, "--max-new-tokens", &c.max_new_tokens, 1)) ||
+            (r = int_flag(argc, argv, &i, "--top-k", &c.top_k, 0))) {
+            if (r < 0) return 2;
+            continue;
+        }
+        if ((r = arg_int(argc, argv, &i, "--seed", &v))) {
+            if (r < 0) return 2;
+            c.seed = (uint64_t)v;
+            continue;
+        }
+        if ((r = arg_float(argc, argv, &i, "--temperature", &f))) {
+            if (r < 0 || f < 0) return 2;
+            c.temperature = (float)f;
+            continue;
+        }
+        if ((r = arg_float(argc, argv, &i, "--top-p", &f))) {
+            if (r < 0 || f <= 0 || f > 1) return 2;
+            c.top_p = (float)f;
+            continue;
+        }
+        return arg_unknown("eval", argv[i]);
+    }
+    Err err = {{0}};
+    EvalResult res;
+    char jp[4096];
+    if (rescore) {
+        if (eval_rescore(rescore, &c, &res, &err) != 0) {
+            fprintf(stderr, "r1c eval: %s\n", err.msg);
+            return 1;
+        }
+        return eval_report(&res, &c, NULL, &err) ? 1 : 0;
+    }
+    if (!c.model || !c.data) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    if (c.k < 1 || c.batch < 1 || c.max_new_tokens < 1) {
+        fprintf(stderr, "r1c eval: --k, --batch and --max-new-tokens must be at least 1\n");
+        return 2;
+    }
+    if (eval_run(&c, &res, &err) != 0) {
+        fprintf(stderr, "r1c eval: %s\n", err.msg);
+        return 1;
+    }
+    snprintf(jp, sizeof jp, "%s/results.json", c.out_dir);
+    if (eval_report(&res, &c, jp, &err) != 0) {
+        fprintf(stderr, "r1c eval: %s\n", err.msg);
+        return 1;
+    }
+    printf("results: %s\nsamples: %s/samples.jsonl\n", jp, c.out_dir);
+    return 0;
+}
