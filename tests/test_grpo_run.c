@@ -95,6 +95,37 @@ static void test_variants(void) {
     CHECK(sh("test ! -d %s/dyn/checkpoints", D) == 0);
 }
 
+/* r1c sft on the demo's traces: held-out loss logged, a run stopped by
+ * SIGINT at any moment and resumed ends with the same weights as an
+ * uninterrupted one. */
+static void test_sft_cli(void) {
+    const char *sft = "template=r1-zero 'system_prompt=The Assistant thinks inside <think> </think> and then answers "
+                      "inside <answer> </answer>.' epochs=2 batch=16 optim.lr=1e-3 eval.split=0.1 quiet=true seed=4";
+    CHECK(sh("head -300 %s/demo/data/sft.jsonl > %s/sft300.jsonl", D, D) == 0);
+    CHECK(sh("%s sft model=%s/demo/base-model data.path=%s/sft300.jsonl %s run_dir=%s/sft-full eval.every=10 "
+             ">/dev/null 2>&1", R1C, D, D, sft, D) == 0);
+    CHECK(sh("grep -q '\"eval/loss\"' %s/sft-full/metrics.jsonl", D) == 0);
+    CHECK(sh("test -f %s/sft-full/checkpoints/step-34/model.safetensors", D) == 0); /* 270 examples / 16 x 2 */
+    pid_t pid = fork();
+    if (pid == 0) {
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "exec %s sft model=%s/demo/base-model data.path=%s/sft300.jsonl %s run_dir=%s/sft-part "
+                 "eval.every=10 >/dev/null 2>&1", R1C, D, D, sft, D);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    struct timespec ts = {0, 700 * 1000000L};
+    nanosleep(&ts, NULL);
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && (WEXITSTATUS(st) == 130 || WEXITSTATUS(st) == 0));
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 130)
+        CHECK(sh("%s sft --resume %s/sft-part >/dev/null 2>&1", R1C, D) == 0);
+    CHECKF(sh("cmp -s %s/sft-full/checkpoints/step-34/model.safetensors %s/sft-part/checkpoints/step-34/model.safetensors",
+              D, D) == 0, "resumed SFT weights differ from the uninterrupted run");
+}
+
 /* r1c eval on the tiny model: the held-out split, and real GSM8K lines
  * (loading and scoring; a model this small gets them wrong). */
 static void test_eval_cli(void) {
@@ -223,6 +254,7 @@ int main(void) {
     test_resume_exact();
     test_variants();
     test_eval_cli();
+    test_sft_cli();
     test_kill9();
     test_sigint();
     test_bad_recipes();

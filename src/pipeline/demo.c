@@ -86,7 +86,7 @@ static int pretrain(const char *dir, const char *sft_path, const char *tok_path,
             int P = (int)ids.n;
             const char *comp = json_string_value(json_object_get(d.ex[i].record, "completion"));
             rc = tokenizer_encode(tok, comp, strlen(comp), &ids, err) || tokids_push(&ids, eos, err);
-            ex[i] = (SftExample){ids.ids, (int)ids.n, P};
+            ex[i] = (SftExample){ids.ids, (int)ids.n, P, NULL};
         }
     }
     if (!rc) {

@@ -17,12 +17,19 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Is token t of x trained (predicted from t - 1)? */
+static int sft_is_target(const SftExample *x, int t) { return x->mask ? x->mask[t] != 0 : t >= x->prompt_len; }
+
 int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResult *res, Err *err) {
     memset(res, 0, sizeof *res);
     if (n <= 0) return err_set(err, "sft: no examples");
     int maxlen = 0;
     for (int i = 0; i < n; i++) {
-        if (ex[i].n < 2 || ex[i].prompt_len < 1 || ex[i].prompt_len >= ex[i].n)
+        if (ex[i].mask) {
+            int any = 0;
+            for (int t = 1; t < ex[i].n; t++) any |= ex[i].mask[t];
+            if (!any) return err_set(err, "sft: example %d has no target tokens", i);
+        } else if (ex[i].n < 2 || ex[i].prompt_len < 1 || ex[i].prompt_len >= ex[i].n)
             return err_set(err, "sft: example %d has %d tokens with a %d-token prompt (need a non-empty completion)", i,
                            ex[i].n, ex[i].prompt_len);
         maxlen = ex[i].n > maxlen ? ex[i].n : maxlen;
@@ -32,21 +39,22 @@ int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResu
     LrConfig lr = c->lr;
     if (lr.total_steps <= 0) lr.total_steps = total;
     Acts a;
-    AdamW opt;
+    AdamW own, *opt = c->opt ? c->opt : &own;
     if (model_alloc_grads(m, err) != 0 || acts_create(&a, m, B, maxlen, 0, err) != 0) return -1;
-    if (adamw_create(&opt, m, 0.9f, 0.999f, 1e-8f, c->weight_decay, err) != 0) {
+    if (!c->opt && adamw_create(&own, m, 0.9f, 0.999f, 1e-8f, c->weight_decay, err) != 0) {
         acts_free(&a, m);
         return -1;
     }
     int *order = malloc(n * sizeof(int));
     int32_t *ids = malloc((size_t)B * maxlen * sizeof(int32_t));
     float *dl = malloc((size_t)B * maxlen * sizeof(float));
-    double *hist = calloc(total, sizeof(double));
+    double *hist = calloc(total > 0 ? total : 1, sizeof(double));
     Progress pg;
     progress_init(&pg, stderr, total);
     double t0 = now_s(), ntok = 0;
     int rc = 0, step = 0;
-    for (int e = 0; e < c->epochs && !rc; e++) {
+    int stopped = 0;
+    for (int e = 0; e < c->epochs && !rc && !stopped; e++) {
         Rng r;
         rng_split(&r, c->seed, (uint64_t)e);
         for (int i = 0; i < n; i++) order[i] = i;
@@ -55,12 +63,16 @@ int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResu
             order[i] = order[j], order[j] = x;
         }
         for (int s0 = 0; s0 < n && !rc; s0 += B) {
+            if (step < c->start_step) { /* resumed: this batch was trained before */
+                step++;
+                continue;
+            }
             int Bm = n - s0 < B ? n - s0 : B, Tm = 0;
             double ctok = 0;
             for (int b = 0; b < Bm; b++) {
                 const SftExample *x = &ex[order[s0 + b]];
                 Tm = x->n > Tm ? x->n : Tm;
-                ctok += x->n - x->prompt_len;
+                for (int t = 1; t < x->n; t++) ctok += sft_is_target(x, t);
             }
             for (int b = 0; b < Bm; b++) {
                 const SftExample *x = &ex[order[s0 + b]];
@@ -68,7 +80,7 @@ int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResu
                 memcpy(row, x->ids, x->n * sizeof(int32_t));
                 for (int t = x->n; t < Tm; t++) row[t] = x->ids[x->n - 1];
                 for (int t = 0; t < Tm; t++) /* row t predicts token t+1 */
-                    dl[(size_t)b * Tm + t] = (t + 1 >= x->prompt_len && t + 1 < x->n) ? (float)(-1.0 / ctok) : 0.0f;
+                    dl[(size_t)b * Tm + t] = (t + 1 < x->n && sft_is_target(x, t + 1)) ? (float)(-1.0 / ctok) : 0.0f;
             }
             model_zero_grads(m);
             if ((rc = model_forward(m, &a, ids, Bm, Tm, 1.0f, NULL, err))) break;
@@ -77,7 +89,7 @@ int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResu
             model_backward(m, &a, dl);
             double gn = optim_clip_grad_norm(m, c->grad_clip);
             float lrv = lr_at(&lr, step);
-            adamw_step(&opt, m, lrv);
+            adamw_step(opt, m, lrv);
             hist[step] = loss;
             ntok += (double)Bm * Tm;
             step++;
@@ -93,17 +105,59 @@ int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResu
                 ProgressItem it[] = {{"loss", loss}, {"lr", lrv}, {"tok/s", ntok / (now_s() - t0)}};
                 progress_update(&pg, step, it, 3);
             }
+            if (c->on_step) {
+                int stop = c->on_step(c->user, step, e, loss, err);
+                if (stop < 0) rc = -1;
+                if (stop) {
+                    stopped = 1;
+                    break;
+                }
+            }
         }
     }
     if (!c->quiet) progress_finish(&pg);
     if (!rc) {
-        int k = step < 10 ? step : 10;
-        for (int i = 0; i < k; i++) res->first_loss += hist[i] / k, res->last_loss += hist[step - 1 - i] / k;
+        int k = step - c->start_step < 10 ? step - c->start_step : 10;
+        for (int i = 0; i < k; i++)
+            res->first_loss += hist[c->start_step + i] / k, res->last_loss += hist[step - 1 - i] / k;
         res->steps = step;
         res->tokens_per_s = ntok / (now_s() - t0);
     }
     free(order), free(ids), free(dl), free(hist);
     acts_free(&a, m);
-    adamw_free(&opt, m);
+    if (!c->opt) adamw_free(&own, m);
+    return rc;
+}
+
+int sft_total_steps(int n, int batch, int epochs) {
+    int B = batch < n ? batch : n;
+    return B > 0 ? (n + B - 1) / B * epochs : 0;
+}
+
+int sft_eval_loss(Model *m, const SftExample *ex, int n, int batch, double *loss, Err *err) {
+    int maxlen = 0;
+    for (int i = 0; i < n; i++) maxlen = ex[i].n > maxlen ? ex[i].n : maxlen;
+    int B = batch < n ? batch : n;
+    Acts a;
+    if (n <= 0 || acts_create(&a, m, B, maxlen, 0, err) != 0) return n <= 0 ? err_set(err, "sft: no eval examples") : -1;
+    int32_t *ids = malloc((size_t)B * maxlen * sizeof(int32_t));
+    double sum = 0, cnt = 0;
+    int rc = 0;
+    for (int s0 = 0; s0 < n && !rc; s0 += B) {
+        int Bm = n - s0 < B ? n - s0 : B, Tm = 0;
+        for (int b = 0; b < Bm; b++) Tm = ex[s0 + b].n > Tm ? ex[s0 + b].n : Tm;
+        for (int b = 0; b < Bm; b++) {
+            const SftExample *x = &ex[s0 + b];
+            memcpy(ids + (size_t)b * Tm, x->ids, x->n * sizeof(int32_t));
+            for (int t = x->n; t < Tm; t++) ids[(size_t)b * Tm + t] = x->ids[x->n - 1];
+        }
+        if ((rc = model_forward(m, &a, ids, Bm, Tm, 1.0f, NULL, err))) break;
+        for (int b = 0; b < Bm; b++)
+            for (int t = 1; t < ex[s0 + b].n; t++)
+                if (sft_is_target(&ex[s0 + b], t)) sum -= a.logp[(size_t)b * Tm + t - 1], cnt += 1;
+    }
+    free(ids);
+    acts_free(&a, m);
+    *loss = cnt > 0 ? sum / cnt : 0;
     return rc;
 }

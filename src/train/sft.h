@@ -11,12 +11,15 @@
 #include "io/metrics.h"
 #include "io/tokenizer.h"
 #include "model/model.h"
+#include "train/optim.h"
 #include "train/schedule.h"
 
 typedef struct SftExample {
     int32_t *ids; /* prompt then completion */
     int n;
-    int prompt_len; /* loss on positions [prompt_len, n) */
+    int prompt_len; /* loss on positions [prompt_len, n) ... */
+    uint8_t *mask;  /* ... or, when set, on positions t with mask[t] = 1 (n entries;
+                     * multi-turn chats train every assistant turn) */
 } SftExample;
 
 typedef struct SftConfig {
@@ -27,6 +30,12 @@ typedef struct SftConfig {
     uint64_t seed;
     MetricsWriter *metrics; /* optional: one line per step */
     int quiet;
+    AdamW *opt;     /* optional: the optimizer to use (e.g. restored on resume) */
+    int start_step; /* resume: batches before it are skipped (the order is seeded) */
+    /* optional, after every optimizer step (checkpoints, evaluation); a
+     * non-zero return stops training (-1: error in err, 1: stop cleanly) */
+    int (*on_step)(void *user, int step, int epoch, double loss, Err *err);
+    void *user;
 } SftConfig;
 
 typedef struct SftResult {
@@ -36,5 +45,9 @@ typedef struct SftResult {
 } SftResult;
 
 int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResult *res, Err *err);
+/* Mean NLL over the target tokens of ex (no update); batch examples at a time. */
+int sft_eval_loss(Model *m, const SftExample *ex, int n, int batch, double *loss, Err *err);
+/* Optimizer steps sft_train takes for n examples. */
+int sft_total_steps(int n, int batch, int epochs);
 
 #endif

@@ -1,0 +1,25 @@
+/* r1c sft: supervised fine-tuning from a YAML recipe with key=value overrides. */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/recipe_cli.h"
+#include "train/sft_run.h"
+
+int cmd_sft(int argc, char **argv) {
+    SftRecipe cfg;
+    memset(&cfg, 0, sizeof cfg);
+    int resume, code;
+    if (recipe_cli_parse(argc, argv, "sft",
+                         "  Supervised fine-tuning on chat JSONL ({\"messages\": [...]}) or prompt/completion pairs;\n"
+                         "  loss on assistant tokens only (docs/sft.md).",
+                         SFT_FIELDS, &cfg, offsetof(SftRecipe, run_dir), &resume, &code))
+        return code;
+    recipe_cli_catch_signals(&sft_stop_requested);
+    Err err = {{0}};
+    int rc = sft_run(&cfg, resume, &err);
+    if (rc < 0) fprintf(stderr, "r1c sft: %s\n", err.msg);
+    recipe_free(SFT_FIELDS, &cfg);
+    return rc < 0 ? 1 : rc == 1 ? 130 : 0;
+}

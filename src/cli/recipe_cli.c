@@ -1,0 +1,83 @@
+/* Shared command line of recipe-driven commands (see recipe_cli.h). */
+#include "cli/recipe_cli.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile int *g_stop;
+
+static void on_signal(int sig) {
+    (void)sig;
+    if (*g_stop) _exit(130); /* second Ctrl-C: stop now */
+    *g_stop = 1;
+}
+
+void recipe_cli_catch_signals(volatile int *stop_flag) {
+    g_stop = stop_flag;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int recipe_cli_parse(int argc, char **argv, const char *cmd, const char *about, const RecipeField *fields, void *cfg,
+                     size_t run_dir_offset, int *resume, int *exit_code) {
+    const char *recipe = NULL, *resume_dir = NULL;
+    char **over = calloc(argc, sizeof *over);
+    int n_over = 0;
+    *exit_code = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: r1c %s [--recipe FILE.yaml] [key=value ...] [--resume RUN_DIR]\n%s\n"
+                   "  Keys below (file first, then overrides). --resume continues RUN_DIR from its newest\n"
+                   "  checkpoint with RUN_DIR/recipe.yaml (overrides still apply). Ctrl-C saves and stops.\n\n",
+                   cmd, about);
+            recipe_help(fields, stdout);
+            free(over);
+            return 1;
+        }
+        if (!strcmp(a, "--recipe") && i + 1 < argc) recipe = argv[++i];
+        else if (!strncmp(a, "--recipe=", 9)) recipe = a + 9;
+        else if (!strcmp(a, "--resume") && i + 1 < argc) resume_dir = argv[++i];
+        else if (!strncmp(a, "--resume=", 9)) resume_dir = a + 9;
+        else if (!strcmp(a, "--set") && i + 1 < argc) over[n_over++] = argv[++i];
+        else if (!strncmp(a, "--set=", 6) || (strchr(a, '=') && a[0] != '-')) over[n_over++] = argv[i];
+        else {
+            fprintf(stderr, "r1c %s: unknown argument '%s' (r1c %s --help)\n", cmd, a, cmd);
+            free(over);
+            *exit_code = 2;
+            return 1;
+        }
+    }
+    char rpath[4096];
+    if (resume_dir) {
+        if (recipe) {
+            fprintf(stderr, "r1c %s: --resume uses RUN_DIR/recipe.yaml; pass changes as key=value\n", cmd);
+            free(over);
+            *exit_code = 2;
+            return 1;
+        }
+        snprintf(rpath, sizeof rpath, "%s/recipe.yaml", resume_dir);
+        recipe = rpath;
+    }
+    Err err = {{0}};
+    if (recipe_load(fields, recipe, over, n_over, cfg, &err) != 0) {
+        fprintf(stderr, "r1c %s: %s\n", cmd, err.msg);
+        recipe_free(fields, cfg);
+        free(over);
+        *exit_code = 2;
+        return 1;
+    }
+    free(over);
+    char **run_dir = (char **)((char *)cfg + run_dir_offset);
+    if (resume_dir && strcmp(*run_dir, resume_dir) != 0) {
+        free(*run_dir);
+        *run_dir = strdup(resume_dir);
+    }
+    *resume = resume_dir != NULL;
+    return 0;
+}

@@ -1,0 +1,29 @@
+/* `r1c sft`: supervised fine-tuning from JSONL conversations
+ * ({"messages": [{"role", "content"}, ...]}) or prompt/completion pairs,
+ * rendered with the model's chat template; loss on assistant tokens only;
+ * held-out loss; a run directory and checkpoints as in GRPO; exact resume. */
+#ifndef R1C_TRAIN_SFT_RUN_H
+#define R1C_TRAIN_SFT_RUN_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+#include "io/recipe.h"
+
+typedef struct SftRecipe {
+    char *model, *tokenizer, *run_dir, *template_name, *system_prompt;
+    char *data, *messages_field, *prompt_field, *completion_field;
+    char *eval_data;
+    double eval_split;
+    int64_t max_len, epochs, batch, warmup_steps, seed, save_every, keep_checkpoints, eval_every;
+    double lr, min_lr_ratio, weight_decay, grad_clip;
+    int lr_schedule, quiet;
+} SftRecipe;
+
+extern const RecipeField SFT_FIELDS[];
+
+/* 0 done, 1 interrupted (checkpoint saved), -1 error. */
+int sft_run(SftRecipe *r, int resume, Err *err);
+extern volatile int sft_stop_requested;
+
+#endif
