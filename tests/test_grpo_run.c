@@ -126,6 +126,21 @@ static void test_sft_cli(void) {
               D, D) == 0, "resumed SFT weights differ from the uninterrupted run");
 }
 
+/* r1c sample -> r1c sft: rejection-sampled traces are SFT-ready. */
+static void test_sample_cli(void) {
+    CHECK(sh("%s sample --model %s/demo/base-model --data %s/demo/data/train.jsonl --template r1-zero "
+             "--system 'The Assistant thinks inside <think> </think> and then answers inside <answer> </answer>.' "
+             "--n 6 --keep 2 --limit 20 --temperature 1 --top-p 1 --max-new-tokens 32 --out %s/rs.jsonl "
+             ">%s/rs.txt 2>&1", R1C, D, D, D, D) == 0);
+    /* at most 2 per prompt, every kept line well-formed and correct */
+    CHECK(sh("n=$(wc -l < %s/rs.jsonl); [ $n -ge 1 ] && [ $n -le 40 ]", D) == 0);
+    CHECK(sh("! grep -v '\"math\":{\"score\":1' %s/rs.jsonl | grep -q .", D) == 0);
+    CHECK(sh("grep -q '\"kept\"' %s/rs.jsonl.summary.json && grep -q 'pass rate' %s/rs.txt", D, D) == 0);
+    CHECK(sh("%s sft model=%s/demo/base-model data.path=%s/rs.jsonl template=r1-zero epochs=1 batch=8 quiet=true "
+             "run_dir=%s/distill >/dev/null 2>&1", R1C, D, D, D) == 0);
+    CHECK(sh("ls %s/distill/checkpoints/step-*/model.safetensors >/dev/null 2>&1", D) == 0);
+}
+
 /* r1c eval on the tiny model: the held-out split, and real GSM8K lines
  * (loading and scoring; a model this small gets them wrong). */
 static void test_eval_cli(void) {
@@ -255,6 +270,7 @@ int main(void) {
     test_variants();
     test_eval_cli();
     test_sft_cli();
+    test_sample_cli();
     test_kill9();
     test_sigint();
     test_bad_recipes();

@@ -19,6 +19,7 @@ int cmd_grpo(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_reward(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_tokenizer_train(int argc, char **argv);

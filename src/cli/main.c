@@ -18,6 +18,7 @@ static const Command COMMANDS[] = {
     {"init", "write a randomly initialised model of a named shape", cmd_init},
     {"plot", "draw PNG curves from a run's metrics.jsonl", cmd_plot},
     {"reward", "score completions in a JSONL file with rule-based rewards", cmd_reward},
+    {"sample", "rejection sampling: keep correct, readable completions as SFT data", cmd_sample},
     {"sft", "supervised fine-tuning (cold start, distillation); loss on assistant tokens", cmd_sft},
     {"tokenize", "text <-> token ids with a tokenizer.json (JSON lines)", cmd_tokenize},
     {"tokenizer-train", "learn a byte-level BPE tokenizer.json from text", cmd_tokenizer_train},
