@@ -144,6 +144,8 @@ int cmd_forward(int argc, char **argv) {
     int B = in.B, T = in.T, V = m.cfg.vocab_size, rc = 1;
     Acts a;
     float *logits = NULL, *tlp = NULL, *dlogp = NULL, *grads = NULL;
+    StWriteTensor *ts = NULL;
+    char(*names)[112] = NULL;
     if (acts_create(&a, &m, B, T, recompute, &err) != 0) goto fail;
     logits = malloc((size_t)B * T * V * sizeof(float));
     tlp = malloc((size_t)B * (T - 1) * sizeof(float));
@@ -164,8 +166,12 @@ int cmd_forward(int argc, char **argv) {
         }
     float loss = msum > 0 ? (float)(-lsum / msum) : 0.0f;
     int n_out = 3 + (want_grad ? m.n_params : 0);
-    StWriteTensor *ts = calloc(n_out, sizeof *ts);
-    char(*names)[112] = calloc(m.n_params, sizeof *names);
+    ts = calloc(n_out, sizeof *ts);
+    names = calloc(m.n_params, sizeof *names);
+    if (!ts || !names) {
+        err_set(&err, "out of memory");
+        goto fail;
+    }
     ts[0] = (StWriteTensor){"logits", ST_DTYPE_F32, 3, {B, T, V}, logits};
     ts[1] = (StWriteTensor){"token_logp", ST_DTYPE_F32, 2, {B, T - 1}, tlp};
     ts[2] = (StWriteTensor){"loss", ST_DTYPE_F32, 1, {1}, &loss};
@@ -190,9 +196,9 @@ int cmd_forward(int argc, char **argv) {
         }
     }
     rc = st_write(out_path, ts, n_out, NULL, NULL, 0, &err) != 0;
+fail:
     free(ts);
     free(names);
-fail:
     if (rc) fprintf(stderr, "r1c forward: %s\n", err.msg);
     acts_free(&a, &m);
     free(logits);

