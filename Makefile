@@ -46,8 +46,9 @@ $(BUILD)/libr1c.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# CLI_CUDA_LIB / CLI_CUDA_LDLIBS: set by the CUDA block below (--backend cuda)
 $(BUILD)/r1c: $(CLI_OBJ) $(BUILD)/libr1c.a
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libr1c.a $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(CLI_CUDA_LIB) $(BUILD)/libr1c.a $(LDLIBS) $(CLI_CUDA_LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libr1c.a
 	@mkdir -p $(dir $@)
@@ -127,6 +128,18 @@ $(BUILD)/libr1c_cuda.a: $(CUDA_OBJ)
 $(BUILD)/tests-cuda/%: tests/cuda/%.c tests/check.h $(BUILD)/libr1c_cuda.a $(CUDA_REF_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libr1c_cuda.a $(CUDA_REF_OBJ) $(CUDA_LDLIBS) -ldl -lm -lpthread
+
+# The model test runs the whole library (and build/r1c --backend cuda), so
+# it links all of libr1c and its libraries.
+$(BUILD)/tests-cuda/test_cuda_model: tests/cuda/test_cuda_model.c tests/check.h $(BUILD)/libr1c_cuda.a $(BUILD)/libr1c.a $(BUILD)/r1c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libr1c_cuda.a $(BUILD)/libr1c.a $(LDLIBS) $(CUDA_LDLIBS)
+
+# r1c gets --backend cuda: backend_select.c is the only file that names it.
+CLI_CUDA_LIB    := $(BUILD)/libr1c_cuda.a
+CLI_CUDA_LDLIBS := $(CUDA_LDLIBS)
+$(BUILD)/r1c: $(BUILD)/libr1c_cuda.a
+$(BUILD)/obj/src/cli/backend_select.o: CFLAGS += -DR1C_CUDA=1
 
 $(BUILD)/bench-cuda/%: bench/cuda/%.c $(BUILD)/libr1c_cuda.a $(BUILD)/obj/src/base/err.o
 	@mkdir -p $(dir $@)

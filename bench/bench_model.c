@@ -155,7 +155,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_model: %s\n", err.msg);
         return 1;
     }
-    model_init_random(&m, 1, 0.02f);
+    if (model_init_random(&m, 1, 0.02f, &err) != 0) {
+        fprintf(stderr, "bench_model: %s\n", err.msg);
+        return 1;
+    }
     printf("shape %s: %.1fM parameters, %d threads, OpenBLAS core %s\n", shape, m.n_floats / 1e6, threads,
            blas_core_name());
     if (profile) { /* time the ops of training steps only */

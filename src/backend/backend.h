@@ -105,6 +105,13 @@ typedef struct Backend {
      * (sqrt(vhat) + eps); step t starts at 1. */
     void (*adamw_update)(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
                          float beta2, float eps, float wd, int t);
+
+    /* Host <-> backend memory, synchronous: when they return the host
+     * buffer may be reused (upload) or read (download). The model layer
+     * moves weights, token ids and results through these and nothing else
+     * touches backend memory from the host. CPU: memcpy. */
+    void (*upload)(void *dst_backend, const void *src_host, size_t bytes);
+    void (*download)(void *dst_host, const void *src_backend, size_t bytes);
 } Backend;
 
 const Backend *backend_cpu(void);

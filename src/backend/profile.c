@@ -6,8 +6,8 @@
 
 static const Backend *g_inner;
 static Backend g_prof;
-enum { N_OPS = 25 };
-static const char *OP_NAMES[N_OPS] = {"alloc", "free", "zero", "copy", "matmul_forward", "matmul_backward", "rmsnorm_forward", "rmsnorm_backward", "rope_apply", "attention_forward", "attention_backward", "attention_decode", "kv_cache_write", "qkv_split", "qkv_merge", "swiglu_forward", "swiglu_backward", "embedding_forward", "embedding_backward", "add_inplace", "lm_head_logprob_forward", "lm_head_logprob_backward", "sumsq", "scale", "adamw_update"};
+enum { N_OPS = 27 };
+static const char *OP_NAMES[N_OPS] = {"alloc", "free", "zero", "copy", "matmul_forward", "matmul_backward", "rmsnorm_forward", "rmsnorm_backward", "rope_apply", "attention_forward", "attention_backward", "attention_decode", "kv_cache_write", "qkv_split", "qkv_merge", "swiglu_forward", "swiglu_backward", "embedding_forward", "embedding_backward", "add_inplace", "lm_head_logprob_forward", "lm_head_logprob_backward", "sumsq", "scale", "adamw_update", "upload", "download"};
 static double g_sec[N_OPS];
 static long g_calls[N_OPS];
 
@@ -144,6 +144,16 @@ static void p_adamw_update(float *p, const float *g, float *m, float *v, size_t 
     g_inner->adamw_update(p, g, m, v, n, lr, beta1, beta2, eps, wd, t);
     g_sec[24] += now_s() - t0, g_calls[24]++;
 }
+static void p_upload(void *dst_backend, const void *src_host, size_t bytes) {
+    double t0 = now_s();
+    g_inner->upload(dst_backend, src_host, bytes);
+    g_sec[25] += now_s() - t0, g_calls[25]++;
+}
+static void p_download(void *dst_host, const void *src_backend, size_t bytes) {
+    double t0 = now_s();
+    g_inner->download(dst_host, src_backend, bytes);
+    g_sec[26] += now_s() - t0, g_calls[26]++;
+}
 
 const Backend *backend_profiled(const Backend *inner) {
     g_inner = inner;
@@ -174,6 +184,8 @@ const Backend *backend_profiled(const Backend *inner) {
     g_prof.sumsq = p_sumsq;
     g_prof.scale = p_scale;
     g_prof.adamw_update = p_adamw_update;
+    g_prof.upload = p_upload;
+    g_prof.download = p_download;
     return &g_prof;
 }
 

@@ -8,11 +8,13 @@
 
 #include "base/json.h"
 #include "cli/args.h"
+#include "cli/backend_select.h"
 #include "cli/commands.h"
 #include "model/model.h"
 
 static const char *USAGE =
     "usage: r1c forward --model DIR --input IN.json --out OUT.safetensors [--grad] [--recompute]\n"
+    "                   [--backend cpu|cuda]\n"
     "  IN.json: {\"input_ids\": [[int, ...], ...], \"loss_mask\": [[0|1, ...], ...]}\n"
     "           rows of equal length T; loss_mask optional, T-1 per row (1 = the\n"
     "           next-token prediction at that position counts in the loss)\n"
@@ -101,7 +103,7 @@ done:
 }
 
 int cmd_forward(int argc, char **argv) {
-    const char *model_dir = NULL, *in_path = NULL, *out_path = NULL;
+    const char *model_dir = NULL, *in_path = NULL, *out_path = NULL, *be_name = NULL;
     int want_grad = 0, recompute = 0;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -110,7 +112,8 @@ int cmd_forward(int argc, char **argv) {
             return 0;
         }
         if ((r = arg_str(argc, argv, &i, "--model", &model_dir)) || (r = arg_str(argc, argv, &i, "--input", &in_path)) ||
-            (r = arg_str(argc, argv, &i, "--out", &out_path))) {
+            (r = arg_str(argc, argv, &i, "--out", &out_path)) ||
+            (r = arg_str(argc, argv, &i, "--backend", &be_name))) {
             if (r < 0) return 2;
             continue;
         }
@@ -131,13 +134,18 @@ int cmd_forward(int argc, char **argv) {
         free(in.mask);
         return 1;
     }
-    if (model_load(&m, model_dir, backend_cpu(), &err) != 0) {
+    const Backend *be = backend_select(be_name, &err);
+    if (!be || model_load(&m, model_dir, be, &err) != 0) {
         fprintf(stderr, "r1c forward: %s\n", err.msg);
+        free(in.ids);
+        free(in.mask);
         return 1;
     }
     int B = in.B, T = in.T, V = m.cfg.vocab_size, rc = 1;
     Acts a;
-    float *logits = NULL, *tlp = NULL, *dlogp = NULL;
+    float *logits = NULL, *tlp = NULL, *dlogp = NULL, *grads = NULL;
+    StWriteTensor *ts = NULL;
+    char(*names)[112] = NULL;
     if (acts_create(&a, &m, B, T, recompute, &err) != 0) goto fail;
     logits = malloc((size_t)B * T * V * sizeof(float));
     tlp = malloc((size_t)B * (T - 1) * sizeof(float));
@@ -146,7 +154,8 @@ int cmd_forward(int argc, char **argv) {
         err_set(&err, "out of memory for %d x %d logits", B * T, V);
         goto fail;
     }
-    if (model_forward(&m, &a, in.ids, B, T, 1.0f, logits, &err) != 0) goto fail;
+    if (model_forward(&m, &a, in.ids, B, T, 1.0f, logits, &err) != 0 || backend_select_check(be, &err) != 0)
+        goto fail;
     double msum = 0, lsum = 0;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T - 1; t++) {
@@ -157,8 +166,12 @@ int cmd_forward(int argc, char **argv) {
         }
     float loss = msum > 0 ? (float)(-lsum / msum) : 0.0f;
     int n_out = 3 + (want_grad ? m.n_params : 0);
-    StWriteTensor *ts = calloc(n_out, sizeof *ts);
-    char(*names)[112] = calloc(m.n_params, sizeof *names);
+    ts = calloc(n_out, sizeof *ts);
+    names = calloc(m.n_params, sizeof *names);
+    if (!ts || !names) {
+        err_set(&err, "out of memory");
+        goto fail;
+    }
     ts[0] = (StWriteTensor){"logits", ST_DTYPE_F32, 3, {B, T, V}, logits};
     ts[1] = (StWriteTensor){"token_logp", ST_DTYPE_F32, 2, {B, T - 1}, tlp};
     ts[2] = (StWriteTensor){"loss", ST_DTYPE_F32, 1, {1}, &loss};
@@ -168,22 +181,30 @@ int cmd_forward(int argc, char **argv) {
             for (int t = 0; t < T - 1; t++)
                 dlogp[b * T + t] = msum > 0 ? (float)(-in.mask[b * (T - 1) + t] / msum) : 0.0f;
         model_backward(&m, &a, dlogp);
+        grads = malloc(m.n_floats * sizeof(float));
+        if (!grads) {
+            err_set(&err, "out of memory for %.1f MB of gradients", m.n_floats * 4.0 / 1e6);
+            goto fail;
+        }
+        be->download(grads, m.grad_mem, m.n_floats * sizeof(float));
+        if (backend_select_check(be, &err) != 0) goto fail;
         for (int i = 0; i < m.n_params; i++) {
             const ParamInfo *p = &m.params[i];
             snprintf(names[i], sizeof names[i], "grad.%s", p->name);
             ts[3 + i] = (StWriteTensor){names[i], ST_DTYPE_F32, p->ndim, {p->shape[0], p->shape[1]},
-                                        m.grad_mem + p->offset};
+                                        grads + p->offset};
         }
     }
     rc = st_write(out_path, ts, n_out, NULL, NULL, 0, &err) != 0;
+fail:
     free(ts);
     free(names);
-fail:
     if (rc) fprintf(stderr, "r1c forward: %s\n", err.msg);
     acts_free(&a, &m);
     free(logits);
     free(tlp);
     free(dlogp);
+    free(grads);
     free(in.ids);
     free(in.mask);
     model_free(&m);

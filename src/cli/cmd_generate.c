@@ -7,6 +7,7 @@
 
 #include "base/json.h"
 #include "cli/args.h"
+#include "cli/backend_select.h"
 #include "cli/commands.h"
 #include "gen/generate.h"
 #include "gen/prompt.h"
@@ -28,6 +29,7 @@ static const char *USAGE =
     "  --seed S            (default 0); sample j of prompt i uses stream i*n+j\n"
     "  --batch B           sequences decoded together (default 16)\n"
     "  --stop-ids 1,2      extra stop token ids (besides the model's EOS)\n"
+    "  --backend NAME      cpu (default) | cuda\n"
     "output: one line per sample {\"prompt\": i, \"sample\": j, \"tokens\": [...],\n"
     "        \"logp\": [...], \"finish\": \"eos\"|\"stop\"|\"length\"}; speed on stderr\n";
 
@@ -123,7 +125,7 @@ static int load_prompts(const char *path, int32_t ***ids, int **lens, int *n, Er
 
 int cmd_generate(int argc, char **argv) {
     const char *model_dir = NULL, *ids_s = NULL, *input = NULL, *stop_s = NULL, *text = NULL, *tmpl_name = "auto",
-               *system = NULL;
+               *system = NULL, *be_name = NULL;
     int64_t n_samples = 1, max_new = 64, top_k = 0, seed = 0, batch = 16;
     double temp = 1.0, top_p = 1.0, min_p = 0.0;
     for (int i = 1; i < argc; i++) {
@@ -135,7 +137,7 @@ int cmd_generate(int argc, char **argv) {
         if ((r = arg_str(argc, argv, &i, "--model", &model_dir)) || (r = arg_str(argc, argv, &i, "--prompt-ids", &ids_s)) ||
             (r = arg_str(argc, argv, &i, "--input", &input)) || (r = arg_str(argc, argv, &i, "--stop-ids", &stop_s)) ||
             (r = arg_str(argc, argv, &i, "--prompt", &text)) || (r = arg_str(argc, argv, &i, "--template", &tmpl_name)) ||
-            (r = arg_str(argc, argv, &i, "--system", &system)) ||
+            (r = arg_str(argc, argv, &i, "--system", &system)) || (r = arg_str(argc, argv, &i, "--backend", &be_name)) ||
             (r = arg_int(argc, argv, &i, "--n", &n_samples)) || (r = arg_int(argc, argv, &i, "--max-new-tokens", &max_new)) ||
             (r = arg_int(argc, argv, &i, "--top-k", &top_k)) || (r = arg_int(argc, argv, &i, "--seed", &seed)) ||
             (r = arg_int(argc, argv, &i, "--batch", &batch)) || (r = arg_float(argc, argv, &i, "--temperature", &temp)) ||
@@ -193,7 +195,8 @@ int cmd_generate(int argc, char **argv) {
         if (parse_ids(ids_s, &prompts[0], &lens[0], &err) != 0) goto fail;
     } else if (load_prompts(input, &prompts, &lens, &n_prompts, &err) != 0) goto fail;
     if (stop_s && parse_ids(stop_s, &stop_ids, &n_stop, &err) != 0) goto fail;
-    if (model_load(&m, model_dir, backend_cpu(), &err) != 0) goto fail;
+    const Backend *be = backend_select(be_name, &err);
+    if (!be || model_load(&m, model_dir, be, &err) != 0) goto fail;
     int n_req = n_prompts * (int)n_samples;
     reqs = calloc(n_req, sizeof *reqs);
     outs = calloc(n_req, sizeof *outs);
@@ -215,7 +218,7 @@ int cmd_generate(int argc, char **argv) {
         .user = &stream,
     };
     GenStats st;
-    if (gen_run(&m, reqs, n_req, &cfg, outs, &st, &err) != 0) goto fail;
+    if (gen_run(&m, reqs, n_req, &cfg, outs, &st, &err) != 0 || backend_select_check(be, &err) != 0) goto fail;
     static const char *FIN[] = {"length", "eos", "stop"};
     for (int r = 0; r < n_req; r++) {
         printf("{\"prompt\": %d, \"sample\": %d, \"tokens\": [", r / (int)n_samples, r % (int)n_samples);

@@ -46,8 +46,8 @@ int cmd_init(int argc, char **argv) {
         fprintf(stderr, "r1c init: %s\n", err.msg);
         return 1;
     }
-    model_init_random(&m, (uint64_t)seed, (float)std);
-    int rc = model_save(&m, out, dtype[0] == 'b' ? ST_DTYPE_BF16 : ST_DTYPE_F32, &err);
+    int rc = model_init_random(&m, (uint64_t)seed, (float)std, &err) ||
+             model_save(&m, out, dtype[0] == 'b' ? ST_DTYPE_BF16 : ST_DTYPE_F32, &err);
     if (rc) fprintf(stderr, "r1c init: %s\n", err.msg);
     else printf("wrote %s (%s, %.1fM parameters)\n", out, shape, m.n_floats / 1e6);
     model_free(&m);

@@ -68,8 +68,9 @@ void model_free(Model *m);
 int model_load(Model *m, const char *dir, const Backend *be, Err *err);
 /* Copies tensors from an open checkpoint; shapes must match exactly. */
 int model_load_weights(Model *m, const StCheckpoint *ck, const char *what, Err *err);
-/* Normal(0, std) matrices, norms at 1, biases 0 (seeded). */
-void model_init_random(Model *m, uint64_t seed, float std);
+/* Normal(0, std) matrices, norms at 1, biases 0 (seeded; generated on the
+ * host and uploaded, so every backend gets the same weights). */
+int model_init_random(Model *m, uint64_t seed, float std, Err *err);
 /* Writes DIR/config.json and DIR/model.safetensors (F32 or BF16), each
  * atomically. Loads in transformers unchanged. */
 int model_save(const Model *m, const char *dir, StDtype dtype, Err *err);
@@ -107,11 +108,20 @@ typedef struct Acts {
     LayerActs *layers; /* L entries (or 1 when recompute: shared scratch) */
     float **layer_x;   /* L+1 residual inputs (layer_x[L] = final) */
     float *lnf, *rstdf;
+    /* Host memory, for callers: the batch's ids / targets / positions and
+     * the forward's results (downloaded after each forward). */
     int32_t *ids, *target, *pos; /* (N) */
     float *logp, *ent; /* (N): row b*T+t predicts ids[b][t+1]; last column 0 */
+    /* Backend memory, what the ops read and write: mirrors of the above
+     * (ints uploaded each forward) and backward's dlogp (uploaded). */
+    int32_t *ids_be, *target_be, *pos_be;
+    float *logp_be, *ent_be, *dlogp_be;
     float *logits_cache; /* (cap_N, V) when small enough: backward reuses the
                           * forward's logits instead of recomputing them */
-    const float *logits_kept; /* what the last forward wrote, or NULL */
+    float *logits_out_be; /* backend logits for a caller's logits_out when
+                           * there is no logits_cache (allocated on demand) */
+    size_t logits_out_cap; /* floats in logits_out_be */
+    const float *logits_kept; /* backend logits of the last forward, or NULL */
     float temp;
     /* backward scratch */
     float *dres, *dln, *dqkv, *dq, *dk, *dv, *dq_pre, *dk_pre, *datt, *dgu, *dh, *tmp;
@@ -125,10 +135,14 @@ void acts_free(Acts *a, const Model *m);
 
 /* ids (B,T) with B*T <= a->cap_N, right-padded rows (pads only after real tokens, so causal
  * attention never sees them from real positions). Computes a->logp and
- * a->ent with logits / temp; logits_out (B,T,V) optional. */
+ * a->ent (host copies) with logits / temp; logits_out (B,T,V) optional,
+ * HOST memory: the raw logits are downloaded into it. Host inputs and
+ * outputs on every backend; only the model's own buffers live in backend
+ * memory. */
 int model_forward(Model *m, Acts *a, const int32_t *ids, int B, int T, float temp, float *logits_out, Err *err);
-/* dlogp (N): gradient of the loss w.r.t. each a->logp entry. Accumulates
- * parameter gradients into m->grad_mem. */
+/* dlogp (N, host memory): gradient of the loss w.r.t. each a->logp entry
+ * (uploaded). Accumulates parameter gradients into m->grad_mem (backend
+ * memory: read it with be->download). */
 void model_backward(Model *m, Acts *a, const float *dlogp);
 
 /* ---- incremental forward for generation ---- */
@@ -145,8 +159,11 @@ void kv_cache_free(KVCache *kv, const Model *m);
 typedef struct DecodeScratch {
     int cap; /* max tokens per call */
     float *x, *ln, *qkv, *q, *k, *v, *q_pre, *k_pre, *rstd, *rstd_h, *att, *tmp, *gu, *h;
-    int32_t *len;
+    int32_t *len;   /* (cap) host: pos + 1 per token */
+    int32_t *ints_be; /* (4, cap) backend: tokens, slot, pos, len uploaded */
     float *xsel; /* rows selected for logits */
+    float *logits_be; /* (logits_cap / V, V) backend logits, grown on demand */
+    size_t logits_cap;
 } DecodeScratch;
 
 int decode_scratch_create(DecodeScratch *s, const Model *m, int cap, Err *err);
@@ -155,7 +172,8 @@ void decode_scratch_free(DecodeScratch *s, const Model *m);
 /* Runs n tokens (any mix of prefill and decode, any slots): token i is at
  * position pos[i] of slot slot[i]; tokens of one slot must come in position
  * order. Writes the KV cache. For the n_out rows listed in out_rows, writes
- * raw logits (n_out, V). */
+ * raw logits (n_out, V). tokens, slot, pos, out_rows and logits are HOST
+ * memory on every backend (uploaded / downloaded here). */
 int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens, const int32_t *slot,
                  const int32_t *pos, int n, const int *out_rows, int n_out, float *logits, Err *err);
 

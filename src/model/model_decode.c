@@ -58,7 +58,8 @@ int decode_scratch_create(DecodeScratch *s, const Model *m, int cap, Err *err) {
     s->h = be->alloc(n * I * 4);
     s->xsel = be->alloc(n * C * 4);
     s->len = malloc(n * sizeof(int32_t));
-    if (!s->x || !s->ln || !s->qkv || !s->q || !s->k || !s->v || !s->q_pre || !s->k_pre || !s->rstd || !s->rstd_h ||
+    s->ints_be = be->alloc(4 * n * sizeof(int32_t));
+    if (!s->ints_be || !s->x || !s->ln || !s->qkv || !s->q || !s->k || !s->v || !s->q_pre || !s->k_pre || !s->rstd || !s->rstd_h ||
         !s->att || !s->tmp || !s->gu || !s->h || !s->xsel || !s->len) {
         decode_scratch_free(s, m);
         return err_set(err, "out of memory for decode scratch (%d tokens)", cap);
@@ -72,6 +73,8 @@ void decode_scratch_free(DecodeScratch *s, const Model *m) {
     float *bufs[] = {s->x, s->ln, s->qkv, s->q, s->k, s->v, s->q_pre, s->k_pre, s->rstd, s->rstd_h,
                      s->att, s->tmp, s->gu, s->h, s->xsel};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->free(bufs[i]);
+    be->free(s->ints_be);
+    be->free(s->logits_be);
     free(s->len);
     memset(s, 0, sizeof *s);
 }
@@ -92,9 +95,22 @@ int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens,
         s->len[i] = pos[i] + 1;
     }
     if (model_rope_reserve(m, maxpos + 1, err) != 0) return -1;
+    size_t need = (size_t)(n_out > 0 ? n_out : 0) * c->vocab_size;
+    if (need > s->logits_cap) {
+        be->free(s->logits_be);
+        s->logits_be = be->alloc(need * sizeof(float));
+        s->logits_cap = s->logits_be ? need : 0;
+        if (!s->logits_be) return err_set(err, "out of memory for %d rows of logits", n_out);
+    }
+    /* The ops read the int arrays from backend memory. */
+    int32_t *d_tok = s->ints_be, *d_slot = d_tok + s->cap, *d_pos = d_slot + s->cap, *d_len = d_pos + s->cap;
+    be->upload(d_tok, tokens, (size_t)n * sizeof(int32_t));
+    be->upload(d_slot, slot, (size_t)n * sizeof(int32_t));
+    be->upload(d_pos, pos, (size_t)n * sizeof(int32_t));
+    be->upload(d_len, s->len, (size_t)n * sizeof(int32_t));
     int C = c->hidden, I = c->intermediate, HD = c->head_dim, NH = c->n_heads, KVH = c->n_kv_heads;
     float eps = (float)c->rms_eps;
-    be->embedding_forward(s->x, tokens, m->w.embed, n, C);
+    be->embedding_forward(s->x, d_tok, m->w.embed, n, C);
     for (int l = 0; l < c->n_layers; l++) {
         const LayerParams *w = &m->w.layers[l];
         be->rmsnorm_forward(s->ln, s->rstd, s->x, w->attn_norm, n, C, eps);
@@ -104,10 +120,10 @@ int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens,
             be->rmsnorm_forward(s->q, s->rstd_h, s->q_pre, w->q_norm, n * NH, HD, eps);
             be->rmsnorm_forward(s->k, s->rstd_h, s->k_pre, w->k_norm, n * KVH, HD, eps);
         } else be->qkv_split(s->q, s->k, s->v, s->qkv, n, m->QD, m->KD);
-        be->rope_apply(s->q, pos, m->rope_cos, m->rope_sin, n, NH, HD, 0);
-        be->rope_apply(s->k, pos, m->rope_cos, m->rope_sin, n, KVH, HD, 0);
-        be->kv_cache_write(kv->k[l], kv->v[l], s->k, s->v, slot, pos, kv->stride, n, m->KD);
-        be->attention_decode(s->att, s->q, kv->k[l], kv->v[l], slot, s->len, kv->stride, n, NH, KVH, HD);
+        be->rope_apply(s->q, d_pos, m->rope_cos, m->rope_sin, n, NH, HD, 0);
+        be->rope_apply(s->k, d_pos, m->rope_cos, m->rope_sin, n, KVH, HD, 0);
+        be->kv_cache_write(kv->k[l], kv->v[l], s->k, s->v, d_slot, d_pos, kv->stride, n, m->KD);
+        be->attention_decode(s->att, s->q, kv->k[l], kv->v[l], d_slot, d_len, kv->stride, n, NH, KVH, HD);
         be->matmul_forward(s->tmp, s->att, w->wo, NULL, n, m->QD, C);
         be->add_inplace(s->x, s->tmp, (size_t)n * C);
         be->rmsnorm_forward(s->ln, s->rstd, s->x, w->mlp_norm, n, C, eps);
@@ -119,6 +135,7 @@ int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens,
     if (n_out <= 0) return 0;
     for (int i = 0; i < n_out; i++) be->copy(s->xsel + (size_t)i * C, s->x + (size_t)out_rows[i] * C, C * sizeof(float));
     be->rmsnorm_forward(s->ln, s->rstd, s->xsel, m->w.final_norm, n_out, C, eps);
-    be->matmul_forward(logits, s->ln, m->w.lm_head, NULL, n_out, C, c->vocab_size);
+    be->matmul_forward(s->logits_be, s->ln, m->w.lm_head, NULL, n_out, C, c->vocab_size);
+    be->download(logits, s->logits_be, need * sizeof(float));
     return 0;
 }

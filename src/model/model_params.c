@@ -109,8 +109,8 @@ void model_free(Model *m) {
     if (!m->be) return;
     m->be->free(m->param_mem);
     m->be->free(m->grad_mem);
-    free(m->rope_cos);
-    free(m->rope_sin);
+    m->be->free(m->rope_cos);
+    m->be->free(m->rope_sin);
     free(m->params);
     if (m->hf_json) json_decref(m->hf_json);
     free(m->w.layers);
@@ -157,23 +157,33 @@ static void rope_inv_freq(const ModelConfig *c, float *inv) {
     }
 }
 
+/* Tables are computed on the host (double cos/sin of a float angle, as
+ * before) and uploaded: the ops read them from backend memory. */
 int model_rope_reserve(Model *m, int len, Err *err) {
     if (len <= m->rope_len) return 0;
+    const Backend *be = m->be;
     int half = m->cfg.head_dim / 2;
     int n = len > 2 * m->rope_len ? len : 2 * m->rope_len;
-    float *c = realloc(m->rope_cos, (size_t)n * half * sizeof(float));
-    if (c) m->rope_cos = c;
-    float *s = realloc(m->rope_sin, (size_t)n * half * sizeof(float));
-    if (s) m->rope_sin = s;
-    if (!c || !s) return err_set(err, "out of memory for RoPE tables of %d positions", n);
+    size_t bytes = (size_t)n * half * sizeof(float);
+    float *hc = malloc(bytes ? bytes : 1), *hs = malloc(bytes ? bytes : 1);
+    float *c = be->alloc(bytes), *s = be->alloc(bytes);
+    if (!hc || !hs || !c || !s) {
+        free(hc), free(hs), be->free(c), be->free(s);
+        return err_set(err, "out of memory for RoPE tables of %d positions", n);
+    }
     float inv[512];
     rope_inv_freq(&m->cfg, inv);
     for (int p = 0; p < n; p++)
         for (int i = 0; i < half; i++) {
             float ang = (float)p * inv[i]; /* float32 product, as transformers */
-            m->rope_cos[(size_t)p * half + i] = (float)cos((double)ang);
-            m->rope_sin[(size_t)p * half + i] = (float)sin((double)ang);
+            hc[(size_t)p * half + i] = (float)cos((double)ang);
+            hs[(size_t)p * half + i] = (float)sin((double)ang);
         }
+    be->upload(c, hc, bytes);
+    be->upload(s, hs, bytes);
+    free(hc), free(hs);
+    be->free(m->rope_cos), be->free(m->rope_sin);
+    m->rope_cos = c, m->rope_sin = s;
     m->rope_len = n;
     return 0;
 }
@@ -192,7 +202,14 @@ int model_load_weights(Model *m, const StCheckpoint *ck, const char *what, Err *
                            got, (long long)p->shape[0], p->ndim == 2 ? ", " : "",
                            p->ndim == 2 ? (long long)p->shape[1] : 0LL);
         }
-        if (st_tensor_to_f32(t, m->param_mem + p->offset, what, err) != 0) return -1;
+        /* Converted on the host, then uploaded tensor by tensor (a staging
+         * buffer the size of the largest tensor, not of the model). */
+        float *host = malloc(p->numel * sizeof(float));
+        if (!host) return err_set(err, "%s: out of memory staging '%s'", what, p->name);
+        int rc = st_tensor_to_f32(t, host, what, err);
+        if (!rc) m->be->upload(m->param_mem + p->offset, host, p->numel * sizeof(float));
+        free(host);
+        if (rc) return -1;
     }
     return 0;
 }
@@ -219,15 +236,19 @@ int model_load(Model *m, const char *dir, const Backend *be, Err *err) {
     return rc;
 }
 
-void model_init_random(Model *m, uint64_t seed, float std) {
+int model_init_random(Model *m, uint64_t seed, float std, Err *err) {
     for (int i = 0; i < m->n_params; i++) {
         const ParamInfo *p = &m->params[i];
-        float *d = m->param_mem + p->offset;
+        float *d = malloc(p->numel * sizeof(float)); /* generated on the host, then uploaded */
+        if (!d) return err_set(err, "out of memory initialising '%s'", p->name);
         Rng r;
         rng_split(&r, seed, (uint64_t)i);
         int is_norm = strstr(p->name, "norm") != NULL;
         for (size_t j = 0; j < p->numel; j++) d[j] = is_norm ? 1.0f : p->ndim == 1 ? 0.0f : std * rng_normal(&r);
+        m->be->upload(m->param_mem + p->offset, d, p->numel * sizeof(float));
+        free(d);
     }
+    return 0;
 }
 
 int model_save(const Model *m, const char *dir, StDtype dtype, Err *err) {
@@ -236,10 +257,12 @@ int model_save(const Model *m, const char *dir, StDtype dtype, Err *err) {
     StWriteTensor *ts = calloc(m->n_params, sizeof *ts);
     uint16_t *bf = NULL;
     if (dtype == ST_DTYPE_BF16) bf = malloc(m->n_floats * sizeof(uint16_t));
-    if (!ts || (dtype == ST_DTYPE_BF16 && !bf)) {
-        free(ts);
+    float *host = malloc(m->n_floats * sizeof(float)); /* the parameters, downloaded */
+    if (!ts || !host || (dtype == ST_DTYPE_BF16 && !bf)) {
+        free(ts), free(bf), free(host);
         return err_set(err, "%s: out of memory", dir);
     }
+    m->be->download(host, m->param_mem, m->n_floats * sizeof(float));
     for (int i = 0; i < m->n_params; i++) {
         const ParamInfo *p = &m->params[i];
         ts[i].name = p->name;
@@ -248,9 +271,9 @@ int model_save(const Model *m, const char *dir, StDtype dtype, Err *err) {
         ts[i].shape[0] = p->shape[0];
         ts[i].shape[1] = p->shape[1];
         if (bf) {
-            for (size_t j = 0; j < p->numel; j++) bf[p->offset + j] = st_f32_to_bf16(m->param_mem[p->offset + j]);
+            for (size_t j = 0; j < p->numel; j++) bf[p->offset + j] = st_f32_to_bf16(host[p->offset + j]);
             ts[i].data = bf + p->offset;
-        } else ts[i].data = m->param_mem + p->offset;
+        } else ts[i].data = host + p->offset;
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
@@ -258,6 +281,7 @@ int model_save(const Model *m, const char *dir, StDtype dtype, Err *err) {
     int rc = st_write(path, ts, m->n_params, mk, mv, 1, err);
     free(ts);
     free(bf);
+    free(host);
     if (rc) return -1;
     /* Keep the config a checkpoint came with (every key transformers and
      * other tools read), changing only the dtype keys to what we wrote. */

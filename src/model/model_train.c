@@ -31,8 +31,8 @@ size_t acts_bytes(const Model *m, int B, int T, int recompute) {
     const ModelConfig *c = &m->cfg;
     size_t N = (size_t)B * T, C = c->hidden;
     size_t f = (size_t)(recompute ? 1 : c->n_layers) * layer_floats(m, B, T) + (size_t)(c->n_layers + 1) * N * C +
-               N * C + N /*lnf rstdf*/ + 2 * N /*logp ent*/ + scratch_floats(m, B, T);
-    return f * sizeof(float) + 3 * N * sizeof(int32_t);
+               N * C + N /*lnf rstdf*/ + 3 * N /*logp ent dlogp*/ + scratch_floats(m, B, T);
+    return f * sizeof(float) + 3 * N * sizeof(int32_t) /*ids target pos*/;
 }
 
 /* Carves float arrays out of one allocation. */
@@ -56,17 +56,20 @@ int acts_create(Acts *a, const Model *m, int B, int T, int recompute, Err *err) 
     a->layers = calloc(nl, sizeof *a->layers);
     a->layer_x = calloc(c->n_layers + 1, sizeof *a->layer_x);
     a->ids = malloc(3 * N * sizeof(int32_t));
-    if (!mem || !a->layers || !a->layer_x || !a->ids) {
+    a->logp = malloc(2 * N * sizeof(float));
+    if (!mem || !a->layers || !a->layer_x || !a->ids || !a->logp) {
         m->be->free(mem);
         free(a->layers);
         free(a->layer_x);
         free(a->ids);
+        free(a->logp);
         memset(a, 0, sizeof *a);
         return err_set(err, "out of memory: activations for batch %d x %d need %.1f MB", B, T, total / 1e6);
     }
     a->bytes = total;
     a->target = a->ids + N;
     a->pos = a->ids + 2 * N;
+    a->ent = a->logp + N;
     Carver cv = {mem};
     for (int l = 0; l <= c->n_layers; l++) a->layer_x[l] = take(&cv, N * C);
     for (int l = 0; l < nl; l++) {
@@ -94,8 +97,13 @@ int acts_create(Acts *a, const Model *m, int B, int T, int recompute, Err *err) 
     a->lnf = take(&cv, N * C);
     a->rstdf = take(&cv, N);
     a->logits_cache = NULL;
-    a->logp = take(&cv, N);
-    a->ent = take(&cv, N);
+    a->logp_be = take(&cv, N);
+    a->ent_be = take(&cv, N);
+    a->dlogp_be = take(&cv, N);
+    /* int32 and float are both 4 bytes: the carver's float counts fit */
+    a->ids_be = (int32_t *)take(&cv, N);
+    a->target_be = (int32_t *)take(&cv, N);
+    a->pos_be = (int32_t *)take(&cv, N);
     a->dres = take(&cv, N * C);
     a->dln = take(&cv, N * C);
     a->dqkv = take(&cv, N * m->QKVD);
@@ -120,9 +128,11 @@ int acts_create(Acts *a, const Model *m, int B, int T, int recompute, Err *err) 
 void acts_free(Acts *a, const Model *m) {
     if (a->layer_x) m->be->free(a->layer_x[0]);
     if (a->logits_cache) m->be->free(a->logits_cache);
+    if (a->logits_out_be) m->be->free(a->logits_out_be);
     free(a->layers);
     free(a->layer_x);
     free(a->ids);
+    free(a->logp);
     memset(a, 0, sizeof *a);
 }
 
@@ -140,8 +150,8 @@ static void layer_forward(Model *m, const Acts *a, LayerActs *la, int l, const f
         be->rmsnorm_forward(la->q, la->rstd_q, la->q_pre, w->q_norm, N * NH, HD, eps);
         be->rmsnorm_forward(la->k, la->rstd_k, la->k_pre, w->k_norm, N * KVH, HD, eps);
     } else be->qkv_split(la->q, la->k, la->v, la->qkv, N, m->QD, m->KD);
-    be->rope_apply(la->q, a->pos, m->rope_cos, m->rope_sin, N, NH, HD, 0);
-    be->rope_apply(la->k, a->pos, m->rope_cos, m->rope_sin, N, KVH, HD, 0);
+    be->rope_apply(la->q, a->pos_be, m->rope_cos, m->rope_sin, N, NH, HD, 0);
+    be->rope_apply(la->k, a->pos_be, m->rope_cos, m->rope_sin, N, KVH, HD, 0);
     be->attention_forward(la->att, la->lse, la->q, la->k, la->v, a->B, a->T, NH, KVH, HD);
     be->matmul_forward(la->x_mid, la->att, w->wo, NULL, N, m->QD, C);
     be->add_inplace(la->x_mid, x, (size_t)N * C);
@@ -169,14 +179,31 @@ int model_forward(Model *m, Acts *a, const int32_t *ids, int B, int T, float tem
     }
     a->temp = temp;
     const Backend *be = m->be;
-    be->embedding_forward(a->layer_x[0], a->ids, m->w.embed, N, c->hidden);
+    float *lg = a->logits_cache;
+    if (logits_out && !lg) {
+        size_t need = (size_t)N * c->vocab_size;
+        if (need > a->logits_out_cap) {
+            be->free(a->logits_out_be);
+            a->logits_out_be = be->alloc(need * sizeof(float));
+            a->logits_out_cap = a->logits_out_be ? need : 0;
+            if (!a->logits_out_be)
+                return err_set(err, "out of memory: %d x %d logits (%.1f MB)", N, c->vocab_size, need * 4.0 / 1e6);
+        }
+        lg = a->logits_out_be;
+    }
+    be->upload(a->ids_be, a->ids, (size_t)N * sizeof(int32_t));
+    be->upload(a->target_be, a->target, (size_t)N * sizeof(int32_t));
+    be->upload(a->pos_be, a->pos, (size_t)N * sizeof(int32_t));
+    be->embedding_forward(a->layer_x[0], a->ids_be, m->w.embed, N, c->hidden);
     for (int l = 0; l < c->n_layers; l++)
         layer_forward(m, a, &a->layers[a->recompute ? 0 : l], l, a->layer_x[l], a->layer_x[l + 1]);
     be->rmsnorm_forward(a->lnf, a->rstdf, a->layer_x[c->n_layers], m->w.final_norm, N, c->hidden, (float)c->rms_eps);
-    float *lg = logits_out ? logits_out : a->logits_cache;
-    be->lm_head_logprob_forward(a->logp, a->ent, lg, a->lnf, m->w.lm_head, a->target, N, c->hidden, c->vocab_size,
-                                temp);
+    be->lm_head_logprob_forward(a->logp_be, a->ent_be, lg, a->lnf, m->w.lm_head, a->target_be, N, c->hidden,
+                                c->vocab_size, temp);
     a->logits_kept = lg;
+    be->download(a->logp, a->logp_be, (size_t)N * sizeof(float));
+    be->download(a->ent, a->ent_be, (size_t)N * sizeof(float));
+    if (logits_out) be->download(logits_out, lg, (size_t)N * c->vocab_size * sizeof(float));
     return 0;
 }
 
@@ -196,8 +223,8 @@ static void layer_backward(Model *m, Acts *a, LayerActs *la, int l, const float 
     be->matmul_backward(a->datt, g->wo, NULL, a->dres, la->att, w->wo, N, m->QD, C, 0);
     be->attention_backward(a->dq, a->dk, a->dv, a->datt, la->att, la->lse, la->q, la->k, la->v, a->B, a->T, NH, KVH,
                            HD);
-    be->rope_apply(a->dq, a->pos, m->rope_cos, m->rope_sin, N, NH, HD, 1);
-    be->rope_apply(a->dk, a->pos, m->rope_cos, m->rope_sin, N, KVH, HD, 1);
+    be->rope_apply(a->dq, a->pos_be, m->rope_cos, m->rope_sin, N, NH, HD, 1);
+    be->rope_apply(a->dk, a->pos_be, m->rope_cos, m->rope_sin, N, KVH, HD, 1);
     if (c->qk_norm) {
         be->zero(a->dq_pre, (size_t)N * m->QD * sizeof(float));
         be->zero(a->dk_pre, (size_t)N * m->KD * sizeof(float));
@@ -213,8 +240,9 @@ void model_backward(Model *m, Acts *a, const float *dlogp) {
     const Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
     int N = a->N, C = c->hidden, L = c->n_layers;
-    be->lm_head_logprob_backward(a->dln, m->g.lm_head, dlogp, a->lnf, m->w.lm_head, a->logits_kept, a->target, N, C,
-                                 c->vocab_size, a->temp);
+    be->upload(a->dlogp_be, dlogp, (size_t)N * sizeof(float));
+    be->lm_head_logprob_backward(a->dln, m->g.lm_head, a->dlogp_be, a->lnf, m->w.lm_head, a->logits_kept,
+                                 a->target_be, N, C, c->vocab_size, a->temp);
     be->zero(a->dres, (size_t)N * C * sizeof(float));
     be->rmsnorm_backward(a->dres, m->g.final_norm, a->dln, a->layer_x[L], m->w.final_norm, a->rstdf, N, C);
     for (int l = L - 1; l >= 0; l--) {
@@ -222,5 +250,5 @@ void model_backward(Model *m, Acts *a, const float *dlogp) {
         if (a->recompute) layer_forward(m, a, la, l, a->layer_x[l], a->tmp);
         layer_backward(m, a, la, l, a->layer_x[l]);
     }
-    be->embedding_backward(m->g.embed, a->dres, a->ids, N, C);
+    be->embedding_backward(m->g.embed, a->dres, a->ids_be, N, C);
 }

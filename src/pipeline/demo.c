@@ -71,7 +71,11 @@ static int pretrain(const char *dir, const char *sft_path, const char *tok_path,
         tokenizer_free(tok);
         return -1;
     }
-    model_init_random(&m, c->seed, 0.05f);
+    if (model_init_random(&m, c->seed, 0.05f, err) != 0) {
+        model_free(&m);
+        tokenizer_free(tok);
+        return -1;
+    }
     DatasetOptions dopt = {.format = DATASET_FORMAT_JSONL};
     Dataset d;
     ChatTemplate tm;

@@ -21,6 +21,10 @@ static void *cpu_alloc(size_t bytes) {
 static void cpu_free(void *p) { free(p); }
 static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
 static void cpu_copy(void *d, const void *s, size_t bytes) { memmove(d, s, bytes); }
+/* Host and backend memory are the same here. */
+static void cpu_transfer(void *d, const void *s, size_t bytes) {
+    if (bytes) memcpy(d, s, bytes);
+}
 
 /* Few rows (decoding): a 4 x 4 register tile of (weight row, input row)
  * dot products streams each weight row once while the inputs stay in L1.
@@ -580,6 +584,8 @@ static const Backend CPU = {
     .sumsq = sumsq,
     .scale = scale_f,
     .adamw_update = adamw_update,
+    .upload = cpu_transfer,
+    .download = cpu_transfer,
 };
 
 /* Ops allocate per-call scratch (a vocabulary-wide logits chunk, attention

@@ -150,6 +150,16 @@ static void cu_copy(void *dst, const void *src, size_t bytes) {
     cuda_note("copy", cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
 }
 
+/* The table's transfer ops: synchronous cudaMemcpy; a failure is kept for
+ * cuda_check like any op's. */
+static void cu_upload(void *dst_dev, const void *src_host, size_t bytes) {
+    if (bytes) cuda_note("upload", cudaMemcpy(dst_dev, src_host, bytes, cudaMemcpyHostToDevice));
+}
+
+static void cu_download(void *dst_host, const void *src_dev, size_t bytes) {
+    if (bytes) cuda_note("download", cudaMemcpy(dst_host, src_dev, bytes, cudaMemcpyDeviceToHost));
+}
+
 static const Backend CUDA_BACKEND = {
     /* .name = */ "cuda",
     /* .alloc = */ cu_alloc,
@@ -177,6 +187,8 @@ static const Backend CUDA_BACKEND = {
     /* .sumsq = */ cu_sumsq,
     /* .scale = */ cu_scale,
     /* .adamw_update = */ cu_adamw_update,
+    /* .upload = */ cu_upload,
+    /* .download = */ cu_download,
 };
 
 extern "C" const Backend *backend_cuda(void) { return cuda_available() ? &CUDA_BACKEND : NULL; }

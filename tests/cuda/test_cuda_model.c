@@ -1,0 +1,197 @@
+/* The whole model on the CUDA backend: the HF fixtures through
+ * `r1c forward --backend cuda` against transformers' expected logits,
+ * token log-probs and every gradient the fixture holds (the legacy, bf16
+ * and sharded ones hold none; the tolerances of test_model's parity test), and generation on the GPU against the CPU (same greedy
+ * tokens, log-probs to 1e-4). Without a usable GPU it prints SKIP and
+ * passes. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/cuda/backend_cuda.h"
+#include "check.h"
+#include "gen/generate.h"
+#include "model/model.h"
+#include "train/optim.h"
+
+#define FIX "tests/fixtures/models"
+static const char *R1C = "build/r1c";
+
+static double max_abs_diff(const StTensor *a, const StTensor *b) {
+    if (!a || !b || a->numel != b->numel || a->dtype != ST_DTYPE_F32 || b->dtype != ST_DTYPE_F32) return INFINITY;
+    const float *x = (const float *)a->data, *y = (const float *)b->data;
+    double m = 0;
+    for (int64_t i = 0; i < a->numel; i++) {
+        double d = fabs((double)x[i] - y[i]);
+        if (!(d <= m)) m = d;
+    }
+    return m;
+}
+
+static double rel_err(const StTensor *a, const StTensor *b) {
+    if (!a || !b || a->numel != b->numel) return INFINITY;
+    const float *x = (const float *)a->data, *y = (const float *)b->data;
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < a->numel; i++) {
+        num += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+        den += (double)y[i] * y[i];
+    }
+    return sqrt(num) / (sqrt(den) + 1e-30);
+}
+
+/* r1c forward --backend cuda --grad against expected.safetensors. */
+static void test_parity(const char *name, int recompute) {
+    char cmd[1024], out[256], dir[256], ep[300];
+    snprintf(dir, sizeof dir, FIX "/%s", name);
+    snprintf(out, sizeof out, "/tmp/r1c-cuda-parity-%d-%s.safetensors", (int)getpid(), name);
+    snprintf(cmd, sizeof cmd, "%s forward --backend cuda --model %s --input %s/input.json --out %s --grad %s", R1C,
+             dir, dir, out, recompute ? "--recompute" : "");
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    StFile got, exp;
+    Err err = {{0}};
+    snprintf(ep, sizeof ep, "%s/expected.safetensors", dir);
+    if (st_open(&got, out, &err) != 0 || st_open(&exp, ep, &err) != 0) {
+        CHECKF(0, "%s", err.msg);
+        return;
+    }
+    double e_logits = max_abs_diff(st_find(&got, "logits"), st_find(&exp, "logits"));
+    double e_tlp = max_abs_diff(st_find(&got, "token_logp"), st_find(&exp, "token_logp"));
+    double e_loss = max_abs_diff(st_find(&got, "loss"), st_find(&exp, "loss"));
+    CHECKF(e_logits <= 1e-4, "%s: logits max abs err %g", name, e_logits);
+    CHECKF(e_tlp <= 1e-4, "%s: token_logp max abs err %g", name, e_tlp);
+    CHECKF(e_loss <= 1e-4, "%s: loss err %g", name, e_loss);
+    int n_grads = 0;
+    double worst = 0;
+    for (int i = 0; i < exp.n_tensors; i++) {
+        const StTensor *t = &exp.tensors[i];
+        if (strncmp(t->name, "grad.", 5) != 0) continue;
+        const StTensor *g = st_find(&got, t->name);
+        CHECKF(g != NULL, "%s: r1c wrote no %s", name, t->name);
+        if (!g) continue;
+        double r = rel_err(g, t);
+        if (r > worst) worst = r;
+        CHECKF(r <= 1e-3, "%s: %s relative error %g", name, t->name, r);
+        n_grads++;
+    }
+    printf("cuda %-14s%s logits %.2e  token_logp %.2e  grads %2d worst rel %.2e\n", name,
+           recompute ? " (recompute)" : "", e_logits, e_tlp, n_grads, worst);
+    st_close(&got);
+    st_close(&exp);
+    unlink(out);
+}
+
+static int run_generation(const Backend *be, const char *name, const GenConfig *cfg, const GenRequest *req, int n,
+                          GenOutput *out) {
+    Model m;
+    Err err = {{0}};
+    char dir[256];
+    snprintf(dir, sizeof dir, FIX "/%s", name);
+    if (model_load(&m, dir, be, &err) != 0) {
+        CHECKF(0, "%s", err.msg);
+        return -1;
+    }
+    int rc = gen_run(&m, req, n, cfg, out, NULL, &err);
+    if (!rc && be != backend_cpu()) rc = cuda_check(&err);
+    CHECKF(rc == 0, "%s on %s: %s", name, be->name, err.msg);
+    model_free(&m);
+    return rc;
+}
+
+/* Greedy decoding (prefix sharing, several slots, batch of 3) on both
+ * backends: same tokens, log-probs within 1e-4. */
+static void test_generate_matches_cpu(const char *name) {
+    const int32_t p0[] = {5, 17, 99, 3}, p1[] = {64, 2, 7, 8, 9, 10, 11};
+    GenRequest req[4] = {{p0, 4, 0}, {p1, 7, 1}, {p0, 4, 2}, {p1, 7, 3}};
+    GenConfig cfg = {.sampling = {.temperature = 0.0f}, .max_new_tokens = 24, .max_batch = 3, .seed = 5};
+    GenOutput oc[4], og[4];
+    if (run_generation(backend_cpu(), name, &cfg, req, 4, oc) != 0) return;
+    if (run_generation(backend_cuda(), name, &cfg, req, 4, og) != 0) {
+        gen_outputs_free(oc, 4);
+        return;
+    }
+    double worst = 0;
+    int same = 1, total = 0;
+    for (int r = 0; r < 4; r++) {
+        same &= oc[r].n == og[r].n && !memcmp(oc[r].tokens, og[r].tokens, oc[r].n * sizeof(int32_t));
+        for (int i = 0; i < oc[r].n && i < og[r].n; i++) {
+            double d = fabs((double)oc[r].logp[i] - og[r].logp[i]);
+            if (d > worst) worst = d;
+        }
+        total += og[r].n;
+    }
+    CHECKF(same, "%s: greedy tokens differ between cpu and cuda", name);
+    CHECKF(worst <= 1e-4, "%s: generated log-prob max diff %g", name, worst);
+    printf("cuda generate %-10s %d greedy tokens identical to cpu: %s, logp max diff %.2e\n", name, total,
+           same ? "yes" : "NO", worst);
+    gen_outputs_free(oc, 4);
+    gen_outputs_free(og, 4);
+}
+
+/* One training step on the GPU from the same weights as on the CPU:
+ * gradient norm and updated weights agree (optimizer ops and the model's
+ * upload / download paths together), and save after the step round-trips. */
+static void test_step_matches_cpu(void) {
+    const Backend *bes[2] = {backend_cpu(), backend_cuda()};
+    float *w[2] = {NULL, NULL};
+    double norm[2] = {0, 0};
+    size_t n = 0;
+    const int32_t ids[] = {3, 9, 27, 81, 5, 15, 45, 7, 1, 2, 4, 8};
+    float dl[12];
+    for (int i = 0; i < 12; i++) dl[i] = (i % 6 == 5) ? 0.0f : -1.0f / 10;
+    for (int b = 0; b < 2; b++) {
+        Model m;
+        Acts a;
+        AdamW opt;
+        Err err = {{0}};
+        if (model_load(&m, FIX "/qwen2", bes[b], &err) != 0 || model_alloc_grads(&m, &err) != 0 ||
+            acts_create(&a, &m, 2, 6, 0, &err) != 0 || adamw_create(&opt, &m, 0.9f, 0.95f, 1e-8f, 0.1f, &err) != 0) {
+            CHECKF(0, "%s", err.msg);
+            return;
+        }
+        CHECK(model_forward(&m, &a, ids, 2, 6, 1.0f, NULL, &err) == 0);
+        model_backward(&m, &a, dl);
+        norm[b] = optim_clip_grad_norm(&m, 1.0);
+        adamw_step(&opt, &m, 1e-3f);
+        n = m.n_floats;
+        w[b] = malloc(n * sizeof(float));
+        m.be->download(w[b], m.param_mem, n * sizeof(float));
+        if (b) CHECKF(cuda_check(&err) == 0, "%s", err.msg);
+        adamw_free(&opt, &m);
+        acts_free(&a, &m);
+        model_free(&m);
+    }
+    double md = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)w[0][i] - w[1][i]);
+        if (d > md) md = d;
+    }
+    CHECKF(fabs(norm[0] - norm[1]) <= 1e-4 * norm[0], "grad norm cpu %.9g cuda %.9g", norm[0], norm[1]);
+    CHECKF(md <= 1e-5, "weights after one AdamW step differ by %g", md);
+    printf("cuda train step: grad norm cpu %.7g cuda %.7g, weights max diff %.2e\n", norm[0], norm[1], md);
+    free(w[0]);
+    free(w[1]);
+}
+
+int main(void) {
+    setenv("R1C_CUDA_SYNC", "1", 0); /* name the op at fault if a kernel faults */
+    if (!cuda_available()) {
+        SKIP("no usable CUDA device (driver or GPU missing): GPU model tests not run");
+        return check_summary("test_cuda_model");
+    }
+    if (getenv("R1C_BIN")) R1C = getenv("R1C_BIN");
+    printf("device: %s\n", cuda_device_name());
+    if (access(R1C, X_OK) != 0) {
+        CHECKF(0, "%s not built", R1C);
+        return check_summary("test_cuda_model");
+    }
+    const char *fx[] = {"qwen2", "qwen2_tied", "llama3", "qwen3", "qwen2_legacy", "llama3_legacy", "qwen2_bf16",
+                        "qwen2_sharded"};
+    for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++) test_parity(fx[i], 0);
+    test_parity("qwen3", 1);
+    test_parity("qwen2", 1);
+    test_generate_matches_cpu("qwen2");
+    test_generate_matches_cpu("qwen3");
+    test_generate_matches_cpu("llama3");
+    test_step_matches_cpu();
+    return check_summary("test_cuda_model");
+}
