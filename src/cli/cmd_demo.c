@@ -12,8 +12,9 @@ int cmd_demo(int argc, char **argv) {
         int64_t v;
         int r;
         if (arg_flag(argv, i, "--help") || arg_flag(argv, i, "-h")) {
-            printf("usage: r1c demo [--run-dir DIR] [--seed N] [--sft-epochs N] [--grpo-steps N] [--quick]\n"
-                   "  R1-Zero in miniature: task, tokenizer, tiny base model, GRPO, before/after evaluation.\n");
+            printf("usage: r1c demo [--run-dir DIR] [--seed N] [--sft-epochs N] [--grpo-steps N] [--quick] [--base-only]\n"
+                   "  R1-Zero in miniature: task, tokenizer, tiny base model, GRPO, before/after evaluation.\n"
+                   "  --base-only stops after the task data, tokenizer and base model (pipeline recipes).\n");
             return 0;
         }
         if ((r = arg_str(argc, argv, &i, "--run-dir", &c.run_dir))) {
@@ -28,6 +29,7 @@ int cmd_demo(int argc, char **argv) {
             if (r < 0 || v < 1) return 2;
             c.grpo_steps = (int)v;
         } else if (arg_flag(argv, i, "--quick")) c.quick = 1;
+        else if (arg_flag(argv, i, "--base-only")) c.base_only = 1;
         else return arg_unknown("demo", argv[i]);
     }
     Err err = {{0}};

@@ -155,6 +155,10 @@ int demo_run(const DemoConfig *c, Err *err) {
     if (train_tokenizer(p, tok, err) != 0) return -1;
     if (pretrain(base, p, tok, c, err) != 0) return -1;
     double t_pre = now_s() - t0;
+    if (c->base_only) {
+        printf("base model: %s\ndata:       %s\n", base, data);
+        return 0;
+    }
     GrpoConfig g;
     char train[4096], eval[4096], gdir[4096], steps[64], evevery[64], s_seed[64];
     snprintf(train, sizeof train, "data.path=%s/train.jsonl", data);

@@ -18,6 +18,7 @@ typedef struct DemoConfig {
     int sft_epochs;
     int grpo_steps;
     int quick; /* a much smaller run for tests */
+    int base_only; /* stop after the task, tokenizer and base model */
 } DemoConfig;
 
 int demo_run(const DemoConfig *c, Err *err);

@@ -1,0 +1,99 @@
+/* `r1c pipeline` end to end on a tiny recipe: every stage runs and leaves
+ * its marker and output, a second run skips them all, a run killed in the
+ * middle continues when started again, and bad recipes are refused with
+ * the file and the stage named. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+
+static const char *R1C = "build/r1c";
+static char D[64];
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+#define SYS "\"The Assistant thinks inside <think> </think> and then answers inside <answer> </answer>.\""
+
+static void write_recipe(const char *path) {
+    FILE *fp = fopen(path, "w");
+    fprintf(fp,
+            "run_dir: unused\n"
+            "stages:\n"
+            "  - {name: base, type: demo_base, set: {quick: \"true\", sft-epochs: \"1\", seed: \"3\"}}\n"
+            "  - name: cold_start\n    type: sft\n"
+            "    set: {model: \"@base/base-model\", data.path: \"@base/data/sft.jsonl\", template: r1-zero,\n"
+            "          system_prompt: " SYS ", epochs: 1, batch: 32, optim.lr: 1e-3, quiet: \"true\"}\n"
+            "  - name: rl\n    type: grpo\n"
+            "    set: {model: \"@cold_start\", data.path: \"@base/data/train.jsonl\", template: r1-zero,\n"
+            "          system_prompt: " SYS ", group_size: 4, prompts_per_step: 4, max_completion_len: 32,\n"
+            "          stop: [\"</answer>\"], steps: 6, save_every: 2, quiet: \"true\"}\n"
+            "  - name: reject\n    type: sample\n"
+            "    set: {model: \"@rl\", data: \"@base/data/train.jsonl\", template: r1-zero, system: " SYS ",\n"
+            "          n: \"4\", keep: \"1\", limit: \"60\", temperature: \"1\", top-p: \"1\", max-new-tokens: \"32\"}\n"
+            "  - name: sft\n    type: sft\n"
+            "    set: {model: \"@base/base-model\", data.path: \"@reject\", template: r1-zero, system_prompt: " SYS ",\n"
+            "          epochs: 1, batch: 8, quiet: \"true\"}\n"
+            "  - name: eval\n    type: eval\n"
+            "    set: {model: \"@sft\", data: \"@base/data/eval.jsonl\", template: r1-zero, system: " SYS ",\n"
+            "          k: \"2\", limit: \"20\", max-new-tokens: \"32\"}\n");
+    fclose(fp);
+}
+
+int main(void) {
+    if (getenv("R1C_BIN")) R1C = getenv("R1C_BIN");
+    snprintf(D, sizeof D, "/tmp/r1c-pipeline-test-%d", (int)getpid());
+    CHECK(sh("mkdir -p %s", D) == 0);
+    char recipe[128];
+    snprintf(recipe, sizeof recipe, "%s/tiny.yaml", D);
+    write_recipe(recipe);
+    /* full run */
+    CHECK(sh("%s pipeline %s run_dir=%s/run >%s/log1 2>&1", R1C, recipe, D, D) == 0);
+    const char *stages[] = {"base", "cold_start", "rl", "reject", "sft", "eval"};
+    for (int i = 0; i < 6; i++) CHECKF(sh("test -s %s/run/%s/STAGE_DONE", D, stages[i]) == 0, "stage %s", stages[i]);
+    CHECK(sh("test -s %s/run/reject/data.jsonl && test -s %s/run/eval/results.json", D, D) == 0);
+    CHECK(sh("grep -q 'step-6' %s/run/rl/STAGE_DONE", D) == 0);
+    /* the RL stage started from the cold-start checkpoint */
+    CHECK(sh("grep -q 'cold_start/checkpoints/step-' %s/run/rl/recipe.yaml", D) == 0);
+    /* a second run does nothing */
+    CHECK(sh("%s pipeline %s run_dir=%s/run >%s/log2 2>&1", R1C, recipe, D, D) == 0);
+    CHECK(sh("test $(grep -c 'done earlier' %s/log2) -eq 6", D) == 0);
+    /* killed in the middle (here: during or after the first stages), then continued */
+    pid_t pid = fork();
+    if (pid == 0) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "exec %s pipeline %s run_dir=%s/killed >%s/log3 2>&1", R1C, recipe, D, D);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    sleep(6);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    sh("pkill -9 -f 'run_dir=%s/killed' 2>/dev/null; pkill -9 -f '%s/killed/' 2>/dev/null; sleep 1", D, D);
+    CHECK(sh("%s pipeline %s run_dir=%s/killed >%s/log4 2>&1", R1C, recipe, D, D) == 0);
+    for (int i = 0; i < 6; i++) CHECKF(sh("test -s %s/killed/%s/STAGE_DONE", D, stages[i]) == 0, "after kill: %s", stages[i]);
+    /* bad recipes */
+    sh("printf 'run_dir: x\\nstages:\\n  - {name: a, type: pretrain}\\n' > %s/bad1.yaml", D);
+    CHECK(sh("%s pipeline %s/bad1.yaml 2>%s/err1; test $? -eq 1 && grep -q \"bad1.yaml: stage 'a': type 'pretrain'\" %s/err1",
+             R1C, D, D, D) == 0);
+    sh("printf 'run_dir: x\\nstages:\\n  - {name: a, type: eval, set: {model: \"@nothere\"}}\\n' > %s/bad2.yaml", D);
+    CHECK(sh("%s pipeline %s/bad2.yaml run_dir=%s/bad2 2>%s/err2; grep -q \"'@nothere' names no earlier stage\" %s/err2",
+             R1C, D, D, D, D) == 0);
+    sh("printf 'run_dir: x\\nstages: [\\n' > %s/bad3.yaml", D);
+    CHECK(sh("%s pipeline %s/bad3.yaml 2>%s/err3; grep -q 'bad3.yaml:' %s/err3", R1C, D, D, D) == 0);
+    sh("rm -rf %s", D);
+    return check_summary("test_pipeline");
+}
