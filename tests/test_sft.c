@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/json.h"
+#include "base/rng.h"
 #include "check.h"
 #include "model/model.h"
 #include "train/sft.h"
@@ -70,6 +71,47 @@ int main(void) {
     CHECK(l1 == l2);
     free(s2.mask);
     st_close(&exp);
+    /* packing: the same batch packed into rows of 24 tokens (first fit) gives
+     * the unpacked batch's loss and gradients */
+    enum { NE = 6 };
+    SftExample pe[NE];
+    const int lens[NE] = {9, 5, 13, 7, 11, 4};
+    Rng rr;
+    rng_seed(&rr, 5);
+    for (int i = 0; i < NE; i++) {
+        pe[i].n = lens[i];
+        pe[i].prompt_len = 0;
+        pe[i].ids = malloc(lens[i] * sizeof(int32_t));
+        pe[i].mask = calloc(lens[i], 1);
+        for (int t = 0; t < lens[i]; t++) {
+            pe[i].ids[t] = (int32_t)(rng_u64(&rr) % m.cfg.vocab_size);
+            pe[i].mask[t] = t >= 2 && (t % 3 != 0);
+        }
+    }
+    float *g_unpacked = malloc(m.n_floats * sizeof(float));
+    SftConfig pc = {.epochs = 1, .batch = NE, .lr = {.lr = 0}, .grad_clip = 0, .seed = 2, .quiet = 1};
+    SftResult r1, r2;
+    CHECK(sft_train(&m, pe, NE, &pc, &r1, &err) == 0);
+    memcpy(g_unpacked, m.grad_mem, m.n_floats * sizeof(float));
+    pc.pack = 1;
+    pc.pack_len = 24;
+    CHECK(sft_train(&m, pe, NE, &pc, &r2, &err) == 0);
+    CHECKF(fabs(r1.first_loss - r2.first_loss) <= 1e-6, "packed loss %.8f vs unpacked %.8f", r2.first_loss, r1.first_loss);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < m.n_floats; i++)
+        num += (m.grad_mem[i] - g_unpacked[i]) * (double)(m.grad_mem[i] - g_unpacked[i]), den += (double)g_unpacked[i] * g_unpacked[i];
+    CHECKF(sqrt(num / den) <= 1e-5, "packed vs unpacked gradients: rel %g", sqrt(num / den));
+    printf("packed vs unpacked: loss diff %.2e, gradient rel diff %.2e\n", fabs(r1.first_loss - r2.first_loss),
+           sqrt(num / den));
+    /* malformed segment starts are refused */
+    Acts pa;
+    CHECK(acts_create(&pa, &m, 1, 6, 0, &err) == 0);
+    int32_t pids[6] = {1, 2, 3, 4, 5, 6}, badseg[6] = {0, 0, 1, 1, 1, 1};
+    CHECK(model_forward_packed(&m, &pa, pids, badseg, 1, 6, 1.0f, &err) != 0);
+    CHECKF(strstr(err.msg, "segment start") != NULL, "%s", err.msg);
+    acts_free(&pa, &m);
+    for (int i = 0; i < NE; i++) free(pe[i].ids), free(pe[i].mask);
+    free(g_unpacked);
     for (int b = 0; b < B; b++) free(ex[b].ids), free(ex[b].mask);
     json_decref(in);
     model_free(&m);

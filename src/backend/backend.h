@@ -56,6 +56,16 @@ typedef struct Backend {
     void (*attention_backward)(float *dq, float *dk, float *dv, const float *dout, const float *out,
                                const float *lse, const float *q, const float *k, const float *v, int B, int T,
                                int NH, int KVH, int HD);
+    /* Packed rows (several sequences in one row): as attention_forward /
+     * attention_backward, but token n = (b, t) only sees keys j in
+     * [seg_start[n], t] of its row, so packed sequences never see each
+     * other. seg_start (B*T) holds row positions. NULL in a backend that
+     * does not support packing (callers must check). */
+    void (*attention_forward_seg)(float *out, float *lse, const float *q, const float *k, const float *v,
+                                  const int32_t *seg_start, int B, int T, int NH, int KVH, int HD);
+    void (*attention_backward_seg)(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                   const float *lse, const float *q, const float *k, const float *v,
+                                   const int32_t *seg_start, int B, int T, int NH, int KVH, int HD);
     /* One query row per token against its sequence's KV cache: q(N,NH,HD);
      * token n reads cache slot slot[n], rows [0, len[n]) of (KVH, HD), each
      * slot cache_stride floats apart; out(N,NH,HD). Prefill and decode both

@@ -115,6 +115,8 @@ typedef struct Acts {
     /* Backend memory, what the ops read and write: mirrors of the above
      * (ints uploaded each forward) and backward's dlogp (uploaded). */
     int32_t *ids_be, *target_be, *pos_be;
+    int32_t *seg, *seg_be; /* (N) packed rows: where each token's sequence starts */
+    int packed;
     float *logp_be, *ent_be, *dlogp_be;
     float *logits_cache; /* (cap_N, V) when small enough: backward reuses the
                           * forward's logits instead of recomputing them */
@@ -140,6 +142,13 @@ void acts_free(Acts *a, const Model *m);
  * outputs on every backend; only the model's own buffers live in backend
  * memory. */
 int model_forward(Model *m, Acts *a, const int32_t *ids, int B, int T, float temp, float *logits_out, Err *err);
+/* Packed rows: several sequences per row; seg_start (B*T) is the row
+ * position where each token's sequence starts (equal to its own position
+ * for a sequence's first token). Positions restart at each sequence,
+ * attention never crosses into another, and the last token of a sequence
+ * has no target (logp 0). Equivalent to running the sequences unpacked. */
+int model_forward_packed(Model *m, Acts *a, const int32_t *ids, const int32_t *seg_start, int B, int T, float temp,
+                         Err *err);
 /* dlogp (N, host memory): gradient of the loss w.r.t. each a->logp entry
  * (uploaded). Accumulates parameter gradients into m->grad_mem (backend
  * memory: read it with be->download). */

@@ -32,7 +32,7 @@ size_t acts_bytes(const Model *m, int B, int T, int recompute) {
     size_t N = (size_t)B * T, C = c->hidden;
     size_t f = (size_t)(recompute ? 1 : c->n_layers) * layer_floats(m, B, T) + (size_t)(c->n_layers + 1) * N * C +
                N * C + N /*lnf rstdf*/ + 3 * N /*logp ent dlogp*/ + scratch_floats(m, B, T);
-    return f * sizeof(float) + 3 * N * sizeof(int32_t) /*ids target pos*/;
+    return f * sizeof(float) + 4 * N * sizeof(int32_t) /*ids target pos seg*/;
 }
 
 /* Carves float arrays out of one allocation. */
@@ -55,7 +55,7 @@ int acts_create(Acts *a, const Model *m, int B, int T, int recompute, Err *err) 
     float *mem = m->be->alloc(total);
     a->layers = calloc(nl, sizeof *a->layers);
     a->layer_x = calloc(c->n_layers + 1, sizeof *a->layer_x);
-    a->ids = malloc(3 * N * sizeof(int32_t));
+    a->ids = malloc(4 * N * sizeof(int32_t));
     a->logp = malloc(2 * N * sizeof(float));
     if (!mem || !a->layers || !a->layer_x || !a->ids || !a->logp) {
         m->be->free(mem);
@@ -68,6 +68,7 @@ int acts_create(Acts *a, const Model *m, int B, int T, int recompute, Err *err) 
     }
     a->bytes = total;
     a->target = a->ids + N;
+    a->seg = a->ids + 3 * N;
     a->pos = a->ids + 2 * N;
     a->ent = a->logp + N;
     Carver cv = {mem};
@@ -104,6 +105,7 @@ int acts_create(Acts *a, const Model *m, int B, int T, int recompute, Err *err) 
     a->ids_be = (int32_t *)take(&cv, N);
     a->target_be = (int32_t *)take(&cv, N);
     a->pos_be = (int32_t *)take(&cv, N);
+    a->seg_be = (int32_t *)take(&cv, N);
     a->dres = take(&cv, N * C);
     a->dln = take(&cv, N * C);
     a->dqkv = take(&cv, N * m->QKVD);
@@ -152,7 +154,9 @@ static void layer_forward(Model *m, const Acts *a, LayerActs *la, int l, const f
     } else be->qkv_split(la->q, la->k, la->v, la->qkv, N, m->QD, m->KD);
     be->rope_apply(la->q, a->pos_be, m->rope_cos, m->rope_sin, N, NH, HD, 0);
     be->rope_apply(la->k, a->pos_be, m->rope_cos, m->rope_sin, N, KVH, HD, 0);
-    be->attention_forward(la->att, la->lse, la->q, la->k, la->v, a->B, a->T, NH, KVH, HD);
+    if (a->packed)
+        be->attention_forward_seg(la->att, la->lse, la->q, la->k, la->v, a->seg_be, a->B, a->T, NH, KVH, HD);
+    else be->attention_forward(la->att, la->lse, la->q, la->k, la->v, a->B, a->T, NH, KVH, HD);
     be->matmul_forward(la->x_mid, la->att, w->wo, NULL, N, m->QD, C);
     be->add_inplace(la->x_mid, x, (size_t)N * C);
     be->rmsnorm_forward(la->ln2, la->rstd2, la->x_mid, w->mlp_norm, N, C, eps);
@@ -162,21 +166,37 @@ static void layer_forward(Model *m, const Acts *a, LayerActs *la, int l, const f
     be->add_inplace(x_out, la->x_mid, (size_t)N * C);
 }
 
-int model_forward(Model *m, Acts *a, const int32_t *ids, int B, int T, float temp, float *logits_out, Err *err) {
+static int forward_impl(Model *m, Acts *a, const int32_t *ids, const int32_t *seg, int B, int T, float temp,
+                        float *logits_out, Err *err) {
     const ModelConfig *c = &m->cfg;
     if (B < 1 || T < 1 || (int64_t)B * T > a->cap_N)
         return err_set(err, "model_forward: batch %dx%d does not fit activations for %d tokens", B, T, a->cap_N);
+    if (seg && (!m->be->attention_forward_seg || !m->be->attention_backward_seg))
+        return err_set(err, "sequence packing is not supported on the %s backend yet", m->be->name);
     if (model_rope_reserve(m, T, err) != 0) return -1;
     int N = B * T;
     a->B = B, a->T = T, a->N = N;
+    a->packed = seg != NULL;
     for (int i = 0; i < N; i++) {
+        int t = i % T;
         if (ids[i] < 0 || ids[i] >= c->vocab_size)
-            return err_set(err, "token id %d at row %d position %d is outside the vocabulary (%d)", ids[i], i / T,
-                           i % T, c->vocab_size);
+            return err_set(err, "token id %d at row %d position %d is outside the vocabulary (%d)", ids[i], i / T, t,
+                           c->vocab_size);
         a->ids[i] = ids[i];
-        a->pos[i] = i % T;
-        a->target[i] = (i % T == T - 1) ? -1 : ids[i + 1];
+        if (seg) {
+            /* a segment starts here (seg == t) or continues the previous one */
+            if (seg[i] != t && (t == 0 || seg[i] != seg[i - 1]))
+                return err_set(err, "packed row %d position %d: segment start %d is neither the position nor the "
+                               "previous token's", i / T, t, seg[i]);
+            a->seg[i] = seg[i];
+            a->pos[i] = t - seg[i];
+            a->target[i] = (t == T - 1 || seg[i + 1] == t + 1) ? -1 : ids[i + 1];
+        } else {
+            a->pos[i] = t;
+            a->target[i] = (t == T - 1) ? -1 : ids[i + 1];
+        }
     }
+    if (seg) m->be->upload(a->seg_be, a->seg, (size_t)N * sizeof(int32_t));
     a->temp = temp;
     const Backend *be = m->be;
     float *lg = a->logits_cache;
@@ -207,6 +227,15 @@ int model_forward(Model *m, Acts *a, const int32_t *ids, int B, int T, float tem
     return 0;
 }
 
+int model_forward(Model *m, Acts *a, const int32_t *ids, int B, int T, float temp, float *logits_out, Err *err) {
+    return forward_impl(m, a, ids, NULL, B, T, temp, logits_out, err);
+}
+
+int model_forward_packed(Model *m, Acts *a, const int32_t *ids, const int32_t *seg_start, int B, int T, float temp,
+                         Err *err) {
+    return forward_impl(m, a, ids, seg_start, B, T, temp, NULL, err);
+}
+
 /* Backward of one block. a->dres holds dL/dx_out on entry, dL/dx on exit. */
 static void layer_backward(Model *m, Acts *a, LayerActs *la, int l, const float *x) {
     const Backend *be = m->be;
@@ -221,8 +250,12 @@ static void layer_backward(Model *m, Acts *a, LayerActs *la, int l, const float 
     be->rmsnorm_backward(a->dres, g->mlp_norm, a->dln, la->x_mid, w->mlp_norm, la->rstd2, N, C);
     /* attention: x_mid = x + o(attn(rope(norm(qkv(ln1(x)))))) */
     be->matmul_backward(a->datt, g->wo, NULL, a->dres, la->att, w->wo, N, m->QD, C, 0);
-    be->attention_backward(a->dq, a->dk, a->dv, a->datt, la->att, la->lse, la->q, la->k, la->v, a->B, a->T, NH, KVH,
-                           HD);
+    if (a->packed)
+        be->attention_backward_seg(a->dq, a->dk, a->dv, a->datt, la->att, la->lse, la->q, la->k, la->v, a->seg_be, a->B,
+                                   a->T, NH, KVH, HD);
+    else
+        be->attention_backward(a->dq, a->dk, a->dv, a->datt, la->att, la->lse, la->q, la->k, la->v, a->B, a->T, NH, KVH,
+                               HD);
     be->rope_apply(a->dq, a->pos_be, m->rope_cos, m->rope_sin, N, NH, HD, 1);
     be->rope_apply(a->dk, a->pos_be, m->rope_cos, m->rope_sin, N, KVH, HD, 1);
     if (c->qk_norm) {

@@ -38,16 +38,18 @@ int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResu
     int steps_per_epoch = (n + B - 1) / B, total = steps_per_epoch * c->epochs;
     LrConfig lr = c->lr;
     if (lr.total_steps <= 0) lr.total_steps = total;
+    int pack_len = c->pack_len > maxlen ? c->pack_len : maxlen;
+    int rowlen = c->pack ? pack_len : maxlen;
     Acts a;
     AdamW own, *opt = c->opt ? c->opt : &own;
-    if (model_alloc_grads(m, err) != 0 || acts_create(&a, m, B, maxlen, 0, err) != 0) return -1;
+    if (model_alloc_grads(m, err) != 0 || acts_create(&a, m, B, rowlen, 0, err) != 0) return -1;
     if (!c->opt && adamw_create(&own, m, 0.9f, 0.999f, 1e-8f, c->weight_decay, err) != 0) {
         acts_free(&a, m);
         return -1;
     }
     int *order = malloc(n * sizeof(int));
-    int32_t *ids = malloc((size_t)B * maxlen * sizeof(int32_t));
-    float *dl = malloc((size_t)B * maxlen * sizeof(float));
+    int32_t *ids = malloc((size_t)B * rowlen * sizeof(int32_t)), *seg = malloc((size_t)B * rowlen * sizeof(int32_t));
+    float *dl = malloc((size_t)B * rowlen * sizeof(float));
     double *hist = calloc(total > 0 ? total : 1, sizeof(double));
     Progress pg;
     progress_init(&pg, stderr, total);
@@ -74,18 +76,48 @@ int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResu
                 Tm = x->n > Tm ? x->n : Tm;
                 for (int t = 1; t < x->n; t++) ctok += sft_is_target(x, t);
             }
-            for (int b = 0; b < Bm; b++) {
-                const SftExample *x = &ex[order[s0 + b]];
-                int32_t *row = ids + (size_t)b * Tm;
-                memcpy(row, x->ids, x->n * sizeof(int32_t));
-                for (int t = x->n; t < Tm; t++) row[t] = x->ids[x->n - 1];
-                for (int t = 0; t < Tm; t++) /* row t predicts token t+1 */
-                    dl[(size_t)b * Tm + t] = (t + 1 < x->n && sft_is_target(x, t + 1)) ? (float)(-1.0 / ctok) : 0.0f;
-            }
+            int rows = Bm;
+            if (c->pack) { /* first fit, in order, into rows of pack_len */
+                int *fill = calloc((size_t)(Bm > 0 ? Bm : 1), sizeof(int));
+                rows = 0;
+                Tm = pack_len;
+                for (int b = 0; b < Bm; b++) {
+                    const SftExample *x = &ex[order[s0 + b]];
+                    int ri = 0;
+                    while (ri < rows && fill[ri] + x->n > Tm) ri++;
+                    if (ri == rows) rows++;
+                    int at = fill[ri];
+                    int32_t *row = ids + (size_t)ri * Tm;
+                    memcpy(row + at, x->ids, x->n * sizeof(int32_t));
+                    for (int t = 0; t < x->n; t++) {
+                        seg[(size_t)ri * Tm + at + t] = at;
+                        dl[(size_t)ri * Tm + at + t] =
+                            (t + 1 < x->n && sft_is_target(x, t + 1)) ? (float)(-1.0 / ctok) : 0.0f;
+                    }
+                    fill[ri] += x->n;
+                }
+                for (int ri = 0; ri < rows; ri++) /* the rest of a row: one padding segment */
+                    for (int t = fill[ri]; t < Tm; t++) {
+                        ids[(size_t)ri * Tm + t] = ids[(size_t)ri * Tm + (fill[ri] ? fill[ri] - 1 : 0)];
+                        seg[(size_t)ri * Tm + t] = fill[ri];
+                        dl[(size_t)ri * Tm + t] = 0.0f;
+                    }
+                free(fill);
+            } else
+                for (int b = 0; b < Bm; b++) {
+                    const SftExample *x = &ex[order[s0 + b]];
+                    int32_t *row = ids + (size_t)b * Tm;
+                    memcpy(row, x->ids, x->n * sizeof(int32_t));
+                    for (int t = x->n; t < Tm; t++) row[t] = x->ids[x->n - 1];
+                    for (int t = 0; t < Tm; t++) /* row t predicts token t+1 */
+                        dl[(size_t)b * Tm + t] = (t + 1 < x->n && sft_is_target(x, t + 1)) ? (float)(-1.0 / ctok) : 0.0f;
+                }
             model_zero_grads(m);
-            if ((rc = model_forward(m, &a, ids, Bm, Tm, 1.0f, NULL, err))) break;
+            if (c->pack) rc = model_forward_packed(m, &a, ids, seg, rows, Tm, 1.0f, err);
+            else rc = model_forward(m, &a, ids, Bm, Tm, 1.0f, NULL, err);
+            if (rc) break;
             double loss = 0;
-            for (int i = 0; i < Bm * Tm; i++) loss += dl[i] * a.logp[i];
+            for (int i = 0; i < rows * Tm; i++) loss += dl[i] * a.logp[i];
             model_backward(m, &a, dl);
             double gn = optim_clip_grad_norm(m, c->grad_clip);
             float lrv = lr_at(&lr, step);
@@ -123,7 +155,7 @@ int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResu
         res->steps = step;
         res->tokens_per_s = ntok / (now_s() - t0);
     }
-    free(order), free(ids), free(dl), free(hist);
+    free(order), free(ids), free(seg), free(dl), free(hist);
     acts_free(&a, m);
     if (!c->opt) adamw_free(&own, m);
     return rc;

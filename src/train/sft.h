@@ -31,6 +31,10 @@ typedef struct SftConfig {
     MetricsWriter *metrics; /* optional: one line per step */
     int quiet;
     AdamW *opt;     /* optional: the optimizer to use (e.g. restored on resume) */
+    int pack;       /* pack each batch's examples into rows of pack_len tokens (first fit);
+                     * attention stays within an example, so loss and gradients equal the
+                     * unpacked batch's while padding shrinks */
+    int pack_len;   /* row length when packing (at least the longest example) */
     int start_step; /* resume: batches before it are skipped (the order is seeded) */
     /* optional, after every optimizer step (checkpoints, evaluation); a
      * non-zero return stops training (-1: error in err, 1: stop cleanly) */

@@ -34,6 +34,8 @@ const RecipeField SFT_FIELDS[] = {
     F("eval.split", RECIPE_FLOAT, eval_split, "0", "or hold out this fraction of data.path (seeded)", .has_min = 1, .min = 0, .has_max = 1, .max = 0.5),
     F("eval.every", RECIPE_INT, eval_every, "0", "held-out loss every N steps, and at the end (0 = end only)", .has_min = 1, .min = 0),
     F("max_len", RECIPE_INT, max_len, "2048", "longest example in tokens; longer ones are skipped and counted", .has_min = 1, .min = 2, .has_max = 1, .max = 1 << 20),
+    F("pack", RECIPE_BOOL, pack, "false", "pack each batch's examples into rows (no cross-attention; same loss, less padding)"),
+    F("pack_len", RECIPE_INT, pack_len, "0", "row length when packing (0: max_len)", .has_min = 1, .min = 0, .has_max = 1, .max = 1 << 20),
     F("epochs", RECIPE_INT, epochs, "1", "passes over the data", .has_min = 1, .min = 1, .has_max = 1, .max = 1000),
     F("batch", RECIPE_INT, batch, "8", "examples per optimizer step", .has_min = 1, .min = 1, .has_max = 1, .max = 65536),
     F("optim.lr", RECIPE_FLOAT, lr, "1e-5", "peak learning rate", .has_min = 1, .min = 0, .has_max = 1, .max = 1),
@@ -258,7 +260,8 @@ int sft_run(SftRecipe *r, int resume, Err *err) {
         SftConfig sc = {.epochs = (int)r->epochs, .batch = (int)r->batch,
                         .lr = {(float)r->lr, (LrSchedule)r->lr_schedule, (int)r->warmup_steps, c.total, (float)r->min_lr_ratio},
                         .weight_decay = (float)r->weight_decay, .grad_clip = (float)r->grad_clip, .seed = (uint64_t)r->seed,
-                        .metrics = &mw, .quiet = r->quiet, .opt = &opt, .start_step = (int)st.step, .on_step = on_step,
+                        .metrics = &mw, .quiet = r->quiet, .opt = &opt, .pack = r->pack,
+                        .pack_len = (int)(r->pack_len ? r->pack_len : r->max_len), .start_step = (int)st.step, .on_step = on_step,
                         .user = &c};
         SftResult res;
         if (st.step < c.total) rc = sft_train(&m, train.ex, train.n, &sc, &res, err);

@@ -17,7 +17,8 @@ typedef struct SftRecipe {
     double eval_split;
     int64_t max_len, epochs, batch, warmup_steps, seed, save_every, keep_checkpoints, eval_every;
     double lr, min_lr_ratio, weight_decay, grad_clip;
-    int lr_schedule, quiet;
+    int lr_schedule, quiet, pack;
+    int64_t pack_len;
 } SftRecipe;
 
 extern const RecipeField SFT_FIELDS[];

@@ -228,28 +228,29 @@ static inline __attribute__((always_inline)) void axpyf(float *y, float a, const
 
 /* Softmax over the causal prefix of each score row; returns lse per row.
  * s(R, ld): row r belongs to query t0 + r and may see keys [0, t0 + r]. */
-static void causal_softmax_rows(float *s, int ld, int R, int t0, float *lse_out) {
+static void causal_softmax_rows(float *s, int ld, int R, int t0, const int32_t *lo, float *lse_out) {
     for (int r = 0; r < R; r++) {
         float *row = s + (size_t)r * ld;
-        int n = t0 + r + 1;
+        int n = t0 + r + 1, a = lo ? lo[r] : 0;
         float m = -INFINITY;
-        for (int j = 0; j < n; j++) m = row[j] > m ? row[j] : m;
+        for (int j = a; j < n; j++) m = row[j] > m ? row[j] : m;
         float sum = 0;
 #pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < n; j++) {
+        for (int j = a; j < n; j++) {
             row[j] = fast_expf(row[j] - m);
             sum += row[j];
         }
         float inv = 1.0f / sum;
 #pragma omp simd
-        for (int j = 0; j < n; j++) row[j] *= inv;
+        for (int j = a; j < n; j++) row[j] *= inv;
+        for (int j = 0; j < a; j++) row[j] = 0.0f;
         for (int j = n; j < ld; j++) row[j] = 0.0f;
         lse_out[r] = m + logf(sum);
     }
 }
 
-static void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
-                              int NH, int KVH, int HD) {
+static void attention_forward_seg(float *out, float *lse, const float *q, const float *k, const float *v,
+                                  const int32_t *seg, int B, int T, int NH, int KVH, int HD) {
     float scale = 1.0f / sqrtf((float)HD);
     int group = NH / KVH, nblk = (T + ATT_BLOCK - 1) / ATT_BLOCK;
     size_t qs = (size_t)NH * HD, ks = (size_t)KVH * HD;
@@ -266,7 +267,8 @@ static void attention_forward(float *out, float *lse, const float *q, const floa
                     const float *kb = k + (size_t)b * T * ks + (size_t)kh * HD;
                     const float *vb = v + (size_t)b * T * ks + (size_t)kh * HD;
                     blas_sgemm(0, 1, R, n, HD, scale, qb, (int)qs, kb, (int)ks, 0.0f, sc, n);
-                    causal_softmax_rows(sc, n, R, t0, lse + ((size_t)b * NH + h) * T + t0);
+                    causal_softmax_rows(sc, n, R, t0, seg ? seg + (size_t)b * T + t0 : NULL,
+                                        lse + ((size_t)b * NH + h) * T + t0);
                     blas_sgemm(0, 0, R, HD, n, 1.0f, sc, n, vb, (int)ks, 0.0f,
                                out + ((size_t)b * T + t0) * qs + (size_t)h * HD, (int)qs);
                 }
@@ -274,9 +276,9 @@ static void attention_forward(float *out, float *lse, const float *q, const floa
     }
 }
 
-static void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
-                               const float *lse, const float *q, const float *k, const float *v, int B, int T,
-                               int NH, int KVH, int HD) {
+static void attention_backward_seg(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                   const float *lse, const float *q, const float *k, const float *v,
+                                   const int32_t *seg, int B, int T, int NH, int KVH, int HD) {
     float scale = 1.0f / sqrtf((float)HD);
     int group = NH / KVH, nblk = (T + ATT_BLOCK - 1) / ATT_BLOCK;
     size_t qs = (size_t)NH * HD, ks = (size_t)KVH * HD;
@@ -305,10 +307,11 @@ static void attention_backward(float *dq, float *dk, float *dv, const float *dou
                         blas_sgemm(0, 1, R, n, HD, scale, qb, (int)qs, kb, (int)ks, 0.0f, p, n);
                         for (int r = 0; r < R; r++) {
                             float *row = p + (size_t)r * n;
-                            int lim = t0 + r + 1;
+                            int lim = t0 + r + 1, a = seg ? seg[(size_t)b * T + t0 + r] : 0;
                             float l = lb[r];
 #pragma omp simd
-                            for (int j = 0; j < lim; j++) row[j] = fast_expf(row[j] - l);
+                            for (int j = a; j < lim; j++) row[j] = fast_expf(row[j] - l);
+                            for (int j = 0; j < a; j++) row[j] = 0.0f;
                             for (int j = lim; j < n; j++) row[j] = 0.0f;
                             float d = 0;
                             const float *g = gb + (size_t)r * qs, *o = ob + (size_t)r * qs;
@@ -333,6 +336,17 @@ static void attention_backward(float *dq, float *dk, float *dv, const float *dou
         free(p);
         free(dp);
     }
+}
+
+static void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
+                              int NH, int KVH, int HD) {
+    attention_forward_seg(out, lse, q, k, v, NULL, B, T, NH, KVH, HD);
+}
+
+static void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                               const float *lse, const float *q, const float *k, const float *v, int B, int T,
+                               int NH, int KVH, int HD) {
+    attention_backward_seg(dq, dk, dv, dout, out, lse, q, k, v, NULL, B, T, NH, KVH, HD);
 }
 
 static void attention_decode(float *out, const float *q, const float *k_cache, const float *v_cache,
@@ -570,6 +584,8 @@ static const Backend CPU = {
     .rope_apply = rope_apply,
     .attention_forward = attention_forward,
     .attention_backward = attention_backward,
+    .attention_forward_seg = attention_forward_seg,
+    .attention_backward_seg = attention_backward_seg,
     .attention_decode = attention_decode,
     .kv_cache_write = kv_cache_write,
     .qkv_split = qkv_split,
