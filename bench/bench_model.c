@@ -7,6 +7,7 @@
  *
  * usage: bench_model [--shape tiny|qwen2.5-0.5b|...] [--threads N]
  *                    [--no-torch]   (defaults: tiny, all cores) */
+#include "base/clock.h"
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,11 +21,7 @@
 #include "model/shapes.h"
 #include "train/optim.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static double now_s(void) { return clock_seconds(); }
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

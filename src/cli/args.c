@@ -53,6 +53,17 @@ int arg_float(int argc, char **argv, int *i, const char *name, double *out) {
     return 1;
 }
 
+int arg_int_in(int argc, char **argv, int *i, const char *name, int *out, int lo) {
+    int64_t v;
+    int r = arg_int(argc, argv, i, name, &v);
+    if (r == 1 && (v < lo || v > (1 << 30))) {
+        fprintf(stderr, "r1c: %s must be between %d and 2^30\n", name, lo);
+        return -1;
+    }
+    if (r == 1) *out = (int)v;
+    return r;
+}
+
 int arg_flag(char **argv, int i, const char *name) { return strcmp(argv[i], name) == 0; }
 
 int arg_unknown(const char *cmd, const char *arg) {

@@ -11,6 +11,9 @@
 int arg_str(int argc, char **argv, int *i, const char *name, const char **out);
 int arg_int(int argc, char **argv, int *i, const char *name, int64_t *out);
 int arg_float(int argc, char **argv, int *i, const char *name, double *out);
+/* An int flag within [lo, 2^30] stored in *out; -1 (after printing) when
+ * out of range. */
+int arg_int_in(int argc, char **argv, int *i, const char *name, int *out, int lo);
 /* Boolean flag with no value. */
 int arg_flag(char **argv, int i, const char *name);
 /* Prints "r1c CMD: unknown option 'X'" and returns 2. */

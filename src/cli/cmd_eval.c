@@ -23,17 +23,6 @@ static const char *USAGE =
     "prints pass@1 (mean over k), cons@k (majority vote, answers grouped by the\n"
     "math verifier), pass@k (unbiased) for k = 1, 2, 4, ..., mean length, truncation\n";
 
-/* An int flag within [lo, 2^30]; -1 after printing when out of range. */
-static int int_flag(int argc, char **argv, int *i, const char *name, int *out, int lo) {
-    int64_t v;
-    int r = arg_int(argc, argv, i, name, &v);
-    if (r == 1 && (v < lo || v > (1 << 30))) {
-        fprintf(stderr, "r1c eval: %s must be between %d and 2^30\n", name, lo);
-        return -1;
-    }
-    if (r == 1) *out = (int)v;
-    return r;
-}
 
 int cmd_eval(int argc, char **argv) {
     EvalConfig c = {.format = "auto", .template_name = "auto", .out_dir = "runs/eval", .reward = "math", .k = 4,
@@ -68,10 +57,10 @@ int cmd_eval(int argc, char **argv) {
             if (r < 0) return 2;
             continue;
         }
-        if ((r = int_flag(argc, argv, &i, "--k", &c.k, 1)) || (r = int_flag(argc, argv, &i, "--limit", &c.limit, 0)) ||
-            (r = int_flag(argc, argv, &i, "--batch", &c.batch, 1)) ||
-            (r = int_flag(argc, argv, &i, "--max-new-tokens", &c.max_new_tokens, 1)) ||
-            (r = int_flag(argc, argv, &i, "--top-k", &c.top_k, 0))) {
+        if ((r = arg_int_in(argc, argv, &i, "--k", &c.k, 1)) || (r = arg_int_in(argc, argv, &i, "--limit", &c.limit, 0)) ||
+            (r = arg_int_in(argc, argv, &i, "--batch", &c.batch, 1)) ||
+            (r = arg_int_in(argc, argv, &i, "--max-new-tokens", &c.max_new_tokens, 1)) ||
+            (r = arg_int_in(argc, argv, &i, "--top-k", &c.top_k, 0))) {
             if (r < 0) return 2;
             continue;
         }

@@ -21,16 +21,6 @@ static const char *USAGE =
     "  --no-code-in-think     reject reasoning containing ``` code blocks\n"
     "  --language en|zh --min-language X   reject reasoning with less than X of that language\n";
 
-static int int_flag(int argc, char **argv, int *i, const char *name, int *out, int lo) {
-    int64_t v;
-    int r = arg_int(argc, argv, i, name, &v);
-    if (r == 1 && (v < lo || v > (1 << 30))) {
-        fprintf(stderr, "r1c sample: %s must be between %d and 2^30\n", name, lo);
-        return -1;
-    }
-    if (r == 1) *out = (int)v;
-    return r;
-}
 
 int cmd_sample(int argc, char **argv) {
     RejectConfig c = {.format = "auto", .template_name = "auto", .rewards = "math,format", .min_score = 1.0, .n = 8,
@@ -56,11 +46,11 @@ int cmd_sample(int argc, char **argv) {
             (r = arg_str(argc, argv, &i, "--rewards", &c.rewards)) ||
             (r = arg_str(argc, argv, &i, "--reward-options", &c.reward_options)) ||
             (r = arg_str(argc, argv, &i, "--language", &c.language)) ||
-            (r = int_flag(argc, argv, &i, "--n", &c.n, 1)) || (r = int_flag(argc, argv, &i, "--keep", &c.keep, 1)) ||
-            (r = int_flag(argc, argv, &i, "--limit", &c.limit, 0)) || (r = int_flag(argc, argv, &i, "--batch", &c.batch, 1)) ||
-            (r = int_flag(argc, argv, &i, "--max-new-tokens", &c.max_new_tokens, 1)) ||
-            (r = int_flag(argc, argv, &i, "--top-k", &c.top_k, 0)) ||
-            (r = int_flag(argc, argv, &i, "--max-paragraph", &c.max_paragraph, 0))) {
+            (r = arg_int_in(argc, argv, &i, "--n", &c.n, 1)) || (r = arg_int_in(argc, argv, &i, "--keep", &c.keep, 1)) ||
+            (r = arg_int_in(argc, argv, &i, "--limit", &c.limit, 0)) || (r = arg_int_in(argc, argv, &i, "--batch", &c.batch, 1)) ||
+            (r = arg_int_in(argc, argv, &i, "--max-new-tokens", &c.max_new_tokens, 1)) ||
+            (r = arg_int_in(argc, argv, &i, "--top-k", &c.top_k, 0)) ||
+            (r = arg_int_in(argc, argv, &i, "--max-paragraph", &c.max_paragraph, 0))) {
             if (r < 0) return 2;
             continue;
         }

@@ -12,8 +12,7 @@
 #include "base/json.h"
 #include "eval/passk.h"
 #include "eval/rollout.h"
-#include "gen/prompt.h"
-#include "io/dataset.h"
+#include "eval/prompt_set.h"
 #include "reward/math.h"
 
 typedef struct Scorer {
@@ -114,31 +113,13 @@ int eval_run(const EvalConfig *c, EvalResult *r, Err *err) {
     if (c->k < 1) return err_set(err, "eval: k must be at least 1");
     Scorer s;
     if (scorer_init(&s, c, err) != 0) return -1;
-    DatasetOptions o = {.prompt_suffix = c->prompt_suffix, .limit = c->limit};
-    if (dataset_format_parse(c->format ? c->format : "auto", &o.format) != 0) {
-        rewardset_free(&s.rs);
-        return err_set(err, "eval: unknown format '%s' (auto, jsonl, gsm8k, math, countdown)", c->format);
-    }
-    Dataset d = {0};
-    Tokenizer *tok = NULL;
-    ChatTemplate tm = {0};
-    Model m = {0};
-    TokIds *ids = NULL;
-    json_t **recs = NULL;
-    char path[4096], tp[4096];
-    int rc = dataset_load(&d, c->data, &o, err);
-    snprintf(tp, sizeof tp, "%s/tokenizer.json", c->model);
-    if (!rc) rc = tokenizer_load(&tok, tp, err);
-    if (!rc) rc = prompt_template_load(&tm, c->template_name, c->model, err);
-    if (!rc) rc = model_load(&m, c->model, backend_cpu(), err);
-    if (!rc) {
-        ids = calloc(d.n, sizeof *ids);
-        recs = calloc(d.n, sizeof *recs);
-        for (int i = 0; i < d.n && !rc; i++) {
-            rc = prompt_encode(tok, &tm, c->system, d.ex[i].prompt, &ids[i], NULL, err);
-            recs[i] = d.ex[i].record;
-        }
-    }
+    PromptSet ps;
+    PromptSetOptions po = {c->model, c->data, c->format, c->template_name, c->system, c->prompt_suffix, c->limit};
+    char path[4096];
+    int rc = prompt_set_load(&ps, &po, err);
+    Dataset d = ps.data;
+    TokIds *ids = ps.ids;
+    json_t **recs = ps.recs;
     if (!rc) rc = dir_make(c->out_dir, err);
     AtomicFile af;
     int af_open = 0;
@@ -156,7 +137,9 @@ int eval_run(const EvalConfig *c, EvalResult *r, Err *err) {
     for (int p0 = 0; p0 < d.n && !rc; p0 += chunk) {
         int np = d.n - p0 < chunk ? d.n - p0 : chunk;
         Rollout ro;
-        if ((rc = rollout_run(&m, tok, ids + p0, recs + p0, np, c->k, &rcfg, (uint64_t)p0 * c->k, NULL, &ro, err))) break;
+        if ((rc = rollout_run(&ps.model, ps.tok, ids + p0, recs + p0, np, c->k, &rcfg, (uint64_t)p0 * c->k, NULL, &ro,
+                              err)))
+            break;
         for (int i = 0; i < np && !rc; i++) {
             int *ntok = malloc(c->k * sizeof(int)), *tr = malloc(c->k * sizeof(int));
             json_t *samples = json_array();
@@ -191,12 +174,7 @@ int eval_run(const EvalConfig *c, EvalResult *r, Err *err) {
         else rc = atomic_commit(&af, err);
     }
     if (!rc) result_finish(r, &acc);
-    for (int i = 0; ids && i < d.n; i++) free(ids[i].ids);
-    free(ids), free(recs);
-    if (m.be) model_free(&m);
-    chat_template_free(&tm);
-    if (tok) tokenizer_free(tok);
-    if (d.ex) dataset_free(&d);
+    prompt_set_free(&ps);
     rewardset_free(&s.rs);
     return rc;
 }

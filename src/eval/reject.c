@@ -8,8 +8,7 @@
 #include "base/file.h"
 #include "base/json.h"
 #include "eval/rollout.h"
-#include "gen/prompt.h"
-#include "io/dataset.h"
+#include "eval/prompt_set.h"
 
 /* The reasoning: text between <think> and </think> (or up to </think>
  * when the template opened it), else the whole completion. */
@@ -71,29 +70,12 @@ int reject_run(const RejectConfig *c, RejectSummary *s, Err *err) {
         rc = rewardset_parse(&lang, "language", err) || rewardset_option(&lang, opt, err);
         has_lang = !rc;
     }
-    DatasetOptions o = {.prompt_suffix = c->prompt_suffix, .limit = c->limit};
-    if (!rc && dataset_format_parse(c->format ? c->format : "auto", &o.format) != 0)
-        rc = err_set(err, "sample: unknown format '%s'", c->format);
-    Dataset d = {0};
-    Tokenizer *tok = NULL;
-    ChatTemplate tm = {0};
-    Model m = {0};
-    TokIds *ids = NULL;
-    json_t **recs = NULL;
-    char tp[4096];
-    if (!rc) rc = dataset_load(&d, c->data, &o, err);
-    snprintf(tp, sizeof tp, "%s/tokenizer.json", c->model);
-    if (!rc) rc = tokenizer_load(&tok, tp, err);
-    if (!rc) rc = prompt_template_load(&tm, c->template_name, c->model, err);
-    if (!rc) rc = model_load(&m, c->model, backend_cpu(), err);
-    if (!rc) {
-        ids = calloc(d.n, sizeof *ids);
-        recs = calloc(d.n, sizeof *recs);
-        for (int i = 0; i < d.n && !rc; i++) {
-            rc = prompt_encode(tok, &tm, c->system, d.ex[i].prompt, &ids[i], NULL, err);
-            recs[i] = d.ex[i].record;
-        }
-    }
+    PromptSet ps = {0};
+    PromptSetOptions po = {c->model, c->data, c->format, c->template_name, c->system, c->prompt_suffix, c->limit};
+    if (!rc) rc = prompt_set_load(&ps, &po, err);
+    Dataset d = ps.data;
+    TokIds *ids = ps.ids;
+    json_t **recs = ps.recs;
     /* provenance: the checkpoint's step when it is one of ours */
     int64_t step = -1;
     if (!rc) {
@@ -116,7 +98,9 @@ int reject_run(const RejectConfig *c, RejectSummary *s, Err *err) {
     for (int p0 = 0; p0 < d.n && !rc; p0 += chunk) {
         int np = d.n - p0 < chunk ? d.n - p0 : chunk;
         Rollout ro;
-        if ((rc = rollout_run(&m, tok, ids + p0, recs + p0, np, c->n, &rcfg, (uint64_t)p0 * c->n, &rs, &ro, err))) break;
+        if ((rc = rollout_run(&ps.model, ps.tok, ids + p0, recs + p0, np, c->n, &rcfg, (uint64_t)p0 * c->n, &rs, &ro,
+                              err)))
+            break;
         for (int i = 0; i < np && !rc; i++) {
             int kept = 0, correct = 0;
             s->prompts++;
@@ -194,12 +178,7 @@ int reject_run(const RejectConfig *c, RejectSummary *s, Err *err) {
         if (rc) atomic_abort(&af);
         else rc = atomic_commit(&af, err);
     }
-    for (int i = 0; ids && i < d.n; i++) free(ids[i].ids);
-    free(ids), free(recs);
-    if (m.be) model_free(&m);
-    chat_template_free(&tm);
-    if (tok) tokenizer_free(tok);
-    if (d.ex) dataset_free(&d);
+    prompt_set_free(&ps);
     rewardset_free(&rs);
     if (has_lang) rewardset_free(&lang);
     return rc ? -1 : 0;

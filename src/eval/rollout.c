@@ -1,15 +1,12 @@
 /* Rollouts (see rollout.h). */
+#include "base/clock.h"
 #include "eval/rollout.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static double now_s(void) { return clock_seconds(); }
 
 typedef struct StopCtx {
     Tokenizer *tok;

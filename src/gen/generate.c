@@ -2,6 +2,7 @@
  * decoding sequence plus prompt chunks of newly started ones, runs them
  * through model_decode in one batch, and samples for the rows that end a
  * prompt or continue a sequence. */
+#include "base/clock.h"
 #include "gen/generate.h"
 
 #include <stdlib.h>
@@ -17,11 +18,7 @@ typedef struct Slot {
     Rng rng;
 } Slot;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static double now_s(void) { return clock_seconds(); }
 
 void gen_outputs_free(GenOutput *out, int n) {
     for (int i = 0; i < n; i++) {

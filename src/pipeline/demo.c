@@ -1,4 +1,5 @@
 /* The demo pipeline (see demo.h). */
+#include "base/clock.h"
 #include "pipeline/demo.h"
 
 #include <math.h>
@@ -18,11 +19,7 @@
 #include "train/sft.h"
 #include "pipeline/demo_task.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static double now_s(void) { return clock_seconds(); }
 
 /* The R1-Zero template with a one-line instruction in place of the paper's
  * preamble: same structure ("... User: {prompt}. Assistant:"), a third of

@@ -4,6 +4,7 @@
  * (old-policy log-probs come from the first pass, so no extra forward),
  * and log everything. All randomness derives from (seed, step), so a run
  * resumed from a checkpoint repeats the uninterrupted one bit for bit. */
+#include "base/clock.h"
 #include "train/grpo.h"
 
 #include <inttypes.h>
@@ -30,11 +31,7 @@
 
 volatile int grpo_stop_requested = 0;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static double now_s(void) { return clock_seconds(); }
 
 typedef struct Trainer {
     GrpoConfig *c;

@@ -1,4 +1,5 @@
 /* Supervised fine-tuning loop (see sft.h). */
+#include "base/clock.h"
 #include "train/sft.h"
 
 #include <math.h>
@@ -11,11 +12,7 @@
 #include "io/progress.h"
 #include "train/optim.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static double now_s(void) { return clock_seconds(); }
 
 /* Is token t of x trained (predicted from t - 1)? */
 static int sft_is_target(const SftExample *x, int t) { return x->mask ? x->mask[t] != 0 : t >= x->prompt_len; }
