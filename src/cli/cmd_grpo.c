@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/backend_select.h"
 #include "cli/commands.h"
 #include "cli/recipe_cli.h"
 #include "train/grpo.h"
@@ -16,7 +17,14 @@ int cmd_grpo(int argc, char **argv) {
         return code;
     recipe_cli_catch_signals(&grpo_stop_requested);
     Err err = {{0}};
+    cfg.be = backend_select(cfg.backend, &err);
+    if (!cfg.be) {
+        fprintf(stderr, "r1c grpo: %s\n", err.msg);
+        recipe_free(GRPO_FIELDS, &cfg);
+        return 2;
+    }
     int rc = grpo_run(&cfg, resume, &err);
+    if (rc >= 0 && backend_select_check(cfg.be, &err) != 0) rc = -1;
     if (rc < 0) fprintf(stderr, "r1c grpo: %s\n", err.msg);
     recipe_free(GRPO_FIELDS, &cfg);
     return rc < 0 ? 1 : rc == 1 ? 130 : 0;

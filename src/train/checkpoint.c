@@ -104,6 +104,15 @@ int checkpoint_save(const char *run_dir, const Model *m, const AdamW *opt, const
         if (copy_file(carry[i], p, err) != 0) goto fail;
     }
     if (opt && opt->m) {
+        /* moments live in backend memory: bring them to the host once */
+        float *hm = malloc(m->n_floats * sizeof(float)), *hv = malloc(m->n_floats * sizeof(float));
+        if (!hm || !hv) {
+            free(hm), free(hv);
+            err_set(err, "%s: out of memory for the optimizer state", fin);
+            goto fail;
+        }
+        m->be->download(hm, opt->m, m->n_floats * sizeof(float));
+        m->be->download(hv, opt->v, m->n_floats * sizeof(float));
         StWriteTensor *ts = calloc(2 * m->n_params, sizeof *ts);
         char(*names)[112] = calloc(2 * m->n_params, sizeof *names);
         for (int i = 0; i < m->n_params; i++) {
@@ -112,13 +121,14 @@ int checkpoint_save(const char *run_dir, const Model *m, const AdamW *opt, const
                 int j = 2 * i + k;
                 snprintf(names[j], sizeof names[j], "%s.%s", k ? "exp_avg_sq" : "exp_avg", pi->name);
                 ts[j] = (StWriteTensor){names[j], ST_DTYPE_F32, pi->ndim, {pi->shape[0], pi->shape[1]},
-                                        (k ? opt->v : opt->m) + pi->offset};
+                                        (k ? hv : hm) + pi->offset};
             }
         }
         snprintf(p, sizeof p, "%s/optimizer.safetensors", tmp);
         int rc = st_write(p, ts, 2 * m->n_params, NULL, NULL, 0, err);
         free(ts);
         free(names);
+        free(hm), free(hv);
         if (rc) goto fail;
     }
     json_t *js = json_object();
@@ -223,7 +233,7 @@ int checkpoint_load(const char *dir, Model *m, AdamW *opt, TrainState *st, Err *
                 const StTensor *t = st_find(&f, name);
                 if (!t || t->dtype != ST_DTYPE_F32 || (size_t)t->numel != pi->numel)
                     rc = err_set(err, "%s: missing or mis-shaped '%s'", p, name);
-                else memcpy((k ? opt->v : opt->m) + pi->offset, t->data, pi->numel * sizeof(float));
+                else m->be->upload((k ? opt->v : opt->m) + pi->offset, t->data, pi->numel * sizeof(float));
             }
         }
         st_close(&f);

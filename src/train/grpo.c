@@ -144,13 +144,14 @@ static int trainer_setup(Trainer *t, GrpoConfig *c, Err *err) {
         if (load_data(t, &t->eval, c->eval_data, c->eval_limit, err) != 0) return -1;
         if (encode_all(t, &t->eval, &t->eval_ids, c->eval_data, err) != 0) return -1;
     }
-    if (model_load(&t->policy, c->model, backend_cpu(), err) != 0) return -1;
+    const Backend *be = c->be ? c->be : backend_cpu();
+    if (model_load(&t->policy, c->model, be, err) != 0) return -1;
     if (tokenizer_vocab_size(t->tok) > t->policy.cfg.vocab_size)
         return err_set(err, "%s has %d tokens but the model's vocabulary is %d", t->tok_path,
                        tokenizer_vocab_size(t->tok), t->policy.cfg.vocab_size);
     if (c->beta > 0) {
         const char *rp = c->ref_model[0] ? c->ref_model : c->model;
-        if (model_load(&t->ref, rp, backend_cpu(), err) != 0) return -1;
+        if (model_load(&t->ref, rp, be, err) != 0) return -1;
         t->has_ref = 1;
     }
     if (model_alloc_grads(&t->policy, err) != 0) return -1;

@@ -36,6 +36,8 @@ typedef struct GrpoConfig {
     int64_t max_resample;
     int64_t seed, save_every, keep_checkpoints, samples_every, plot_every;
     int quiet;
+    char *backend;       /* "cpu" | "cuda" (resolved by the command into be) */
+    const struct Backend *be; /* op table to run on; NULL = CPU */
 } GrpoConfig;
 
 extern const RecipeField GRPO_FIELDS[];

@@ -48,6 +48,7 @@ const RecipeField SFT_FIELDS[] = {
     F("save_every", RECIPE_INT, save_every, "0", "checkpoint every N steps (and at the end)", .has_min = 1, .min = 0),
     F("keep_checkpoints", RECIPE_INT, keep_checkpoints, "2", "newest checkpoints kept (0 = all)", .has_min = 1, .min = 0),
     F("quiet", RECIPE_BOOL, quiet, "false", "no progress line"),
+    F("backend", RECIPE_STRING, backend, "cpu", "cpu | cuda (fp32 on the GPU; packing is CPU-only)"),
     {NULL, 0, 0, NULL, .help = NULL},
 };
 
@@ -209,7 +210,7 @@ int sft_run(SftRecipe *r, int resume, Err *err) {
     MetricsWriter mw = {0};
     int rc = tokenizer_load(&tok, c.tok_path, err);
     if (!rc) rc = prompt_template_load(&tm, r->template_name, r->model, err);
-    if (!rc) rc = model_load(&m, r->model, backend_cpu(), err);
+    if (!rc) rc = model_load(&m, r->model, r->be ? r->be : backend_cpu(), err);
     int32_t eos = !rc && m.cfg.n_eos > 0 ? m.cfg.eos_ids[0] : -1;
     if (!rc) rc = load_sft(r, tok, &tm, eos, r->data, &train, err);
     if (!rc && r->eval_data[0]) rc = load_sft(r, tok, &tm, eos, r->eval_data, &ev, err);

@@ -19,6 +19,8 @@ typedef struct SftRecipe {
     double lr, min_lr_ratio, weight_decay, grad_clip;
     int lr_schedule, quiet, pack;
     int64_t pack_len;
+    char *backend;
+    const struct Backend *be; /* NULL = CPU */
 } SftRecipe;
 
 extern const RecipeField SFT_FIELDS[];
