@@ -124,6 +124,13 @@ static void test_sft_cli(void) {
         CHECK(sh("%s sft --resume %s/sft-part >/dev/null 2>&1", R1C, D) == 0);
     CHECKF(sh("cmp -s %s/sft-full/checkpoints/step-34/model.safetensors %s/sft-part/checkpoints/step-34/model.safetensors",
               D, D) == 0, "resumed SFT weights differ from the uninterrupted run");
+    /* malformed data lines are refused with file:line before training */
+    CHECK(sh("printf '{\"prompt\": \"a\", \"completion\": \"b\"}\\n{\"prompt\": \"a\"}\\n' > %s/badsft.jsonl", D) == 0);
+    CHECK(sh("%s sft model=%s/demo/base-model data.path=%s/badsft.jsonl template=r1-zero run_dir=%s/badsft 2>%s/badsft.err; "
+             "test $? -eq 1 && grep -q 'badsft.jsonl:2: expected' %s/badsft.err", R1C, D, D, D, D, D) == 0);
+    CHECK(sh("printf '{\"messages\": [{\"role\": \"user\"}]}\\n' > %s/badsft2.jsonl", D) == 0);
+    CHECK(sh("%s sft model=%s/demo/base-model data.path=%s/badsft2.jsonl template=r1-zero run_dir=%s/badsft 2>%s/badsft.err; "
+             "test $? -eq 1 && grep -q 'badsft2.jsonl:1: messages\\[0\\] needs' %s/badsft.err", R1C, D, D, D, D, D) == 0);
 }
 
 /* r1c sample -> r1c sft: rejection-sampled traces are SFT-ready. */

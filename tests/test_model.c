@@ -313,6 +313,32 @@ static void test_saved_loads_in_transformers(void) {
     CHECK(system(cmd) == 0);
 }
 
+/* r1c forward refuses malformed inputs with the file and the problem. */
+static void test_forward_bad_input(void) {
+    static const struct { const char *json, *want; } cases[] = {
+        {"{\"input_ids\": [[1, 2, 3], [4, 5]]}", "rows must have equal length"},
+        {"{\"input_ids\": [[1, 2, 3]], \"loss_mask\": [[1, 1, 1]]}", "loss_mask rows have 3 entries, expected 2"},
+        {"{\"input_ids\": [[1, \"a\", 3]]}", "input_ids[0][1] is not an integer"},
+        {"{\"input_ids\": [[1, 2, 3]], \"loss_mask\": [[1, 2]]}", "must be 0 or 1"},
+        {"{\"input_ids\": [[1]]}", "at least 2 tokens"},
+        {"{\"input_ids\": [[1, 99999]]}", "outside the vocabulary"},
+        {"[1, 2", "bad.json:1:"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        FILE *fp = fopen("/tmp/r1c-fwd-bad.json", "w");
+        fputs(cases[i].json, fp);
+        fclose(fp);
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd,
+                 "%s forward --model " FIX "/qwen2 --input /tmp/r1c-fwd-bad.json --out /tmp/r1c-fwd-bad.st "
+                 "2>/tmp/r1c-fwd-bad.err; test $? -eq 1 && grep -qF -- '%s' /tmp/r1c-fwd-bad.err",
+                 R1C, !strcmp(cases[i].want, "bad.json:1:") ? "fwd-bad.json:1:" : cases[i].want);
+        CHECKF(system(cmd) == 0, "case %zu (%s)", i, cases[i].json);
+    }
+    unlink("/tmp/r1c-fwd-bad.json");
+    unlink("/tmp/r1c-fwd-bad.err");
+}
+
 int main(void) {
     if (getenv("R1C_BIN")) R1C = getenv("R1C_BIN");
     if (access(R1C, X_OK) != 0) {
@@ -328,6 +354,7 @@ int main(void) {
     test_save_roundtrip();
     test_accumulate_and_step();
     test_bad_checkpoints();
+    test_forward_bad_input();
     test_saved_loads_in_transformers();
     return check_summary("test_model");
 }

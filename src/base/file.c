@@ -93,6 +93,25 @@ void atomic_abort(AtomicFile *af) {
     if (af->tmp_path[0]) unlink(af->tmp_path);
 }
 
+int file_write_atomic(const char *path, const void *data, size_t len, Err *err) {
+    AtomicFile af;
+    if (atomic_open(&af, path, err) != 0) return -1;
+    if (atomic_write(&af, data, len, err) != 0) {
+        atomic_abort(&af);
+        return -1;
+    }
+    return atomic_commit(&af, err);
+}
+
+int file_copy_atomic(const char *src, const char *dst, Err *err) {
+    char *buf;
+    size_t len;
+    if (file_read_all(src, &buf, &len, 0, err) != 0) return -1;
+    int rc = file_write_atomic(dst, buf, len, err);
+    free(buf);
+    return rc;
+}
+
 int dir_make(const char *path, Err *err) {
     char buf[4096];
     if (strlen(path) >= sizeof buf) return err_set(err, "%s: path too long", path);

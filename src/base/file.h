@@ -27,6 +27,12 @@ void atomic_abort(AtomicFile *af);
 /* Writes len bytes or reports the failing path. */
 int atomic_write(AtomicFile *af, const void *data, size_t len, Err *err);
 
+/* The whole of data[0..len) as PATH, atomically (temp, fsync, rename);
+ * nothing is left behind on failure. */
+int file_write_atomic(const char *path, const void *data, size_t len, Err *err);
+/* Copies SRC to DST atomically. */
+int file_copy_atomic(const char *src, const char *dst, Err *err);
+
 /* mkdir -p; existing directories are fine. */
 int dir_make(const char *path, Err *err);
 /* fsync a directory so a rename inside it is durable. */

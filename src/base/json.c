@@ -2,6 +2,10 @@
 #include "base/json.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/file.h"
 
 json_t *json_load_path(const char *path, Err *err) {
     json_error_t je;
@@ -53,4 +57,20 @@ int json_get_str(const json_t *obj, const char *key, const char **out, const cha
     if (!v || json_is_null(v)) return 1;
     if (json_is_string(v)) { *out = json_string_value(v); return 0; }
     return err_set(err, "%s: key '%s': expected a string", what, key);
+}
+
+int json_save_path(const json_t *j, size_t flags, const char *path, Err *err) {
+    char *txt = json_dumps(j, flags);
+    if (!txt) return err_set(err, "%s: cannot encode JSON", path);
+    size_t n = strlen(txt);
+    char *buf = realloc(txt, n + 2);
+    if (!buf) {
+        free(txt);
+        return err_set(err, "%s: out of memory", path);
+    }
+    buf[n] = '\n';
+    buf[n + 1] = 0;
+    int rc = file_write_atomic(path, buf, n + 1, err);
+    free(buf);
+    return rc;
 }

@@ -23,4 +23,7 @@ int json_get_bool(const json_t *obj, const char *key, int *out, const char *what
 /* The returned string is owned by obj. */
 int json_get_str(const json_t *obj, const char *key, const char **out, const char *what, Err *err);
 
+/* Writes j (json_dumps flags) plus a newline to PATH atomically. */
+int json_save_path(const json_t *j, size_t flags, const char *path, Err *err);
+
 #endif

@@ -64,6 +64,27 @@ int arg_int_in(int argc, char **argv, int *i, const char *name, int *out, int lo
     return r;
 }
 
+int arg_sampling(int argc, char **argv, int *i, float *temperature, float *top_p, int *top_k, uint64_t *seed) {
+    double f;
+    int64_t v;
+    int r;
+    if ((r = arg_float(argc, argv, i, "--temperature", &f))) {
+        if (r == 1 && f < 0) return fprintf(stderr, "r1c: --temperature must be >= 0\n"), -1;
+        if (r == 1) *temperature = (float)f;
+        return r;
+    }
+    if ((r = arg_float(argc, argv, i, "--top-p", &f))) {
+        if (r == 1 && (f <= 0 || f > 1)) return fprintf(stderr, "r1c: --top-p must be in (0, 1]\n"), -1;
+        if (r == 1) *top_p = (float)f;
+        return r;
+    }
+    if ((r = arg_int(argc, argv, i, "--seed", &v))) {
+        if (r == 1) *seed = (uint64_t)v;
+        return r;
+    }
+    return arg_int_in(argc, argv, i, "--top-k", top_k, 0);
+}
+
 int arg_flag(char **argv, int i, const char *name) { return strcmp(argv[i], name) == 0; }
 
 int arg_unknown(const char *cmd, const char *arg) {

@@ -14,6 +14,10 @@ int arg_float(int argc, char **argv, int *i, const char *name, double *out);
 /* An int flag within [lo, 2^30] stored in *out; -1 (after printing) when
  * out of range. */
 int arg_int_in(int argc, char **argv, int *i, const char *name, int *out, int lo);
+/* The sampling flags shared by eval, sample and generate-like commands:
+ * --temperature T (>= 0), --top-p P (0, 1], --top-k K (>= 0), --seed S.
+ * Same return convention as arg_str. */
+int arg_sampling(int argc, char **argv, int *i, float *temperature, float *top_p, int *top_k, uint64_t *seed);
 /* Boolean flag with no value. */
 int arg_flag(char **argv, int i, const char *name);
 /* Prints "r1c CMD: unknown option 'X'" and returns 2. */

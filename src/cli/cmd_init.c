@@ -70,8 +70,7 @@ int cmd_init(int argc, char **argv) {
     if (!rc && tok_buf) {
         char p[4096];
         snprintf(p, sizeof p, "%s/tokenizer.json", out);
-        AtomicFile af;
-        rc = atomic_open(&af, p, &err) || atomic_write(&af, tok_buf, tok_len, &err) || atomic_commit(&af, &err);
+        rc = file_write_atomic(p, tok_buf, tok_len, &err);
     }
     free(tok_buf);
     if (rc) fprintf(stderr, "r1c init: %s\n", err.msg);

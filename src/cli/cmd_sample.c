@@ -28,8 +28,6 @@ int cmd_sample(int argc, char **argv) {
                       .min_language = 0.95};
     for (int i = 1; i < argc; i++) {
         int r;
-        int64_t v;
-        double f;
         if (arg_flag(argv, i, "--help") || arg_flag(argv, i, "-h")) {
             fputs(USAGE, stdout);
             return 0;
@@ -49,24 +47,12 @@ int cmd_sample(int argc, char **argv) {
             (r = arg_int_in(argc, argv, &i, "--n", &c.n, 1)) || (r = arg_int_in(argc, argv, &i, "--keep", &c.keep, 1)) ||
             (r = arg_int_in(argc, argv, &i, "--limit", &c.limit, 0)) || (r = arg_int_in(argc, argv, &i, "--batch", &c.batch, 1)) ||
             (r = arg_int_in(argc, argv, &i, "--max-new-tokens", &c.max_new_tokens, 1)) ||
-            (r = arg_int_in(argc, argv, &i, "--top-k", &c.top_k, 0)) ||
             (r = arg_int_in(argc, argv, &i, "--max-paragraph", &c.max_paragraph, 0))) {
             if (r < 0) return 2;
             continue;
         }
-        if ((r = arg_int(argc, argv, &i, "--seed", &v))) {
+        if ((r = arg_sampling(argc, argv, &i, &c.temperature, &c.top_p, &c.top_k, &c.seed))) {
             if (r < 0) return 2;
-            c.seed = (uint64_t)v;
-            continue;
-        }
-        if ((r = arg_float(argc, argv, &i, "--temperature", &f))) {
-            if (r < 0 || f < 0) return 2;
-            c.temperature = (float)f;
-            continue;
-        }
-        if ((r = arg_float(argc, argv, &i, "--top-p", &f))) {
-            if (r < 0 || f <= 0 || f > 1) return 2;
-            c.top_p = (float)f;
             continue;
         }
         if ((r = arg_float(argc, argv, &i, "--min-score", &c.min_score)) ||

@@ -262,15 +262,7 @@ int eval_report(const EvalResult *r, const EvalConfig *c, const char *json_path,
     json_object_set_new(st, "seed", json_integer((json_int_t)c->seed));
     json_object_set_new(st, "reward", json_string(c->reward && c->reward[0] ? c->reward : "math"));
     json_object_set_new(o, "settings", st);
-    char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    int rc = json_save_path(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6), json_path, err);
     json_decref(o);
-    AtomicFile af;
-    int rc = atomic_open(&af, json_path, err) || atomic_write(&af, txt, strlen(txt), err) ||
-             atomic_write(&af, "\n", 1, err);
-    free(txt);
-    if (rc) {
-        atomic_abort(&af);
-        return -1;
-    }
-    return atomic_commit(&af, err);
+    return rc;
 }

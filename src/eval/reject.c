@@ -205,15 +205,7 @@ int reject_report(const RejectSummary *s, const char *json_path, Err *err) {
     json_object_set_new(o, "duplicates", json_integer(s->duplicates));
     json_object_set_new(o, "kept", json_integer(s->kept));
     json_object_set_new(o, "by_pass_rate", bk);
-    char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    int rc = json_save_path(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER, json_path, err);
     json_decref(o);
-    AtomicFile af;
-    int rc = atomic_open(&af, json_path, err) || atomic_write(&af, txt, strlen(txt), err) ||
-             atomic_write(&af, "\n", 1, err);
-    free(txt);
-    if (rc) {
-        atomic_abort(&af);
-        return -1;
-    }
-    return atomic_commit(&af, err);
+    return rc;
 }

@@ -289,17 +289,8 @@ int model_save(const Model *m, const char *dir, StDtype dtype, Err *err) {
     const char *dt = dtype == ST_DTYPE_BF16 ? "bfloat16" : "float32";
     json_object_set_new(cj, "torch_dtype", json_string(dt)); /* transformers < 4.56 */
     json_object_set_new(cj, "dtype", json_string(dt));       /* transformers >= 4.56 */
-    char *txt = json_dumps(cj, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
-    json_decref(cj);
     snprintf(path, sizeof path, "%s/config.json", dir);
-    AtomicFile af;
-    rc = atomic_open(&af, path, err);
-    if (!rc) rc = atomic_write(&af, txt, strlen(txt), err);
-    if (!rc) rc = atomic_write(&af, "\n", 1, err);
-    free(txt);
-    if (rc) {
-        atomic_abort(&af);
-        return -1;
-    }
-    return atomic_commit(&af, err);
+    rc = json_save_path(cj, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17), path, err);
+    json_decref(cj);
+    return rc;
 }

@@ -105,14 +105,7 @@ static int pretrain(const char *dir, const char *sft_path, const char *tok_path,
     if (!rc) {
         char p[4096];
         snprintf(p, sizeof p, "%s/tokenizer.json", dir);
-        char *buf;
-        size_t len;
-        rc = file_read_all(tok_path, &buf, &len, 0, err);
-        if (!rc) {
-            AtomicFile af;
-            rc = atomic_open(&af, p, err) || atomic_write(&af, buf, len, err) || atomic_commit(&af, err);
-            free(buf);
-        }
+        rc = file_copy_atomic(tok_path, p, err);
     }
     for (int i = 0; ex && i < d.n; i++) free(ex[i].ids);
     free(ex);
@@ -194,13 +187,9 @@ int demo_run(const DemoConfig *c, Err *err) {
     json_object_set_new(s, "after", a);
     json_object_set_new(s, "seconds", json_real(round(secs * 10) / 10));
     json_object_set_new(s, "seconds_pretrain", json_real(round(t_pre * 10) / 10));
-    char *txt = json_dumps(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(4));
-    json_decref(s);
     snprintf(p, sizeof p, "%s/summary.json", c->run_dir);
-    AtomicFile af;
-    rc = atomic_open(&af, p, err) || atomic_write(&af, txt, strlen(txt), err) || atomic_write(&af, "\n", 1, err) ||
-         atomic_commit(&af, err);
-    free(txt);
+    rc = json_save_path(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(4), p, err);
+    json_decref(s);
     if (rc) return -1;
     printf("\nR1-Zero in miniature: held-out pass@1 %.1f%% -> %.1f%%, format %.1f%% -> %.1f%% (%.0f s)\n", 100 * p0,
            100 * p1, 100 * f0, 100 * f1, secs);

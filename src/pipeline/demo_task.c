@@ -58,16 +58,6 @@ static void trace(const DemoProblem *p, Rng *r, const DemoTaskOptions *o, char *
     }
 }
 
-static int write_lines(const char *path, const char *text, Err *err) {
-    AtomicFile af;
-    if (atomic_open(&af, path, err) != 0) return -1;
-    if (atomic_write(&af, text, strlen(text), err) != 0) {
-        atomic_abort(&af);
-        return -1;
-    }
-    return atomic_commit(&af, err);
-}
-
 typedef struct Buf {
     char *s;
     size_t n, cap;
@@ -119,11 +109,11 @@ int demo_task_write(const char *dir, const DemoTaskOptions *o, int *n_train, Err
     char path[4096];
     int rc = 0;
     snprintf(path, sizeof path, "%s/eval.jsonl", dir);
-    rc = rc || write_lines(path, ev.s, err);
+    rc = rc || file_write_atomic(path, ev.s, ev.n, err);
     snprintf(path, sizeof path, "%s/train.jsonl", dir);
-    rc = rc || write_lines(path, tr.s, err);
+    rc = rc || file_write_atomic(path, tr.s, tr.n, err);
     snprintf(path, sizeof path, "%s/sft.jsonl", dir);
-    rc = rc || write_lines(path, sft.s, err);
+    rc = rc || file_write_atomic(path, sft.s, sft.n, err);
     free(ev.s), free(tr.s), free(sft.s), free(all);
     *n_train = n - ne;
     return rc ? -1 : 0;

@@ -199,9 +199,9 @@ int pipeline_run(const char *recipe_path, const char *exe, const char *run_dir_o
         }
         if ((rc = run_stage(s, st, i, exe, err))) break;
         if ((rc = stage_output(s, err))) break;
-        AtomicFile af;
-        rc = atomic_open(&af, done, err) || atomic_write(&af, s->output, strlen(s->output), err) ||
-             atomic_write(&af, "\n", 1, err) || atomic_commit(&af, err);
+        char line[4200];
+        int len = snprintf(line, sizeof line, "%s\n", s->output);
+        rc = file_write_atomic(done, line, (size_t)len, err);
         if (!rc) fprintf(stderr, "pipeline: stage %d '%s' done -> %s\n", i + 1, s->name, s->output);
     }
     json_decref(empty);

@@ -14,32 +14,6 @@
 #include "base/file.h"
 #include "base/json.h"
 
-static int copy_file(const char *src, const char *dst, Err *err) {
-    char *buf;
-    size_t len;
-    if (file_read_all(src, &buf, &len, 0, err) != 0) return -1;
-    AtomicFile af;
-    int rc = atomic_open(&af, dst, err);
-    if (!rc) rc = atomic_write(&af, buf, len, err);
-    free(buf);
-    if (rc) {
-        atomic_abort(&af);
-        return -1;
-    }
-    return atomic_commit(&af, err);
-}
-
-static int write_text(const char *path, const char *text, Err *err) {
-    AtomicFile af;
-    int rc = atomic_open(&af, path, err);
-    if (!rc) rc = atomic_write(&af, text, strlen(text), err);
-    if (rc) {
-        atomic_abort(&af);
-        return -1;
-    }
-    return atomic_commit(&af, err);
-}
-
 static int rm_rf(const char *path) {
     DIR *d = opendir(path);
     if (!d) return unlink(path);
@@ -101,7 +75,7 @@ int checkpoint_save(const char *run_dir, const Model *m, const AdamW *opt, const
         if (!carry[i] || access(carry[i], F_OK) != 0) continue;
         const char *base = strrchr(carry[i], '/');
         snprintf(p, sizeof p, "%s/%s", tmp, base ? base + 1 : carry[i]);
-        if (copy_file(carry[i], p, err) != 0) goto fail;
+        if (file_copy_atomic(carry[i], p, err) != 0) goto fail;
     }
     if (opt && opt->m) {
         /* moments live in backend memory: bring them to the host once */
@@ -147,7 +121,7 @@ int checkpoint_save(const char *run_dir, const Model *m, const AdamW *opt, const
     char *txt = json_dumps(js, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
     json_decref(js);
     snprintf(p, sizeof p, "%s/trainer_state.json", tmp);
-    int rc = write_text(p, txt, err); /* written last: marks the directory complete */
+    int rc = file_write_atomic(p, txt, strlen(txt), err); /* written last: marks the directory complete */
     free(txt);
     if (rc) goto fail;
     if (dir_sync(tmp, err) != 0) goto fail;
