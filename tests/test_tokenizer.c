@@ -217,11 +217,17 @@ static void check_model(const char *name, int nfc) {
     check_corpus(tok, name, nfc);
     check_decode(tok, name);
     check_hashes(tok, name);
-    /* a decode error names the id */
-    int32_t bad = tokenizer_vocab_size(tok) + 5;
-    char *out;
-    size_t ol;
-    CHECK(tokenizer_decode(tok, &bad, 1, 0, &out, &ol, &err) == -1 && strstr(err.msg, "not in the vocabulary"));
+    /* ids past the vocabulary (a padded embedding's rows) decode to
+     * nothing, as in HF tokenizers; a negative id is an error naming it */
+    int32_t pad[3] = {tokenizer_vocab_size(tok) + 5, 0, tokenizer_vocab_size(tok) + 200};
+    char *out, *out0;
+    size_t ol, ol0;
+    CHECK(tokenizer_decode(tok, pad, 3, 0, &out, &ol, &err) == 0);
+    CHECK(tokenizer_decode(tok, pad + 1, 1, 0, &out0, &ol0, &err) == 0);
+    CHECK(ol == ol0 && !memcmp(out, out0, ol));
+    free(out), free(out0);
+    int32_t bad = -3;
+    CHECK(tokenizer_decode(tok, &bad, 1, 0, &out, &ol, &err) == -1 && strstr(err.msg, "-3"));
     /* invalid UTF-8 input is refused with its offset */
     TokIds ids = {0};
     CHECK(tokenizer_encode(tok, "ab\xC3(", 4, &ids, &err) == -1 && strstr(err.msg, "byte 2"));

@@ -120,6 +120,20 @@ typedef struct Backend {
      * buffer may be reused (upload) or read (download). The model layer
      * moves weights, token ids and results through these and nothing else
      * touches backend memory from the host. CPU: memcpy. */
+    /* Optional (NULL on the CPU, whose callers sample on the host with
+     * gen/sampler.c): one token per row of logits(N,V), with the CPU
+     * sampler's semantics given the same uniform u(N) in [0,1) per row:
+     * temperature <= 0 greedy; top_k 0 / top_p 1 / min_p 0 are off.
+     * tok(N), logp(N) (log-prob under softmax(logits/T) before filtering);
+     * all five arrays in backend memory. */
+    void (*sample)(int32_t *tok, float *logp, const float *logits, const double *u, int N, int V,
+                   float temperature, int top_k, float top_p, float min_p);
+    /* Optional (NULL on the CPU): [p, p+n) holds weights that GEMMs will
+     * read many times (the model's parameter buffer), so the backend may
+     * keep a lower-precision copy of it, refreshed after writes. n = 0
+     * forgets p. */
+    void (*weights_hint)(const float *p, size_t n);
+
     void (*upload)(void *dst_backend, const void *src_host, size_t bytes);
     void (*download)(void *dst_host, const void *src_backend, size_t bytes);
 } Backend;

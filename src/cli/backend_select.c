@@ -2,6 +2,7 @@
  * linked into the r1c binary only when the build has CUDA (R1C_CUDA). */
 #include "cli/backend_select.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef R1C_CUDA
@@ -10,13 +11,27 @@
 
 const Backend *backend_select(const char *name, Err *err) {
     if (!name || !strcmp(name, "cpu")) return backend_cpu();
-    if (strcmp(name, "cuda") != 0) {
-        err_set(err, "unknown backend '%s' (cpu or cuda)", name);
+    const char *prec = NULL;
+    if (!strcmp(name, "cuda-bf16")) prec = "bf16";
+    else if (!strcmp(name, "cuda-fp32")) prec = "fp32";
+    else if (strcmp(name, "cuda") != 0) {
+        err_set(err, "unknown backend '%s' (cpu, cuda, cuda-bf16 or cuda-fp32)", name);
         return NULL;
     }
 #ifdef R1C_CUDA
     const Backend *be = backend_cuda();
-    if (!be) err_set(err, "--backend cuda: no usable CUDA device (no driver or no GPU)");
+    if (!be) {
+        err_set(err, "--backend %s: no usable CUDA device (no driver or no GPU)", name);
+        return NULL;
+    }
+    /* "cuda" means bf16 GEMMs unless R1C_CUDA_PRECISION says otherwise */
+    if (!prec) prec = getenv("R1C_CUDA_PRECISION") ? getenv("R1C_CUDA_PRECISION") : "bf16";
+    CudaPrecision p;
+    if (cuda_precision_parse(prec, &p) != 0) {
+        err_set(err, "R1C_CUDA_PRECISION='%s': expected bf16 or fp32", prec);
+        return NULL;
+    }
+    cuda_set_precision(p);
     return be;
 #else
     err_set(err, "--backend cuda: this r1c was built without CUDA (build with nvcc on the PATH, CUDA=1)");

@@ -94,9 +94,22 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
     int32_t *toks = malloc(cap * sizeof(int32_t)), *slot_of = malloc(cap * sizeof(int32_t)),
             *pos = malloc(cap * sizeof(int32_t));
     int *rows = malloc(cap * sizeof(int)), *row_slot = malloc(cap * sizeof(int));
-    float *logits = malloc((size_t)S * V * sizeof(float));
+    /* A backend that samples (the GPU) keeps the logits where they are and
+     * returns only ids and log-probs; otherwise they come to the host. */
+    const Backend *be = m->be;
+    int dev_sample = be->sample != NULL;
+    float *logits = dev_sample ? NULL : malloc((size_t)S * V * sizeof(float));
+    double *u = malloc((size_t)S * sizeof(double));
+    float *lps = malloc((size_t)S * sizeof(float));
+    int32_t *stoks = malloc((size_t)S * sizeof(int32_t));
+    void *d_smp = dev_sample ? be->alloc((size_t)S * (sizeof(double) + 2 * sizeof(int32_t))) : NULL;
+    double *d_u = d_smp;
+    int32_t *d_tok = d_smp ? (int32_t *)(d_u + S) : NULL;
+    float *d_lp = d_smp ? (float *)(d_tok + S) : NULL;
     int rc = 0;
-    if (sampler_work_init(&sw, V) != 0 || !slots || !toks || !slot_of || !pos || !rows || !row_slot || !logits) {
+    memset(&sw, 0, sizeof sw);
+    if ((!dev_sample && sampler_work_init(&sw, V) != 0) || !slots || !toks || !slot_of || !pos || !rows ||
+        !row_slot || (!dev_sample && !logits) || (dev_sample && !d_smp) || !u || !lps || !stoks) {
         rc = err_set(err, "out of memory for generation buffers");
         goto done;
     }
@@ -168,11 +181,28 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
             stats->decode_tokens += n_rows; /* one new token per sampled row */
             stats->prefill_tokens += n - n_rows;
         }
+        if (dev_sample) {
+            const SamplerParams *sp = &cfg->sampling;
+            for (int i = 0; i < n_rows; i++) /* one draw per sampled token, as the host sampler */
+                u[i] = sp->temperature > 0 ? rng_f64(&slots[row_slot[i]].rng) : 0.0;
+            be->upload(d_u, u, (size_t)n_rows * sizeof(double));
+            be->sample(d_tok, d_lp, sc.logits_be, d_u, n_rows, V, sp->temperature, sp->top_k, sp->top_p, sp->min_p);
+            be->download(stoks, d_tok, (size_t)n_rows * sizeof(int32_t));
+            be->download(lps, d_lp, (size_t)n_rows * sizeof(float));
+        } else {
+            for (int i = 0; i < n_rows; i++)
+                stoks[i] = sampler_sample(&cfg->sampling, logits + (size_t)i * V, &sw, &slots[row_slot[i]].rng,
+                                          &lps[i]);
+        }
         for (int i = 0; i < n_rows; i++) {
             Slot *sl = &slots[row_slot[i]];
             int r = sl->req;
-            float lp;
-            int32_t tok = sampler_sample(&cfg->sampling, logits + (size_t)i * V, &sw, &sl->rng, &lp);
+            float lp = lps[i];
+            int32_t tok = stoks[i];
+            if (tok < 0 || tok >= V) {
+                rc = err_set(err, "sampler returned token %d outside the vocabulary (%d)", (int)tok, V);
+                goto done;
+            }
             GenOutput *o = &out[r];
             o->tokens[o->n] = tok;
             o->logp[o->n] = lp;
@@ -202,5 +232,9 @@ done:
     free(rows);
     free(row_slot);
     free(logits);
+    free(u);
+    free(lps);
+    free(stoks);
+    if (d_smp) be->free(d_smp);
     return rc;
 }

@@ -70,53 +70,55 @@ int32_t sampler_sample(const SamplerParams *p, const float *logits, SamplerWork 
         *logp = logits[arg] - lse;
         return arg;
     }
+    /* Every filter keeps the tokens whose (unnormalised) probability e is
+     * at or above a threshold; the kept set is {e >= tau} over the
+     * candidates, and the draw walks it in token-id order. The GPU sampler
+     * (backend op `sample`) computes the same thresholds, so both pick the
+     * same token from the same logits and uniform. The max token has
+     * e = 1 exactly, so it always survives. */
     float inv_sum = (float)(1.0 / sum);
-    /* candidates */
-    int n = 0;
-    float pmax = 1.0f * inv_sum; /* the max token has e = 1 */
-    float floor_p = 0;
+    float floor_p = 0, pmax = 1.0f * inv_sum;
     if (p->top_p > 0 && p->top_p < 1) floor_p = (1.0f - p->top_p) / (float)V;
     if (p->min_p > 0 && p->min_p * pmax > floor_p) floor_p = p->min_p * pmax;
+    int n = 0;
     for (int j = 0; j < V; j++)
         if (w->prob[j] * inv_sum >= floor_p) w->idx[n++] = j;
-    if (n == 0) w->idx[n++] = arg;
+    float tau = 0;
     if (p->top_k > 0 && p->top_k < n) {
         select_top_k(w->idx, n, p->top_k, w->prob);
-        n = p->top_k;
+        float kth = INFINITY;
+        for (int i = 0; i < p->top_k; i++)
+            if (w->prob[w->idx[i]] < kth) kth = w->prob[w->idx[i]];
+        tau = kth;
+        int k = 0; /* ties with the k-th value stay: the set is {e >= kth} */
+        for (int i = 0; i < n; i++)
+            if (w->prob[w->idx[i]] >= tau) w->idx[k++] = w->idx[i];
+        n = k;
     }
     if (p->top_p > 0 && p->top_p < 1) {
         qsort_r(w->idx, n, sizeof *w->idx, cmp_desc, w->prob);
         double tot = 0;
         for (int i = 0; i < n; i++) tot += w->prob[w->idx[i]];
         double cum = 0;
-        int keep = n;
         for (int i = 0; i < n; i++) {
             cum += w->prob[w->idx[i]];
             if (cum >= p->top_p * tot) {
-                keep = i + 1;
+                if (w->prob[w->idx[i]] > tau) tau = w->prob[w->idx[i]];
                 break;
             }
         }
-        n = keep;
     }
-    if (p->min_p > 0) { /* relative to the best remaining candidate */
-        float best = 0;
-        for (int i = 0; i < n; i++) if (w->prob[w->idx[i]] > best) best = w->prob[w->idx[i]];
-        int k = 0;
-        for (int i = 0; i < n; i++)
-            if (w->prob[w->idx[i]] >= p->min_p * best) w->idx[k++] = w->idx[i];
-        n = k;
-    }
+    if (p->min_p > 0 && p->min_p > tau) tau = p->min_p; /* relative to the best token, e = 1 */
     double tot = 0;
-    for (int i = 0; i < n; i++) tot += w->prob[w->idx[i]];
+    for (int j = 0; j < V; j++)
+        if (w->prob[j] >= tau && w->prob[j] * inv_sum >= floor_p) tot += w->prob[j];
     double u = rng_f64(rng) * tot, c = 0;
-    int32_t tok = w->idx[n - 1];
-    for (int i = 0; i < n; i++) {
-        c += w->prob[w->idx[i]];
-        if (u < c) {
-            tok = w->idx[i];
-            break;
-        }
+    int32_t tok = arg;
+    for (int j = 0; j < V; j++) {
+        if (!(w->prob[j] >= tau && w->prob[j] * inv_sum >= floor_p)) continue;
+        c += w->prob[j];
+        tok = j;
+        if (u < c) break;
     }
     *logp = logits[tok] * inv_t - lse;
     return tok;

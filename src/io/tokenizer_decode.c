@@ -44,8 +44,16 @@ static int append_lossy(Buf b, const uint8_t *s, size_t n, size_t *hold, Err *er
     return buf_add(b, s + n - run, run, err);
 }
 
+/* An id the vocabulary does not assign decodes to nothing, as in HF
+ * tokenizers: checkpoints pad the embedding past the tokenizer (Qwen2.5:
+ * 151936 rows for 151665 ids), and a sampler may pick a padding row. A
+ * negative id is an error. */
 static int id_bytes(const Tokenizer *t, int32_t id, int skip_special, const uint8_t **p, size_t *l, Err *err) {
-    if (tok_id_bytes(t, id, p, l)) return err_set(err, "token id %d is not in the vocabulary (size %d)", id, t->n_ids);
+    if (id < 0) return err_set(err, "token id %d is negative", id);
+    if (tok_id_bytes(t, id, p, l)) {
+        *l = 0;
+        return 0;
+    }
     if (skip_special && tokenizer_is_special(t, id)) *l = 0;
     return 0;
 }

@@ -136,6 +136,6 @@ int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens,
     for (int i = 0; i < n_out; i++) be->copy(s->xsel + (size_t)i * C, s->x + (size_t)out_rows[i] * C, C * sizeof(float));
     be->rmsnorm_forward(s->ln, s->rstd, s->xsel, m->w.final_norm, n_out, C, eps);
     be->matmul_forward(s->logits_be, s->ln, m->w.lm_head, NULL, n_out, C, c->vocab_size);
-    be->download(logits, s->logits_be, need * sizeof(float));
+    if (logits) be->download(logits, s->logits_be, need * sizeof(float));
     return 0;
 }

@@ -102,6 +102,7 @@ int model_create(Model *m, const ModelConfig *cfg, const Backend *be, Err *err) 
         return err_set(err, "out of memory allocating %.1f MB of parameters", m->n_floats * 4.0 / 1e6);
     }
     bind(m, &m->w, m->param_mem);
+    if (be->weights_hint) be->weights_hint(m->param_mem, m->n_floats);
     return model_rope_reserve(m, 256, err);
 }
 

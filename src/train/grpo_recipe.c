@@ -68,6 +68,6 @@ const RecipeField GRPO_FIELDS[] = {
     F("samples_every", RECIPE_INT, samples_every, "10", "write one group to samples.jsonl every N steps (0 = never)", .has_min = 1, .min = 0),
     F("plot_every", RECIPE_INT, plot_every, "10", "redraw plots every N steps (and at the end)", .has_min = 1, .min = 0),
     F("quiet", RECIPE_BOOL, quiet, "false", "no progress line"),
-    F("backend", RECIPE_STRING, backend, "cpu", "cpu | cuda (fp32 on the GPU)"),
+    F("backend", RECIPE_STRING, backend, "cpu", "cpu | cuda (bf16 GEMMs) | cuda-fp32 (exact reference arithmetic)"),
     {NULL, 0, 0, NULL, .help = NULL},
 };

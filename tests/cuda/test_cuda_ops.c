@@ -13,10 +13,13 @@
 #include "backend/backend.h"
 #include "backend/cuda/backend_cuda.h"
 #include "base/rng.h"
+#include "gen/sampler.h"
 #include "check.h"
 
-#define FWD_TOL 1e-5
-#define BWD_TOL 1e-4
+/* fp32 precision (the reference arithmetic); the bf16 pass over the
+ * GEMM-backed ops raises them (main). */
+static double FWD_TOL = 1e-5, BWD_TOL = 1e-4;
+static const char *g_mode = ""; /* prefix of the error table's op names */
 
 static const Backend *cpu, *gpu;
 /* R1C_CUDA_TEST_SMALL=1 (for compute-sanitizer runs): small shapes only */
@@ -36,12 +39,15 @@ typedef struct {
 static OpErr g_ops[64];
 static int g_nops;
 
-static void note_err(const char *op, double e, double tol) {
+static void note_err(const char *op0, double e, double tol) {
+    char name[128];
+    snprintf(name, sizeof name, "%s%s", g_mode, op0);
+    const char *op = name;
     int i = 0;
     while (i < g_nops && strcmp(g_ops[i].op, op) != 0) i++;
     if (i == g_nops) {
         if (g_nops == 64) return;
-        g_ops[g_nops++] = (OpErr){op, 0.0, tol};
+        g_ops[g_nops++] = (OpErr){strdup(op), 0.0, tol};
     }
     if (!(e <= g_ops[i].worst)) g_ops[i].worst = e; /* NaN sticks */
 }
@@ -659,6 +665,125 @@ static void test_layer_chain(Dims d) {
     free(lc), free(lg), free(ids), free(tg), free(pos), free(cs), free(sn), free(dlogp);
 }
 
+/* ---- sampling: the GPU op against the CPU sampler, same uniforms ---- */
+
+static void test_sample(int N, int V, float scale, const SamplerParams *sp, const char *name) {
+    char tag[160];
+    snprintf(tag, sizeof tag, "%s N=%d V=%d scale=%g", name, N, V, scale);
+    float *lg = hrand((size_t)N * V, scale);
+    for (int n = 0; n < N; n++) { /* ties: a few tokens share the row's top logit */
+        float *r = lg + (size_t)n * V;
+        if (n % 3 == 1) {
+            float mx = -INFINITY;
+            for (int j = 0; j < V; j++) mx = fmaxf(mx, r[j]);
+            for (int j = 0; j < V; j += V / 5 + 1) r[j] = mx;
+        }
+    }
+    int32_t *tok = malloc(N * 4);
+    float *lp = malloc(N * 4);
+    double *u = malloc(N * sizeof(double));
+    SamplerWork w;
+    sampler_work_init(&w, V);
+    for (int n = 0; n < N; n++) {
+        Rng r0 = rng, r1 = rng;
+        rng_u64(&rng); /* the next row gets another uniform */
+        u[n] = sp->temperature > 0 ? rng_f64(&r1) : 0.0;
+        tok[n] = sampler_sample(sp, lg + (size_t)n * V, &w, &r0, &lp[n]);
+    }
+    float *d_lg = dev_f(lg, (size_t)N * V);
+    double *d_u = dev_of(u, N * sizeof(double));
+    int32_t *d_tok = gpu->alloc(N * 4);
+    float *d_lp = gpu->alloc(N * 4);
+    gpu->sample(d_tok, d_lp, d_lg, d_u, N, V, sp->temperature, sp->top_k, sp->top_p, sp->min_p);
+    int32_t *gt = malloc(N * 4);
+    float *gl = down(d_lp, N);
+    Err err;
+    cuda_download(gt, d_tok, N * 4, &err);
+    gpu_ok(tag);
+    int same = 0;
+    double worst = 0;
+    for (int n = 0; n < N; n++) {
+        CHECKF(gt[n] >= 0 && gt[n] < V, "%s: row %d token %d", tag, n, gt[n]);
+        if (gt[n] < 0 || gt[n] >= V) continue;
+        if (gt[n] == tok[n]) {
+            same++;
+            worst = fmax(worst, fabs((double)gl[n] - lp[n]));
+        }
+    }
+    /* A uniform that lands within rounding of a boundary between two
+     * tokens may go either way (the sums run in another order); anything
+     * more is a different filter. */
+    CHECKF(same >= N - (N + 99) / 100, "%s: %d of %d tokens equal the CPU sampler's", tag, same, N);
+    note_err("sample (log-prob)", worst, 1e-5);
+    CHECKF(worst <= 1e-5, "%s: log-prob differs by %g", tag, worst);
+    gpu->free(d_lg), gpu->free(d_u), gpu->free(d_tok), gpu->free(d_lp);
+    free(lg), free(tok), free(lp), free(u), free(gt), free(gl);
+    sampler_work_free(&w);
+}
+
+static void test_samplers(void) {
+    static const struct {
+        const char *name;
+        SamplerParams p;
+    } cases[] = {
+        {"greedy", {0.0f, 0, 1.0f, 0.0f}},
+        {"T=1", {1.0f, 0, 1.0f, 0.0f}},
+        {"T=0.6 top_p=0.95", {0.6f, 0, 0.95f, 0.0f}},
+        {"top_k=50", {1.0f, 50, 1.0f, 0.0f}},
+        {"top_k=20 top_p=0.8", {0.8f, 20, 0.8f, 0.0f}},
+        {"min_p=0.05", {1.0f, 0, 1.0f, 0.05f}},
+        {"top_k=40 top_p=0.9 min_p=0.02", {0.7f, 40, 0.9f, 0.02f}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        test_sample(64, 1000, 3.0f, &cases[i].p, cases[i].name);    /* peaked */
+        test_sample(16, 1000, 0.01f, &cases[i].p, cases[i].name);   /* nearly flat */
+        BIG(test_sample(64, 151936, 4.0f, &cases[i].p, cases[i].name));
+    }
+}
+
+/* ---- bf16 weight shadows follow every write to the weights ---- */
+
+static void test_shadow(void) {
+    int N = 33, K = 96, O = 70;
+    size_t ni = (size_t)N * K, nw = (size_t)O * K, no = (size_t)N * O;
+    float *inp = hrand(ni, 1.0f), *w = hrand(nw, 0.5f), *out = malloc(no * 4);
+    float *d_inp = dev_f(inp, ni), *d_w = dev_f(w, nw), *d_out = gpu->alloc(no * 4);
+    gpu->weights_hint(d_w, nw);
+    const char *steps[] = {"registered", "after upload", "after copy", "after adamw", "after scale", "after add"};
+    for (int step = 0; step < 6; step++) {
+        if (step == 1) { /* new weights through upload */
+            for (size_t i = 0; i < nw; i++) w[i] = 0.5f * rng_normal(&rng);
+            gpu->upload(d_w, w, nw * 4);
+        } else if (step == 2) { /* through copy from another buffer */
+            float *w2 = hrand(nw, 0.5f), *d_w2 = dev_f(w2, nw);
+            gpu->copy(d_w, d_w2, nw * 4);
+            memcpy(w, w2, nw * 4);
+            gpu->free(d_w2), free(w2);
+        } else if (step == 3) { /* an optimizer step */
+            float *g = hrand(nw, 1.0f), *mv = calloc(2 * nw, 4);
+            float *d_g = dev_f(g, nw), *d_mv = dev_f(mv, 2 * nw);
+            cpu->adamw_update(w, g, mv, mv + nw, nw, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+            gpu->adamw_update(d_w, d_g, d_mv, d_mv + nw, nw, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+            gpu->free(d_g), gpu->free(d_mv), free(g), free(mv);
+        } else if (step == 4) {
+            cpu->scale(w, -2.0f, nw);
+            gpu->scale(d_w, -2.0f, nw);
+        } else if (step == 5) {
+            float *x = hrand(nw, 1.0f), *d_x = dev_f(x, nw);
+            cpu->add_inplace(w, x, nw);
+            gpu->add_inplace(d_w, d_x, nw);
+            gpu->free(d_x), free(x);
+        }
+        cpu->matmul_forward(out, inp, w, NULL, N, K, O);
+        gpu->matmul_forward(d_out, d_inp, d_w, NULL, N, K, O);
+        cmp("matmul_forward (weight shadow)", steps[step], d_out, out, no, FWD_TOL);
+    }
+    gpu->free(d_w); /* forgets the shadow; a new buffer at the same address starts clean */
+    gpu->free(d_inp), gpu->free(d_out);
+    free(inp), free(w), free(out);
+    gpu_ok("shadow");
+}
+
 /* An op given a shape it cannot run reports it through cuda_check. */
 static void test_errors(void) {
     float *p = gpu->alloc(4096);
@@ -683,7 +808,13 @@ int main(void) {
     CHECK(gpu != NULL && !strcmp(gpu->name, "cuda"));
     const void *const *slots = (const void *const *)((const char *)gpu + offsetof(Backend, alloc));
     size_t nslots = (sizeof(Backend) - offsetof(Backend, alloc)) / sizeof(void *);
-    for (size_t i = 0; i < nslots; i++) CHECKF(slots[i] != NULL, "Backend slot %zu is NULL", i);
+    for (size_t i = 0; i < nslots; i++) {
+        /* packing's segment attention is CPU-only so far */
+        size_t seg0 = (offsetof(Backend, attention_forward_seg) - offsetof(Backend, alloc)) / sizeof(void *);
+        if (i == seg0 || i == seg0 + 1) continue;
+        CHECKF(slots[i] != NULL, "Backend slot %zu is NULL", i);
+    }
+    cuda_set_precision(CUDA_PREC_FP32); /* the reference pass first */
     rng_seed(&rng, 4321);
     const char *sm = getenv("R1C_CUDA_TEST_SMALL");
     g_small = sm && sm[0] == '1';
@@ -718,6 +849,8 @@ int main(void) {
     BIG(test_decode(5, 3, 300, 14, 2, 64));
     test_decode(9, 4, 40, 4, 4, 128);
     test_decode(3, 2, 33, 7, 1, 80);
+    test_decode(4, 2, 20, 6, 3, 5);    /* odd head size: no vector loads */
+    test_decode(3, 2, 70, 16, 1, 64);  /* 16 heads per kv head: the per-head kernel */
 
     test_qkv(1, 4, 2);
     test_qkv(37, 7 * 64, 64);
@@ -736,6 +869,37 @@ int main(void) {
 
     test_layer_chain((Dims){2, 67, 128, 4, 2, 32, 352, 1000});
     BIG(test_layer_chain((Dims){1, 300, 896, 14, 2, 64, 4864, 32000})); /* Qwen2.5-0.5B layer shape */
+
+    test_samplers();
+
+    /* bf16: the GEMM-backed ops again, held to bf16 rounding (inputs
+     * rounded to 8 bits of mantissa, fp32 accumulation) */
+    cuda_set_precision(CUDA_PREC_BF16);
+    g_mode = "bf16 ";
+    FWD_TOL = 2e-2, BWD_TOL = 5e-2;
+    test_matmul(1, 7, 5, 1);
+    test_matmul(5, 64, 33, 0);
+    BIG(test_matmul(300, 129, 257, 1));
+    BIG(test_matmul(64, 896, 1152, 1));
+    test_shadow();
+    /* (no T = 1 case: one key gives dS = dP - D = 0 exactly in fp32, but
+     * bf16 rounding of dO and V in dP leaves noise the size of dO, so the
+     * normalised error of a zero gradient is meaningless) */
+    test_attention(2, 37, 4, 2, 32);
+    BIG(test_attention(1, 300, 14, 2, 64));
+    BIG(test_attention(4, 1024, 14, 2, 64)); /* several query blocks per head */
+    test_attention(2, 65, 2, 2, 128);
+    test_attention(3, 9, 6, 3, 5);
+    BIG(test_decode(5, 3, 300, 14, 2, 64));
+    test_decode(9, 4, 40, 4, 4, 128);
+    test_decode(4, 2, 20, 6, 3, 5);
+    test_lm_head(37, 129, 5003, 1.3f, 7);
+    BIG(test_lm_head(300, 96, 50000, 0.7f, 0));
+    test_layer_chain((Dims){2, 67, 128, 4, 2, 32, 352, 1000});
+    BIG(test_layer_chain((Dims){1, 300, 896, 14, 2, 64, 4864, 32000}));
+    g_mode = "";
+    FWD_TOL = 1e-5, BWD_TOL = 1e-4;
+    cuda_set_precision(CUDA_PREC_FP32);
 
     test_errors();
     cuda_trim(); /* leaves only the cuBLAS handle for compute-sanitizer's leak check */

@@ -38,6 +38,34 @@ void cuda_after_launch(const char *op) {
 
 cublasHandle_t cuda_blas(void) { return g_blas; }
 
+/* Device memory in use (everything on the device, as the driver counts
+ * it: our buffers, cuBLAS workspaces, the context), sampled after every
+ * allocation so the peak is exact up to transient library use. */
+static size_t g_mem_peak;
+
+void cuda_mem_sample(void) {
+    size_t fr = 0, tot = 0;
+    if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) {
+        cudaGetLastError();
+        return;
+    }
+    if (tot - fr > g_mem_peak) g_mem_peak = tot - fr;
+}
+
+extern "C" void cuda_mem_info(size_t *used, size_t *peak, size_t *total) {
+    size_t fr = 0, tot = 0;
+    if (cuda_available() && cudaMemGetInfo(&fr, &tot) != cudaSuccess) cudaGetLastError();
+    cuda_mem_sample();
+    if (used) *used = tot - fr;
+    if (peak) *peak = g_mem_peak;
+    if (total) *total = tot;
+}
+
+extern "C" void cuda_mem_reset_peak(void) {
+    g_mem_peak = 0;
+    cuda_mem_sample();
+}
+
 void *cuda_scratch(size_t bytes) {
     if (bytes <= g_scr_bytes) return g_scr;
     if (g_scr) cudaFree(g_scr); /* synchronises: earlier users are done */
@@ -51,6 +79,7 @@ void *cuda_scratch(size_t bytes) {
         return NULL;
     }
     g_scr_bytes = want;
+    cuda_mem_sample();
     return g_scr;
 }
 
@@ -60,6 +89,7 @@ extern "C" void cuda_trim(void) {
     g_scr = NULL;
     g_scr_bytes = 0;
     cuda_sumsq_trim();
+    cuda_bf16_trim();
 }
 
 static void cuda_init(void) {
@@ -103,6 +133,7 @@ extern "C" int cuda_check(Err *err) {
 }
 
 extern "C" int cuda_upload(void *dst_dev, const void *src_host, size_t bytes, Err *err) {
+    cuda_shadow_touch(dst_dev, bytes);
     cudaError_t e = cudaMemcpy(dst_dev, src_host, bytes, cudaMemcpyHostToDevice);
     if (e != cudaSuccess) return err_set(err, "cuda: upload of %zu bytes: %s", bytes, cudaGetErrorString(e));
     return 0;
@@ -124,14 +155,18 @@ static void *cu_alloc(size_t bytes) {
         return NULL;
     }
     cuda_note("alloc (zero)", cudaMemset(p, 0, bytes ? bytes : 256));
+    cuda_mem_sample();
     return p;
 }
 
 static void cu_free(void *p) {
-    if (p) cuda_note("free", cudaFree(p));
+    if (!p) return;
+    cuda_shadow_forget(p);
+    cuda_note("free", cudaFree(p));
 }
 
 static void cu_zero(void *p, size_t bytes) {
+    cuda_shadow_touch(p, bytes);
     if (bytes) cuda_note("zero", cudaMemsetAsync(p, 0, bytes, 0));
 }
 
@@ -139,6 +174,7 @@ static void cu_zero(void *p, size_t bytes) {
  * those go through scratch. */
 static void cu_copy(void *dst, const void *src, size_t bytes) {
     if (!bytes || dst == src) return;
+    cuda_shadow_touch(dst, bytes);
     const char *d = (const char *)dst, *s = (const char *)src;
     if (d < s + bytes && s < d + bytes) {
         void *tmp = cuda_scratch(bytes);
@@ -153,6 +189,7 @@ static void cu_copy(void *dst, const void *src, size_t bytes) {
 /* The table's transfer ops: synchronous cudaMemcpy; a failure is kept for
  * cuda_check like any op's. */
 static void cu_upload(void *dst_dev, const void *src_host, size_t bytes) {
+    cuda_shadow_touch(dst_dev, bytes);
     if (bytes) cuda_note("upload", cudaMemcpy(dst_dev, src_host, bytes, cudaMemcpyHostToDevice));
 }
 
@@ -189,6 +226,8 @@ static const Backend CUDA_BACKEND = {
     /* .sumsq = */ cu_sumsq,
     /* .scale = */ cu_scale,
     /* .adamw_update = */ cu_adamw_update,
+    /* .sample = */ cu_sample,
+    /* .weights_hint = */ cu_weights_hint,
     /* .upload = */ cu_upload,
     /* .download = */ cu_download,
 };

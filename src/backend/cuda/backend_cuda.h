@@ -13,6 +13,18 @@
 extern "C" {
 #endif
 
+/* GEMM arithmetic (cuda_bf16.cu). BF16, the default: operands rounded to
+ * bf16, tensor cores, fp32 accumulation and results, weights read from a
+ * bf16 copy of the registered parameter buffer; everything else stays fp32.
+ * FP32: cublasSgemm without TF32, the reference that matches the CPU
+ * backend to ~1e-6. Set before running ops; affects every later GEMM. */
+typedef enum CudaPrecision { CUDA_PREC_BF16 = 0, CUDA_PREC_FP32 = 1 } CudaPrecision;
+void cuda_set_precision(CudaPrecision p);
+CudaPrecision cuda_precision(void);
+const char *cuda_precision_name(CudaPrecision p);
+/* "bf16" or "fp32" -> 0, else -1. */
+int cuda_precision_parse(const char *s, CudaPrecision *out);
+
 /* 1 when a CUDA device can be used (driver present, at least one device). */
 int cuda_available(void);
 
@@ -29,6 +41,11 @@ int cuda_download(void *dst_host, const void *src_dev, size_t bytes, Err *err);
 /* Waits for the device; returns -1 with the first error any op met since
  * the last check (CUDA or cuBLAS, naming the op), else 0. */
 int cuda_check(Err *err);
+
+/* Device memory in bytes: in use now, the peak since start (or the last
+ * reset) as sampled after every allocation, and the device's total. */
+void cuda_mem_info(size_t *used, size_t *peak, size_t *total);
+void cuda_mem_reset_peak(void);
 
 /* Device name and compute capability, e.g. "NVIDIA H200 (sm_90)". */
 const char *cuda_device_name(void);

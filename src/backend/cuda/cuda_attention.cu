@@ -9,6 +9,10 @@
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_reduce.cuh"
 
+extern "C" {
+#include "backend/cuda/backend_cuda.h"
+}
+
 #define ATT_WARPS 8
 #define ATT_RPW 4                       /* rows per warp */
 #define ATT_BQ (ATT_WARPS * ATT_RPW)    /* rows per block: 32 */
@@ -135,6 +139,10 @@ static int att_shape_ok(const char *op, int NH, int KVH, int HD) {
 void cu_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
                           int NH, int KVH, int HD) {
     if (B <= 0 || T <= 0 || NH <= 0 || !att_shape_ok("attention_forward", NH, KVH, HD)) return;
+    if (cuda_precision() == CUDA_PREC_BF16) {
+        cuda_attention_forward_gemm(out, lse, q, k, v, B, T, NH, KVH, HD);
+        return;
+    }
     size_t smem = (size_t)(ATT_BQ * HD + 2 * ATT_KT * (HD + 1)) * sizeof(float);
     dim3 grid((T + ATT_BQ - 1) / ATT_BQ, NH, B);
     ATT_DISPATCH(att_nr(HD), attn_fwd_kernel, grid, smem, out, lse, q, k, v, T, NH, KVH, HD,
@@ -157,6 +165,12 @@ __global__ void attn_bwd_dot_kernel(float *D, const float *dout, const float *ou
     size_t bt = row / NH;
     int t = (int)(bt % T), b = (int)(bt / T);
     if (lane == 0) D[((size_t)b * NH + h) * T + t] = s;
+}
+
+void cuda_attention_rowdot(float *D, const float *dout, const float *out, size_t rows, int B, int T, int NH,
+                           int HD) {
+    attn_bwd_dot_kernel<<<(unsigned)((rows * 32 + 255) / 256), 256>>>(D, dout, out, B, T, NH, HD);
+    cuda_after_launch("attention_backward D");
 }
 
 /* dq for 32 query rows of one (b, h): dq = scale * sum_j P(dP - D) k_j */
@@ -345,11 +359,14 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attn_bwd_dkv_kernel(float *dk,
 void cu_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
                            const float *q, const float *k, const float *v, int B, int T, int NH, int KVH, int HD) {
     if (B <= 0 || T <= 0 || NH <= 0 || !att_shape_ok("attention_backward", NH, KVH, HD)) return;
+    if (cuda_precision() == CUDA_PREC_BF16) {
+        cuda_attention_backward_gemm(dq, dk, dv, dout, out, lse, q, k, v, B, T, NH, KVH, HD);
+        return;
+    }
     size_t rows = (size_t)B * T * NH;
     float *D = (float *)cuda_scratch(rows * sizeof(float));
     if (!D) return;
-    attn_bwd_dot_kernel<<<(unsigned)((rows * 32 + 255) / 256), 256>>>(D, dout, out, B, T, NH, HD);
-    cuda_after_launch("attention_backward D");
+    cuda_attention_rowdot(D, dout, out, rows, B, T, NH, HD);
     float scale = 1.0f / sqrtf((float)HD);
     int nr = att_nr(HD);
     size_t smem_q = (size_t)(2 * ATT_BQ * HD + 2 * ATT_KT * (HD + 1)) * sizeof(float);
@@ -416,13 +433,287 @@ __global__ void __launch_bounds__(32) attn_decode_kernel(float *out, const float
     }
 }
 
+/* ---- decode, grouped: one block per (token, kv head) ----
+ * The G = NH/KVH query heads that share a kv head read its cache rows
+ * once (the per-head kernel above reads them G times). Four warps split
+ * the keys (warp w takes tiles w, w+4, ...); a lane owns one key of a
+ * 32-key tile for the scores of all G heads and HD/32 channels for the
+ * outputs; the warps' partial softmax states are merged at the end. */
+#define DEC_WARPS 4
+#define DEC_GMAX 8
+
+template <int NR>
+__global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_kernel(float *out, const float *q,
+                                                                        const float *k_cache, const float *v_cache,
+                                                                        const int32_t *slot, const int32_t *len,
+                                                                        size_t stride, int NH, int KVH, int HD,
+                                                                        float scale) {
+    extern __shared__ float sm[];
+    int G = NH / KVH, KD = KVH * HD;
+    float *qs = sm, *os = qs + G * HD, *ms = os + DEC_WARPS * G * HD, *ls = ms + DEC_WARPS * G;
+    int n = blockIdx.x, kh = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5, L = len[n];
+    const float *kc = k_cache + (size_t)slot[n] * stride + (size_t)kh * HD;
+    const float *vc = v_cache + (size_t)slot[n] * stride + (size_t)kh * HD;
+    for (int i = threadIdx.x; i < G * HD; i += blockDim.x) qs[i] = q[((size_t)n * NH + kh * G) * HD + i];
+    __syncthreads();
+    float m[DEC_GMAX], l[DEC_GMAX], o[DEC_GMAX][NR];
+#pragma unroll
+    for (int g = 0; g < DEC_GMAX; g++) {
+        m[g] = -INFINITY, l[g] = 0.0f;
+#pragma unroll
+        for (int c = 0; c < NR; c++) o[g][c] = 0.0f;
+    }
+    for (int j0 = w * 32; j0 < L; j0 += DEC_WARPS * 32) { /* warp-uniform */
+        int key = j0 + lane;
+        float s[DEC_GMAX];
+#pragma unroll
+        for (int g = 0; g < DEC_GMAX; g++) s[g] = 0.0f;
+        if (key < L) {
+            const float *kr = kc + (size_t)key * KD;
+            if ((HD & 3) == 0) {
+                for (int d = 0; d < HD; d += 4) {
+                    float4 k4 = *(const float4 *)(kr + d);
+#pragma unroll
+                    for (int g = 0; g < DEC_GMAX; g++)
+                        if (g < G) {
+                            const float *qg = qs + g * HD + d;
+                            s[g] += qg[0] * k4.x + qg[1] * k4.y + qg[2] * k4.z + qg[3] * k4.w;
+                        }
+                }
+            } else {
+                for (int d = 0; d < HD; d++) {
+                    float kd = kr[d];
+#pragma unroll
+                    for (int g = 0; g < DEC_GMAX; g++)
+                        if (g < G) s[g] += qs[g * HD + d] * kd;
+                }
+            }
+        }
+        float p[DEC_GMAX];
+#pragma unroll
+        for (int g = 0; g < DEC_GMAX; g++) {
+            p[g] = 0.0f;
+            if (g >= G) continue;
+            float sc = key < L ? s[g] * scale : -INFINITY;
+            float mnew = fmaxf(m[g], warp_max(sc));
+            float corr = expf(m[g] - mnew);
+            p[g] = key < L ? expf(sc - mnew) : 0.0f;
+            l[g] = l[g] * corr + warp_sum(p[g]);
+            m[g] = mnew;
+#pragma unroll
+            for (int c = 0; c < NR; c++) o[g][c] *= corr;
+        }
+        int lim = min(32, L - j0);
+        for (int jj = 0; jj < lim; jj++) {
+            const float *vr = vc + (size_t)(j0 + jj) * KD;
+            float vd[NR];
+#pragma unroll
+            for (int c = 0; c < NR; c++) {
+                int d = lane + 32 * c;
+                vd[c] = d < HD ? vr[d] : 0.0f;
+            }
+#pragma unroll
+            for (int g = 0; g < DEC_GMAX; g++) {
+                if (g >= G) continue;
+                float pj = __shfl_sync(0xffffffffu, p[g], jj);
+#pragma unroll
+                for (int c = 0; c < NR; c++) o[g][c] += pj * vd[c];
+            }
+        }
+    }
+    /* merge the warps: out = sum_w e^(m_w - M) o_w / sum_w e^(m_w - M) l_w */
+#pragma unroll
+    for (int g = 0; g < DEC_GMAX; g++) {
+        if (g >= G) continue;
+        if (lane == 0) ms[w * G + g] = m[g], ls[w * G + g] = l[g];
+#pragma unroll
+        for (int c = 0; c < NR; c++) {
+            int d = lane + 32 * c;
+            if (d < HD) os[(w * G + g) * HD + d] = o[g][c];
+        }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < G * HD; i += blockDim.x) {
+        int g = i / HD, d = i % HD;
+        float M = -INFINITY;
+        for (int ww = 0; ww < DEC_WARPS; ww++) M = fmaxf(M, ms[ww * G + g]);
+        float num = 0.0f, den = 0.0f;
+        for (int ww = 0; ww < DEC_WARPS; ww++) {
+            float mw = ms[ww * G + g];
+            if (mw == -INFINITY) continue; /* a warp that saw no keys */
+            float f = expf(mw - M);
+            num += f * os[(ww * G + g) * HD + d];
+            den += f * ls[ww * G + g];
+        }
+        out[((size_t)n * NH + kh * G + g) * HD + d] = den > 0.0f ? num / den : 0.0f; /* empty cache: zeros */
+    }
+}
+
+/* The same in bf16 precision, with the arithmetic of the training
+ * attention (cuda_attention_gemm.cu) so that the log-probs the sampler
+ * reports match the trainer's: q, k, v rounded to bf16, fp32 scores, and
+ * the normalised probabilities rounded to bf16 before they weight V. That
+ * needs the row's max and sum first, so it takes two passes over the keys
+ * (the second recomputes the scores). */
+__device__ __forceinline__ float bf16r(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
+
+template <int NR>
+__global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_bf16_kernel(float *out, const float *q,
+                                                                             const float *k_cache,
+                                                                             const float *v_cache,
+                                                                             const int32_t *slot, const int32_t *len,
+                                                                             size_t stride, int NH, int KVH, int HD,
+                                                                             float scale) {
+    extern __shared__ float sm[];
+    int G = NH / KVH, KD = KVH * HD;
+    float *qs = sm, *os = qs + G * HD, *ms = os + DEC_WARPS * G * HD, *ls = ms + DEC_WARPS * G;
+    int n = blockIdx.x, kh = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5, L = len[n];
+    const float *kc = k_cache + (size_t)slot[n] * stride + (size_t)kh * HD;
+    const float *vc = v_cache + (size_t)slot[n] * stride + (size_t)kh * HD;
+    for (int i = threadIdx.x; i < G * HD; i += blockDim.x) qs[i] = bf16r(q[((size_t)n * NH + kh * G) * HD + i]);
+    __syncthreads();
+    float m[DEC_GMAX], l[DEC_GMAX], o[DEC_GMAX][NR];
+#pragma unroll
+    for (int g = 0; g < DEC_GMAX; g++) {
+        m[g] = -INFINITY, l[g] = 0.0f;
+#pragma unroll
+        for (int c = 0; c < NR; c++) o[g][c] = 0.0f;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        for (int j0 = w * 32; j0 < L; j0 += DEC_WARPS * 32) { /* warp-uniform */
+            int key = j0 + lane;
+            float s[DEC_GMAX];
+#pragma unroll
+            for (int g = 0; g < DEC_GMAX; g++) s[g] = 0.0f;
+            if (key < L) {
+                const float *kr = kc + (size_t)key * KD;
+                if ((HD & 3) == 0) {
+                    for (int d = 0; d < HD; d += 4) {
+                        float4 k4 = *(const float4 *)(kr + d);
+                        float k0 = bf16r(k4.x), k1 = bf16r(k4.y), k2 = bf16r(k4.z), k3 = bf16r(k4.w);
+#pragma unroll
+                        for (int g = 0; g < DEC_GMAX; g++)
+                            if (g < G) {
+                                const float *qg = qs + g * HD + d;
+                                s[g] += qg[0] * k0 + qg[1] * k1 + qg[2] * k2 + qg[3] * k3;
+                            }
+                    }
+                } else {
+                    for (int d = 0; d < HD; d++) {
+                        float kd = bf16r(kr[d]);
+#pragma unroll
+                        for (int g = 0; g < DEC_GMAX; g++)
+                            if (g < G) s[g] += qs[g * HD + d] * kd;
+                    }
+                }
+            }
+            if (pass == 0) {
+#pragma unroll
+                for (int g = 0; g < DEC_GMAX; g++) {
+                    if (g >= G) continue;
+                    float sc = key < L ? s[g] * scale : -INFINITY;
+                    float mnew = fmaxf(m[g], warp_max(sc));
+                    float p = key < L ? expf(sc - mnew) : 0.0f;
+                    l[g] = l[g] * expf(m[g] - mnew) + warp_sum(p);
+                    m[g] = mnew;
+                }
+                continue;
+            }
+            float p[DEC_GMAX];
+#pragma unroll
+            for (int g = 0; g < DEC_GMAX; g++) p[g] = g < G && key < L ? bf16r(expf(s[g] * scale - m[g]) * l[g]) : 0.0f;
+            int lim = min(32, L - j0);
+            for (int jj = 0; jj < lim; jj++) {
+                const float *vr = vc + (size_t)(j0 + jj) * KD;
+                float vd[NR];
+#pragma unroll
+                for (int c = 0; c < NR; c++) {
+                    int d = lane + 32 * c;
+                    vd[c] = d < HD ? bf16r(vr[d]) : 0.0f;
+                }
+#pragma unroll
+                for (int g = 0; g < DEC_GMAX; g++) {
+                    if (g >= G) continue;
+                    float pj = __shfl_sync(0xffffffffu, p[g], jj);
+#pragma unroll
+                    for (int c = 0; c < NR; c++) o[g][c] += pj * vd[c];
+                }
+            }
+        }
+        if (pass == 1) break;
+        /* the row's max and sum over all warps; l[g] becomes 1/sum */
+#pragma unroll
+        for (int g = 0; g < DEC_GMAX; g++)
+            if (g < G && lane == 0) ms[w * G + g] = m[g], ls[w * G + g] = l[g];
+        __syncthreads();
+#pragma unroll
+        for (int g = 0; g < DEC_GMAX; g++) {
+            if (g >= G) continue;
+            float M = -INFINITY, S = 0.0f;
+            for (int ww = 0; ww < DEC_WARPS; ww++) M = fmaxf(M, ms[ww * G + g]);
+            for (int ww = 0; ww < DEC_WARPS; ww++)
+                if (ms[ww * G + g] != -INFINITY) S += ls[ww * G + g] * expf(ms[ww * G + g] - M);
+            m[g] = M;
+            l[g] = S > 0.0f ? 1.0f / S : 0.0f;
+        }
+    }
+#pragma unroll
+    for (int g = 0; g < DEC_GMAX; g++) {
+        if (g >= G) continue;
+#pragma unroll
+        for (int c = 0; c < NR; c++) {
+            int d = lane + 32 * c;
+            if (d < HD) os[(w * G + g) * HD + d] = o[g][c];
+        }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < G * HD; i += blockDim.x) {
+        int g = i / HD, d = i % HD;
+        float acc = 0.0f;
+        for (int ww = 0; ww < DEC_WARPS; ww++) acc += os[(ww * G + g) * HD + d];
+        out[((size_t)n * NH + kh * G + g) * HD + d] = acc; /* an empty cache gives zeros */
+    }
+}
+
 void cu_attention_decode(float *out, const float *q, const float *k_cache, const float *v_cache,
                          const int32_t *slot, const int32_t *len, size_t cache_stride, int N, int NH, int KVH,
                          int HD) {
     if (N <= 0 || NH <= 0 || !att_shape_ok("attention_decode", NH, KVH, HD)) return;
+    float scale = 1.0f / sqrtf((float)HD);
+    int G = NH / KVH;
+    if (G <= DEC_GMAX && N <= 65535 * 64) {
+        size_t gsm = (size_t)(G * HD * (1 + DEC_WARPS) + 2 * DEC_WARPS * G) * sizeof(float);
+        dim3 gg(N, KVH);
+        if (cuda_precision() == CUDA_PREC_BF16) {
+            switch (att_nr(HD)) {
+#define DECB(NRV)                                                                                                  \
+    case NRV:                                                                                                      \
+        cudaFuncSetAttribute(attn_decode_gqa_bf16_kernel<NRV>, cudaFuncAttributeMaxDynamicSharedMemorySize,        \
+                             (int)gsm);                                                                           \
+        attn_decode_gqa_bf16_kernel<NRV><<<gg, DEC_WARPS * 32, gsm>>>(out, q, k_cache, v_cache, slot, len,         \
+                                                                     cache_stride, NH, KVH, HD, scale);            \
+        break;
+                DECB(1) DECB(2) DECB(4) DECB(8)
+#undef DECB
+            }
+            cuda_after_launch("attention_decode");
+            return;
+        }
+        switch (att_nr(HD)) {
+#define DECG(NRV)                                                                                                  \
+    case NRV:                                                                                                      \
+        cudaFuncSetAttribute(attn_decode_gqa_kernel<NRV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)gsm);   \
+        attn_decode_gqa_kernel<NRV><<<gg, DEC_WARPS * 32, gsm>>>(out, q, k_cache, v_cache, slot, len, cache_stride, \
+                                                                NH, KVH, HD, scale);                               \
+        break;
+            DECG(1) DECG(2) DECG(4) DECG(8)
+#undef DECG
+        }
+        cuda_after_launch("attention_decode");
+        return;
+    }
     size_t smem = (size_t)(HD + 2 * ATT_KT * (HD + 1)) * sizeof(float);
     dim3 grid(N, NH); /* tokens on x: a prefill can exceed 65535 rows */
-    float scale = 1.0f / sqrtf((float)HD);
     switch (att_nr(HD)) {
 #define DEC(NRV)                                                                                              \
     case NRV:                                                                                                 \

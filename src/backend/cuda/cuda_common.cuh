@@ -5,6 +5,7 @@
 #define R1C_BACKEND_CUDA_COMMON_CUH
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,8 @@ void cuda_note_blas(const char *op, cublasStatus_t s);
 void cuda_after_launch(const char *op);
 
 cublasHandle_t cuda_blas(void);
+/* After a cudaMalloc: updates the peak that cuda_mem_info reports. */
+void cuda_mem_sample(void);
 /* Grow-only device scratch shared by the ops (they run in stream order, so
  * one op's use ends before the next begins). NULL on failure (noted). */
 void *cuda_scratch(size_t bytes);
@@ -29,9 +32,34 @@ void *cuda_scratch(size_t bytes);
 void cuda_sumsq_trim(void);
 
 /* Row-major C(M,N) = alpha op(A) op(B) + beta C through column-major
- * cuBLAS: computes C^T = op(B)^T op(A)^T. ta/tb: 0 or 1. */
+ * cuBLAS: computes C^T = op(B)^T op(A)^T. ta/tb: 0 or 1. fp32 operands and
+ * result; in bf16 precision the operands are rounded to bf16 (weights from
+ * their shadow copy) and multiplied on the tensor cores (cuda_bf16.cu). */
 void cuda_sgemm(const char *op, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc);
+
+/* The same over operands already in bf16, strided-batched. */
+void cuda_gemm_bf16_batched(const char *op, int ta, int tb, int M, int N, int K, float alpha, const void *A, int lda,
+                            long long sa, const void *B, int ldb, long long sb, float beta, float *C, int ldc,
+                            long long sc, int batch);
+/* dst(n) = bf16(src(n)), round to nearest even; dst is a __nv_bfloat16 *. */
+void cuda_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n);
+/* Weight shadows (cuda_bf16.cu): an op that writes [dst, dst+bytes) marks
+ * any bf16 copy overlapping it stale; a freed buffer loses its copy. */
+void cuda_shadow_touch(const void *dst, size_t bytes);
+void cuda_shadow_forget(const void *p);
+void cu_weights_hint(const float *p, size_t n);
+/* Training attention in bf16 (cuda_attention_gemm.cu): tensor-core GEMMs
+ * over query blocks; the op entry points dispatch to them in bf16. */
+void cuda_attention_forward_gemm(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
+                                 int NH, int KVH, int HD);
+void cuda_attention_backward_gemm(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                  const float *lse, const float *q, const float *k, const float *v, int B, int T,
+                                  int NH, int KVH, int HD);
+/* D(B,NH,T) = rowsum(dout * out) over rows = B*T*NH rows of HD. */
+void cuda_attention_rowdot(float *D, const float *dout, const float *out, size_t rows, int B, int T, int NH, int HD);
+/* Frees the conversion buffer and the shadow copies (rebuilt on demand). */
+extern "C" void cuda_bf16_trim(void);
 
 static inline unsigned cuda_blocks(size_t n, unsigned threads) {
     size_t b = (n + threads - 1) / threads;
@@ -73,6 +101,8 @@ void cu_lm_head_logprob_backward(float *dx, float *dw, const float *dlogp, const
                                  const float *logits, const int32_t *target, int N, int C, int V, float temp);
 double cu_sumsq(const float *x, size_t n);
 void cu_scale(float *x, float s, size_t n);
+void cu_sample(int32_t *tok, float *logp, const float *logits, const double *u, int N, int V, float temperature,
+               int top_k, float top_p, float min_p);
 void cu_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                      float eps, float wd, int t);
 

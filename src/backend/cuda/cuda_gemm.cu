@@ -1,17 +1,6 @@
-/* GEMMs through cuBLAS (fp32, no TF32: see cuda_init), the matmul op pair,
+/* The matmul op pair over cuda_sgemm (cuda_bf16.cu: bf16 tensor cores or fp32),
  * and the deterministic column sum that bias and norm-weight gradients use. */
 #include "backend/cuda/cuda_common.cuh"
-
-void cuda_sgemm(const char *op, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                const float *B, int ldb, float beta, float *C, int ldc) {
-    if (M <= 0 || N <= 0) return;
-    /* row-major C = op(A) op(B)  <=>  column-major C^T = op(B)^T op(A)^T,
-     * and a row-major matrix read column-major is its transpose. */
-    cublasStatus_t s = cublasSgemm(cuda_blas(), tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
-                                   K, &alpha, B, ldb, A, lda, &beta, C, ldc);
-    cuda_note_blas(op, s);
-    cuda_after_launch(op);
-}
 
 /* out(N,O) += bias(O) on every row */
 __global__ void bias_add_kernel(float *out, const float *bias, size_t total, int O) {

@@ -67,6 +67,7 @@ __global__ void scale_kernel(float *x, float s, size_t n) {
 
 void cu_scale(float *x, float s, size_t n) {
     if (!n) return;
+    cuda_shadow_touch(x, n * sizeof(float));
     scale_kernel<<<cuda_blocks(n, 256), 256>>>(x, s, n);
     cuda_after_launch("scale");
 }
@@ -88,6 +89,7 @@ __global__ void adamw_kernel(float *p, const float *g, float *m, float *v, size_
 void cu_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                      float eps, float wd, int t) {
     if (!n) return;
+    cuda_shadow_touch(p, n * sizeof(float));
     float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
     float step = lr / bc1, bc2s = sqrtf(bc2), decay = 1.0f - lr * wd;
     adamw_kernel<<<cuda_blocks(n, 256), 256>>>(p, g, m, v, n, beta1, beta2, eps, step, bc2s, decay);

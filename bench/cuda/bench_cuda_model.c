@@ -1,0 +1,194 @@
+/* Whole-model throughput on one GPU at a named shape with random weights:
+ * training tokens/s (forward + backward + AdamW over B x T), generation
+ * tokens/s (S sequences, P-token prompts, M new tokens each, sampling at
+ * temperature 1 without filters, continuous batching), the gap between the
+ * log-probs the sampler reported and the ones the trainer's forward
+ * computes for the same tokens, and peak device memory. Prints one JSON
+ * line at the end (bench/cuda/bench_cuda.sh compares it with PyTorch).
+ *
+ * usage: bench_cuda_model [--shape NAME] [--precision bf16|fp32] [-B 16]
+ *        [-T 1024] [--steps 3] [-S 256] [-P 128] [-M 256] [--recompute]
+ *        [--no-train] [--no-gen] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/backend_cuda.h"
+#include "base/clock.h"
+#include "base/rng.h"
+#include "gen/generate.h"
+#include "model/model.h"
+#include "model/shapes.h"
+#include "train/optim.h"
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int fail(const char *what, Err *err) {
+    fprintf(stderr, "bench_cuda_model: %s: %s\n", what, err->msg);
+    return 1;
+}
+
+/* median seconds of `steps` training steps after one warm-up step */
+static int bench_train(Model *m, int B, int T, int steps, int recompute, double *sec, Err *err) {
+    Acts a;
+    AdamW opt;
+    if (model_alloc_grads(m, err) || acts_create(&a, m, B, T, recompute, err) ||
+        adamw_create(&opt, m, 0.9f, 0.999f, 1e-8f, 0.0f, err))
+        return -1;
+    int N = B * T;
+    int32_t *ids = malloc(N * sizeof(int32_t));
+    float *dl = malloc(N * sizeof(float));
+    Rng r;
+    rng_seed(&r, 1);
+    for (int i = 0; i < N; i++) ids[i] = (int32_t)(rng_u64(&r) % m->cfg.vocab_size);
+    for (int i = 0; i < N; i++) dl[i] = (i % T == T - 1) ? 0.0f : -1.0f / (B * (T - 1));
+    double times[64];
+    int n = 0, rc = 0;
+    for (int s = 0; s <= steps && s < 64; s++) {
+        double t0 = clock_seconds();
+        model_zero_grads(m);
+        if (model_forward(m, &a, ids, B, T, 1.0f, NULL, err) != 0) {
+            rc = -1;
+            break;
+        }
+        model_backward(m, &a, dl);
+        optim_clip_grad_norm(m, 1.0); /* waits for the device (returns the norm) */
+        adamw_step(&opt, m, 1e-5f);
+        if (cuda_check(err) != 0) {
+            rc = -1;
+            break;
+        }
+        if (s > 0) times[n++] = clock_seconds() - t0;
+    }
+    if (!rc) {
+        qsort(times, n, sizeof *times, cmp_d);
+        *sec = times[n / 2];
+    }
+    free(ids);
+    free(dl);
+    acts_free(&a, m);
+    adamw_free(&opt, m);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    const char *shape = "qwen2.5-0.5b", *prec = "bf16";
+    int B = 16, T = 1024, steps = 3, S = 256, P = 128, M = 256, recompute = 0, do_train = 1, do_gen = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--shape") && v) shape = v, i++;
+        else if (!strcmp(a, "--precision") && v) prec = v, i++;
+        else if (!strcmp(a, "-B") && v) B = atoi(v), i++;
+        else if (!strcmp(a, "-T") && v) T = atoi(v), i++;
+        else if (!strcmp(a, "--steps") && v) steps = atoi(v), i++;
+        else if (!strcmp(a, "-S") && v) S = atoi(v), i++;
+        else if (!strcmp(a, "-P") && v) P = atoi(v), i++;
+        else if (!strcmp(a, "-M") && v) M = atoi(v), i++;
+        else if (!strcmp(a, "--recompute")) recompute = 1;
+        else if (!strcmp(a, "--no-train")) do_train = 0;
+        else if (!strcmp(a, "--no-gen")) do_gen = 0;
+        else {
+            fprintf(stderr, "usage: bench_cuda_model [--shape NAME] [--precision bf16|fp32] [-B N] [-T N] [--steps N]\n"
+                            "       [-S seqs] [-P prompt] [-M new] [--recompute] [--no-train] [--no-gen]\n");
+            return 2;
+        }
+    }
+    if (B < 1 || T < 2 || S < 1 || P < 1 || M < 1 || steps < 1) {
+        fprintf(stderr, "bench_cuda_model: sizes must be positive (T >= 2)\n");
+        return 2;
+    }
+    if (!cuda_available()) {
+        printf("bench_cuda_model: not measured: no usable CUDA device\n");
+        return 0;
+    }
+    CudaPrecision cp;
+    if (cuda_precision_parse(prec, &cp) != 0) {
+        fprintf(stderr, "bench_cuda_model: --precision %s: expected bf16 or fp32\n", prec);
+        return 2;
+    }
+    cuda_set_precision(cp);
+    Err err = {{0}};
+    ModelConfig cfg;
+    Model m;
+    if (model_shape(&cfg, shape, &err) != 0) return fail("shape", &err);
+    if (model_create(&m, &cfg, backend_cuda(), &err) != 0 || model_init_random(&m, 1, 0.02f, &err) != 0)
+        return fail("model", &err);
+    printf("%s, shape %s (%.2fB parameters), %s GEMMs\n", cuda_device_name(), shape, m.n_floats / 1e9, prec);
+    fflush(stdout);
+    double gen_tok_s = 0, train_tok_s = 0, lp_max = -1, lp_mean = -1;
+    size_t peak_gen = 0, peak_train = 0;
+    if (do_gen) {
+        GenRequest *req = calloc(S, sizeof *req);
+        GenOutput *out = calloc(S, sizeof *out);
+        int32_t *prompts = malloc((size_t)S * P * sizeof(int32_t));
+        Rng r;
+        rng_seed(&r, 2);
+        for (int i = 0; i < S * P; i++) prompts[i] = (int32_t)(rng_u64(&r) % cfg.vocab_size);
+        for (int b = 0; b < S; b++) req[b] = (GenRequest){prompts + (size_t)b * P, P, (uint64_t)b};
+        GenConfig gc = {.sampling = {.temperature = 1.0f, .top_p = 1.0f}, .max_new_tokens = M, .max_batch = S,
+                        .seed = 7, .ignore_eos = 1};
+        GenConfig warm = gc;
+        warm.max_new_tokens = 2;
+        if (gen_run(&m, req, S, &warm, out, NULL, &err) != 0 || cuda_check(&err) != 0) return fail("generate", &err);
+        gen_outputs_free(out, S);
+        cuda_mem_reset_peak();
+        GenStats st;
+        double t0 = clock_seconds();
+        if (gen_run(&m, req, S, &gc, out, &st, &err) != 0 || cuda_check(&err) != 0) return fail("generate", &err);
+        double dt = clock_seconds() - t0;
+        cuda_mem_info(NULL, &peak_gen, NULL);
+        gen_tok_s = (double)S * M / dt;
+        printf("generate: %d x (%d prompt + %d new) tokens in %.2f s: %.0f new tokens/s, peak %.1f GB\n", S, P, M, dt,
+               gen_tok_s, peak_gen / 1e9);
+        fflush(stdout);
+        /* sampler vs trainer: the first sequences again through the forward */
+        int nchk = S < 8 ? S : 8, L = P + M;
+        Acts a;
+        if (acts_create(&a, &m, 1, L, 0, &err) != 0) return fail("acts", &err);
+        int32_t *ids = malloc(L * sizeof(int32_t));
+        double sum = 0;
+        long cnt = 0;
+        lp_max = 0;
+        for (int b = 0; b < nchk; b++) {
+            memcpy(ids, req[b].prompt, P * sizeof(int32_t));
+            memcpy(ids + P, out[b].tokens, (size_t)out[b].n * sizeof(int32_t));
+            if (model_forward(&m, &a, ids, 1, P + out[b].n, 1.0f, NULL, &err) != 0) return fail("forward", &err);
+            for (int i = 0; i < out[b].n; i++) {
+                double d = a.logp[P - 1 + i] - out[b].logp[i];
+                d = d < 0 ? -d : d;
+                if (d > lp_max) lp_max = d;
+                sum += d;
+                cnt++;
+            }
+        }
+        lp_mean = cnt ? sum / cnt : 0;
+        printf("sampler vs trainer log-prob over %ld tokens: max |d| %.2e, mean %.2e\n", cnt, lp_max, lp_mean);
+        free(ids);
+        acts_free(&a, &m);
+        gen_outputs_free(out, S);
+        free(req);
+        free(out);
+        free(prompts);
+        cuda_trim();
+    }
+    if (do_train) {
+        cuda_mem_reset_peak();
+        double sec = 0;
+        if (bench_train(&m, B, T, steps, recompute, &sec, &err) != 0) return fail("train", &err);
+        cuda_mem_info(NULL, &peak_train, NULL);
+        train_tok_s = B * T / sec;
+        /* 6 flops per parameter per token (embedding lookups included, an
+         * upper bound), plus attention's 12 * L * T * C per token */
+        double flops = 6.0 * m.n_floats + 12.0 * cfg.n_layers * T * cfg.n_heads * cfg.head_dim / 2;
+        printf("train: %d x %d tokens, %.3f s/step: %.0f tokens/s, %.0f TFLOP/s, peak %.1f GB\n", B, T, sec,
+               train_tok_s, train_tok_s * flops / 1e12, peak_train / 1e9);
+    }
+    printf("{\"shape\": \"%s\", \"precision\": \"%s\", \"gen_tok_s\": %.1f, \"train_tok_s\": %.1f, "
+           "\"logp_max\": %.3g, \"logp_mean\": %.3g, \"peak_gen_gb\": %.2f, \"peak_train_gb\": %.2f}\n",
+           shape, prec, gen_tok_s, train_tok_s, lp_max, lp_mean, peak_gen / 1e9, peak_train / 1e9);
+    model_free(&m);
+    return 0;
+}

@@ -1,0 +1,223 @@
+/* bf16 tensor-core GEMMs (the default precision) and the bf16 weight
+ * shadows they read.
+ *
+ * Storage stays fp32 everywhere the op table can see it: master weights,
+ * gradients, AdamW moments and the activations between ops. In bf16 mode a
+ * GEMM rounds its two inputs to bf16 (round to nearest even) and multiplies
+ * them on the tensor cores with fp32 accumulation and fp32 output, the
+ * arithmetic of PyTorch autocast. Weights are not re-rounded per GEMM: the
+ * model registers its parameter buffer (weights_hint), the backend keeps a
+ * bf16 copy of it, marks the copy stale whenever an op writes into the
+ * buffer (upload, copy, zero, AdamW, scale, add) and refreshes it before the
+ * next GEMM that reads a weight. Decoding, which streams every weight once
+ * per step, reads half the bytes of fp32. Activations are rounded into a
+ * grow-only conversion buffer per GEMM (N x K x 6 bytes of traffic, small
+ * next to the GEMM itself).
+ *
+ * fp32 mode runs plain cublasSgemm (no TF32): the reference that the tests
+ * compare against the CPU backend to ~1e-6. */
+#include <cuda_bf16.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_common.cuh"
+
+extern "C" {
+#include "backend/cuda/backend_cuda.h"
+}
+
+static CudaPrecision g_prec = CUDA_PREC_BF16;
+
+extern "C" void cuda_set_precision(CudaPrecision p) { g_prec = p; }
+extern "C" CudaPrecision cuda_precision(void) { return g_prec; }
+extern "C" const char *cuda_precision_name(CudaPrecision p) { return p == CUDA_PREC_FP32 ? "fp32" : "bf16"; }
+
+extern "C" int cuda_precision_parse(const char *s, CudaPrecision *out) {
+    if (!s) return -1;
+    if (!strcmp(s, "bf16")) return *out = CUDA_PREC_BF16, 0;
+    if (!strcmp(s, "fp32")) return *out = CUDA_PREC_FP32, 0;
+    return -1;
+}
+
+/* ---- weight shadows ---- */
+
+#define MAX_SHADOWS 8 /* policy, reference, teacher ... */
+
+typedef struct Shadow {
+    const float *p; /* registered fp32 range */
+    size_t n;
+    __nv_bfloat16 *bf; /* its bf16 copy (NULL until first needed) */
+    int stale;
+} Shadow;
+
+static Shadow g_sh[MAX_SHADOWS];
+
+__global__ void f32_to_bf16_kernel(__nv_bfloat16 *dst, const float *src, size_t n) {
+    size_t i = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) * 4, stride = (size_t)gridDim.x * blockDim.x * 4;
+    for (; i < n; i += stride) {
+        if (i + 4 <= n && ((uintptr_t)(src + i) & 15) == 0 && ((uintptr_t)(dst + i) & 7) == 0) {
+            float4 v = *(const float4 *)(src + i);
+            __nv_bfloat162 a = __floats2bfloat162_rn(v.x, v.y), b = __floats2bfloat162_rn(v.z, v.w);
+            *(__nv_bfloat162 *)(dst + i) = a;
+            *(__nv_bfloat162 *)(dst + i + 2) = b;
+        } else {
+            for (size_t j = i; j < i + 4 && j < n; j++) dst[j] = __float2bfloat16_rn(src[j]);
+        }
+    }
+}
+
+void cuda_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n) {
+    if (!n) return;
+    f32_to_bf16_kernel<<<cuda_blocks((n + 3) / 4, 256), 256>>>(dst, src, n);
+    cuda_after_launch("to bf16");
+}
+
+void cu_weights_hint(const float *p, size_t n) {
+    for (int i = 0; i < MAX_SHADOWS; i++)
+        if (g_sh[i].p == p) { /* re-registration (or n = 0: forget it) */
+            if (g_sh[i].bf) cuda_note("weights_hint free", cudaFree(g_sh[i].bf));
+            memset(&g_sh[i], 0, sizeof g_sh[i]);
+        }
+    if (!p || !n) return;
+    for (int i = 0; i < MAX_SHADOWS; i++)
+        if (!g_sh[i].p) {
+            g_sh[i].p = p;
+            g_sh[i].n = n;
+            g_sh[i].stale = 1;
+            return;
+        }
+    /* more than MAX_SHADOWS models: the extra ones round per GEMM, correct but slower */
+}
+
+/* Called by every op that writes backend memory the caller names. */
+void cuda_shadow_touch(const void *dst, size_t bytes) {
+    const char *d = (const char *)dst;
+    for (int i = 0; i < MAX_SHADOWS; i++) {
+        const char *b = (const char *)g_sh[i].p;
+        if (b && d < b + g_sh[i].n * sizeof(float) && b < d + bytes) g_sh[i].stale = 1;
+    }
+}
+
+/* A freed buffer loses its shadow. */
+void cuda_shadow_forget(const void *p) {
+    for (int i = 0; i < MAX_SHADOWS; i++)
+        if (g_sh[i].p == p) cu_weights_hint((const float *)p, 0);
+}
+
+extern "C" void cuda_shadow_trim(void) {
+    for (int i = 0; i < MAX_SHADOWS; i++)
+        if (g_sh[i].bf) {
+            cuda_note("trim", cudaFree(g_sh[i].bf));
+            g_sh[i].bf = NULL;
+            g_sh[i].stale = 1;
+        }
+}
+
+/* The bf16 copy of [a, a + n) when it lies in a registered range, fresh. */
+static const __nv_bfloat16 *shadow_of(const float *a, size_t n) {
+    for (int i = 0; i < MAX_SHADOWS; i++) {
+        Shadow *s = &g_sh[i];
+        if (!s->p || a < s->p || a + n > s->p + s->n) continue;
+        if (!s->bf) {
+            cudaError_t e = cudaMalloc(&s->bf, s->n * sizeof(__nv_bfloat16));
+            if (e != cudaSuccess) {
+                cudaGetLastError();
+                s->bf = NULL;
+                return NULL; /* no room for the copy: round per GEMM instead */
+            }
+            s->stale = 1;
+            cuda_mem_sample();
+        }
+        if (s->stale) {
+            cuda_to_bf16(s->bf, s->p, s->n);
+            s->stale = 0;
+        }
+        return s->bf + (a - s->p);
+    }
+    return NULL;
+}
+
+/* ---- GEMM ---- */
+
+static __nv_bfloat16 *g_cvt;
+static size_t g_cvt_n;
+
+extern "C" void cuda_bf16_trim(void) {
+    if (g_cvt) cuda_note("trim", cudaFree(g_cvt));
+    g_cvt = NULL;
+    g_cvt_n = 0;
+    cuda_shadow_trim();
+}
+
+static __nv_bfloat16 *cvt_buf(size_t n) {
+    if (n <= g_cvt_n) return g_cvt;
+    if (g_cvt) cudaFree(g_cvt); /* synchronises: earlier GEMMs are done with it */
+    g_cvt = NULL;
+    g_cvt_n = 0;
+    size_t want = n + (n >> 3);
+    cudaError_t e = cudaMalloc(&g_cvt, want * sizeof(__nv_bfloat16));
+    if (e != cudaSuccess) {
+        cuda_note("bf16 conversion buffer", e);
+        g_cvt = NULL;
+        return NULL;
+    }
+    g_cvt_n = want;
+    cuda_mem_sample();
+    return g_cvt;
+}
+
+/* Elements a row-major (rows x cols, leading dimension ld) operand spans. */
+static size_t span(int rows, int cols, int ld) { return (size_t)(rows - 1) * ld + cols; }
+
+void cuda_sgemm(const char *op, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { /* C = beta C: let cuBLAS's fp32 path do it */
+        cublasStatus_t s = cublasSgemm(cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, N, M, 0, &alpha, B, ldb > 0 ? ldb : 1,
+                                       A, lda > 0 ? lda : 1, &beta, C, ldc);
+        cuda_note_blas(op, s);
+        return;
+    }
+    cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (g_prec == CUDA_PREC_FP32) {
+        /* row-major C = op(A) op(B)  <=>  column-major C^T = op(B)^T op(A)^T,
+         * and a row-major matrix read column-major is its transpose. */
+        cublasStatus_t s = cublasSgemm(cuda_blas(), opb, opa, N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc);
+        cuda_note_blas(op, s);
+        cuda_after_launch(op);
+        return;
+    }
+    size_t na = ta ? span(K, M, lda) : span(M, K, lda), nb = tb ? span(N, K, ldb) : span(K, N, ldb);
+    const __nv_bfloat16 *a16 = shadow_of(A, na), *b16 = shadow_of(B, nb);
+    size_t need = (a16 ? 0 : na) + (b16 ? 0 : nb);
+    /* keep each operand 16-byte aligned inside the buffer */
+    size_t off_b = a16 ? 0 : (na + 7) & ~(size_t)7;
+    __nv_bfloat16 *buf = need ? cvt_buf(off_b + nb) : NULL;
+    if (need && !buf) return;
+    if (!a16) {
+        cuda_to_bf16(buf, A, na);
+        a16 = buf;
+    }
+    if (!b16) {
+        cuda_to_bf16(buf + off_b, B, nb);
+        b16 = buf + off_b;
+    }
+    cublasStatus_t s = cublasGemmEx(cuda_blas(), opb, opa, N, M, K, &alpha, b16, CUDA_R_16BF, ldb, a16, CUDA_R_16BF,
+                                    lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    cuda_note_blas(op, s);
+    cuda_after_launch(op);
+}
+
+/* Strided-batched bf16 GEMM over operands already in bf16 (attention):
+ * row-major C_i(M,N) = alpha op(A_i) op(B_i) + beta C_i, fp32 C. */
+void cuda_gemm_bf16_batched(const char *op, int ta, int tb, int M, int N, int K, float alpha, const void *A, int lda,
+                            long long sa, const void *B, int ldb, long long sb, float beta, float *C, int ldc,
+                            long long sc, int batch) {
+    if (M <= 0 || N <= 0 || batch <= 0) return;
+    cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasStatus_t s = cublasGemmStridedBatchedEx(cuda_blas(), opb, opa, N, M, K, &alpha, B, CUDA_R_16BF, ldb, sb, A,
+                                                  CUDA_R_16BF, lda, sa, &beta, C, CUDA_R_32F, ldc, sc, batch,
+                                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    cuda_note_blas(op, s);
+    cuda_after_launch(op);
+}
