@@ -128,6 +128,9 @@ typedef struct Backend {
      * all five arrays in backend memory. */
     void (*sample)(int32_t *tok, float *logp, const float *logits, const double *u, int N, int V,
                    float temperature, int top_k, float top_p, float min_p);
+    /* Optional (NULL on the CPU): free and total bytes of the backend's
+     * memory, for memory planning (train/memplan.h). */
+    void (*mem_info)(size_t *free_bytes, size_t *total_bytes);
     /* Optional (NULL on the CPU): [p, p+n) holds weights that GEMMs will
      * read many times (the model's parameter buffer), so the backend may
      * keep a lower-precision copy of it, refreshed after writes. n = 0

@@ -61,6 +61,10 @@ typedef struct Model {
     json_t *hf_json; /* config.json as loaded (kept verbatim on save), or NULL */
 } Model;
 
+/* Shapes and parameter layout from cfg only (no backend, nothing
+ * allocated but m->params; free it with free(m->params)): what memory
+ * planning needs. */
+void model_layout(Model *m, const ModelConfig *cfg);
 /* Shapes and layout from cfg; parameters zeroed. */
 int model_create(Model *m, const ModelConfig *cfg, const Backend *be, Err *err);
 void model_free(Model *m);

@@ -58,10 +58,9 @@ static void bind(const Model *m, ModelParams *mp, float *base) {
     mp->lm_head = c->tie_embeddings ? mp->embed : base + m->params[i++].offset;
 }
 
-int model_create(Model *m, const ModelConfig *cfg, const Backend *be, Err *err) {
+void model_layout(Model *m, const ModelConfig *cfg) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    m->be = be;
     const ModelConfig *c = cfg;
     int64_t C = c->hidden, HD = c->head_dim, I = c->intermediate, V = c->vocab_size;
     m->QD = c->n_heads * c->head_dim;
@@ -94,6 +93,13 @@ int model_create(Model *m, const ModelConfig *cfg, const Backend *be, Err *err) 
     }
     add_param(m, &cap, "model.norm.weight", C, 0, 0);
     if (!c->tie_embeddings) add_param(m, &cap, "lm_head.weight", V, C, 1);
+}
+
+int model_create(Model *m, const ModelConfig *cfg, const Backend *be, Err *err) {
+    model_layout(m, cfg);
+    m->be = be;
+    const ModelConfig *c = cfg;
+    if (!m->params) return err_set(err, "out of memory for the parameter table");
     m->param_mem = be->alloc(m->n_floats * sizeof(float));
     m->w.layers = calloc(c->n_layers, sizeof(LayerParams));
     m->g.layers = calloc(c->n_layers, sizeof(LayerParams));

@@ -6,6 +6,7 @@
  * resumed from a checkpoint repeats the uninterrupted one bit for bit. */
 #include "base/clock.h"
 #include "train/grpo.h"
+#include "train/memplan.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -145,6 +146,12 @@ static int trainer_setup(Trainer *t, GrpoConfig *c, Err *err) {
         if (encode_all(t, &t->eval, &t->eval_ids, c->eval_data, err) != 0) return -1;
     }
     const Backend *be = c->be ? c->be : backend_cpu();
+    int Tmax = (int)(c->max_prompt_len + c->max_completion_len);
+    MemPlanInput mi = {.train_batch = (int)c->micro_batch, .train_len = Tmax, .recompute = c->recompute,
+                       .has_ref = c->beta > 0, .gen_batch = (int)c->gen_batch, .gen_len = Tmax};
+    if (memplan_run(c->model, be, &mi, "lower micro_batch, gen_batch or max_prompt_len + max_completion_len, or set recompute: true",
+                    stderr, err) != 0)
+        return -1;
     if (model_load(&t->policy, c->model, be, err) != 0) return -1;
     if (tokenizer_vocab_size(t->tok) > t->policy.cfg.vocab_size)
         return err_set(err, "%s has %d tokens but the model's vocabulary is %d", t->tok_path,
@@ -158,7 +165,6 @@ static int trainer_setup(Trainer *t, GrpoConfig *c, Err *err) {
     if (adamw_create(&t->opt, &t->policy, (float)c->beta1, (float)c->beta2, (float)c->adam_eps,
                      (float)c->weight_decay, err) != 0)
         return -1;
-    int Tmax = (int)(c->max_prompt_len + c->max_completion_len);
     if (acts_create(&t->acts, &t->policy, (int)c->micro_batch, Tmax, c->recompute, err) != 0) return -1;
     t->order = malloc(t->train.n * sizeof(int64_t));
     t->lrc = (LrConfig){(float)c->lr, (LrSchedule)c->lr_schedule, (int)c->warmup_steps, (int)(c->steps * c->mu),

@@ -1,6 +1,7 @@
 /* The `r1c sft` driver (see sft_run.h): data -> tokens with assistant
  * masks -> sft_train, with metrics, held-out loss, checkpoints, resume. */
 #include "train/sft_run.h"
+#include "train/memplan.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -210,6 +211,11 @@ int sft_run(SftRecipe *r, int resume, Err *err) {
     MetricsWriter mw = {0};
     int rc = tokenizer_load(&tok, c.tok_path, err);
     if (!rc) rc = prompt_template_load(&tm, r->template_name, r->model, err);
+    if (!rc) {
+        int len = (int)r->max_len, pl = (int)r->pack_len;
+        MemPlanInput mi = {.train_batch = (int)r->batch, .train_len = r->pack && pl > len ? pl : len};
+        rc = memplan_run(r->model, r->be, &mi, "lower batch or max_len", stderr, err);
+    }
     if (!rc) rc = model_load(&m, r->model, r->be ? r->be : backend_cpu(), err);
     int32_t eos = !rc && m.cfg.n_eos > 0 ? m.cfg.eos_ids[0] : -1;
     if (!rc) rc = load_sft(r, tok, &tm, eos, r->data, &train, err);

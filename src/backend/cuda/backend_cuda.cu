@@ -61,6 +61,13 @@ extern "C" void cuda_mem_info(size_t *used, size_t *peak, size_t *total) {
     if (total) *total = tot;
 }
 
+static void cu_mem_info(size_t *free_bytes, size_t *total_bytes) {
+    size_t fr = 0, tot = 0;
+    if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) cudaGetLastError(), fr = tot = 0;
+    if (free_bytes) *free_bytes = fr;
+    if (total_bytes) *total_bytes = tot;
+}
+
 extern "C" void cuda_mem_reset_peak(void) {
     g_mem_peak = 0;
     cuda_mem_sample();
@@ -227,6 +234,7 @@ static const Backend CUDA_BACKEND = {
     /* .scale = */ cu_scale,
     /* .adamw_update = */ cu_adamw_update,
     /* .sample = */ cu_sample,
+    /* .mem_info = */ cu_mem_info,
     /* .weights_hint = */ cu_weights_hint,
     /* .upload = */ cu_upload,
     /* .download = */ cu_download,

@@ -1,0 +1,137 @@
+/* Memory planning (see memplan.h). The CUDA scratch sizes below follow
+ * the backend's own sizing rules: keep them in step with
+ * backend/cuda/cuda_lm_head.cu (256 MB logits chunks), cuda_attention_gemm.cu
+ * (512 MB score blocks), cuda_bf16.cu (per-GEMM operand rounding) and
+ * backend_cuda.cu (grow-only buffers keep 1/8 slack). */
+#include "train/memplan.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+
+#define LM_CHUNK_BYTES ((double)(256u << 20))
+#define ATT_BLOCK_BYTES ((double)(512u << 20))
+#define SLACK 1.125 /* grow-only buffers allocate 1/8 more than asked */
+
+static void add(MemPlan *p, char phase, double bytes, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void add(MemPlan *p, char phase, double bytes, const char *fmt, ...) {
+    if (p->n == MEMPLAN_MAX || bytes <= 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->item[p->n].what, sizeof p->item[p->n].what, fmt, ap);
+    va_end(ap);
+    p->item[p->n].bytes = bytes;
+    p->item[p->n].phase = phase;
+    p->n++;
+}
+
+static double dmax(double a, double b) { return a > b ? a : b; }
+
+/* bytes of the bf16 attention's scratch for a (B, T) batch, backward (the
+ * larger of the two passes) */
+static double attn_scratch(const ModelConfig *c, double B, double T) {
+    double NH = c->n_heads, KVH = c->n_kv_heads, HD = c->head_dim;
+    double nq = B * NH * T * HD, nkv = B * KVH * T * HD;
+    double fixed = nq * 2 + 2 * nkv * 2 + nq * 2 + nq * 4 + 2 * nkv * 4 + B * NH * T * 4;
+    double block = B * KVH * T * T * 12; /* S, dP fp32 + P, dS bf16 for all query rows */
+    return fixed + (block < ATT_BLOCK_BYTES ? block : ATT_BLOCK_BYTES);
+}
+
+void memplan_compute(MemPlan *p, const MemPlanInput *in) {
+    memset(p, 0, sizeof *p);
+    Model m;
+    model_layout(&m, in->cfg);
+    free(m.params);
+    const ModelConfig *c = in->cfg;
+    double P = (double)m.n_floats, C = c->hidden, I = c->intermediate, V = c->vocab_size;
+    double L = c->n_layers, KD = m.KD, QD = m.QD, QKVD = m.QKVD;
+    add(p, 'p', P * 4, "policy weights (%.2fB parameters, fp32)", P / 1e9);
+    add(p, 'p', P * 4, "gradients (fp32)");
+    add(p, 'p', P * 8, "AdamW moments (fp32)");
+    if (in->cuda && in->bf16) add(p, 'p', P * 2, "bf16 copy of the policy weights");
+    if (in->has_ref) {
+        add(p, 'p', P * 4, "reference model weights (fp32)");
+        if (in->cuda && in->bf16) add(p, 'p', P * 2, "bf16 copy of the reference weights");
+    }
+    double N = (double)in->train_batch * in->train_len;
+    if (N > 0) {
+        add(p, 'p', (double)acts_bytes(&m, in->train_batch, in->train_len, in->recompute),
+            "activations (micro-batch %d x %d tokens%s)", in->train_batch, in->train_len,
+            in->recompute ? ", recomputed" : "");
+        double logits = N * V * 4;
+        if (logits <= (double)(128u << 20) && !in->recompute) add(p, 'p', logits, "kept LM-head logits");
+        if (in->cuda) {
+            double scr = LM_CHUNK_BYTES;
+            if (in->bf16) scr = dmax(scr, attn_scratch(c, in->train_batch, in->train_len));
+            add(p, 't', scr * SLACK, "GPU scratch (attention blocks, LM-head chunks)");
+            if (in->bf16) {
+                /* the largest GEMM's rounded operands: the gate/up weight
+                 * gradient (dout N x 2I, input N x C) or an LM-head chunk */
+                double rows = LM_CHUNK_BYTES / 4 / V;
+                double cvt = dmax(N * (2 * I + C), LM_CHUNK_BYTES / 4 + rows * C) * 2;
+                add(p, 't', cvt * SLACK, "bf16 GEMM operand buffer");
+            }
+        }
+    }
+    if (in->gen_batch > 0 && in->gen_len > 0) {
+        double S = in->gen_batch, len = in->gen_len, chunk = in->prefill_chunk > 0 ? in->prefill_chunk : 512;
+        add(p, 'g', 2 * L * S * len * KD * 4, "KV cache (%d sequences x %d tokens)", in->gen_batch, in->gen_len);
+        double cap = S + chunk;
+        double dec = cap * (4 * C + QKVD + 3 * QD + 3 * KD + 3 * I + 1 + c->n_heads) * 4 + cap * 16;
+        add(p, 'g', dec + S * V * 4, "decode buffers and one step's logits");
+    }
+    for (int i = 0; i < p->n; i++) {
+        if (p->item[i].phase == 'p') p->persistent += p->item[i].bytes;
+        else if (p->item[i].phase == 'g') p->gen += p->item[i].bytes;
+        else p->train += p->item[i].bytes;
+    }
+    /* training scratch is grow-only: once there, it stays through later
+     * generation phases */
+    p->peak = p->persistent + p->train + p->gen;
+    if (!in->cuda) p->peak = p->persistent + dmax(p->train, p->gen);
+}
+
+void memplan_print(const MemPlan *p, FILE *fp, const char *prefix) {
+    for (int i = 0; i < p->n; i++)
+        fprintf(fp, "%s%8.2f GB  %s\n", prefix, p->item[i].bytes / 1e9, p->item[i].what);
+    fprintf(fp, "%s%8.2f GB  peak (plus the runtime's own ~0.5 GB on a GPU)\n", prefix, p->peak / 1e9);
+}
+
+int memplan_check(const MemPlan *p, const Backend *be, const char *hint, Err *err) {
+    if (!be || !be->mem_info) return 0;
+    size_t fr = 0, tot = 0;
+    be->mem_info(&fr, &tot);
+    if (tot == 0 || p->peak <= (double)fr) return 0;
+    int big = 0;
+    for (int i = 1; i < p->n; i++)
+        if (p->item[i].bytes > p->item[big].bytes) big = i;
+    return err_set(err,
+                   "memory plan: this run needs %.1f GB on the %s backend but %.1f GB of %.1f GB are free "
+                   "(largest: %s, %.1f GB)%s%s",
+                   p->peak / 1e9, be->name, fr / 1e9, tot / 1e9, p->n ? p->item[big].what : "-",
+                   p->n ? p->item[big].bytes / 1e9 : 0.0, hint && hint[0] ? ": " : "", hint ? hint : "");
+}
+
+int memplan_run(const char *model_dir, const Backend *be, MemPlanInput *in, const char *hint, FILE *fp, Err *err) {
+    if (!be || !be->mem_info) return 0; /* only a GPU says how much it has */
+    char path[4096];
+    ModelConfig cfg;
+    snprintf(path, sizeof path, "%s/config.json", model_dir);
+    if (hf_config_load(&cfg, path, err) != 0) return -1;
+    in->cfg = &cfg;
+    in->cuda = 1;
+    in->bf16 = be->weights_hint != NULL; /* an upper bound in fp32, where no copy is made */
+    MemPlan p;
+    memplan_compute(&p, in);
+    in->cfg = NULL;
+    size_t fr = 0, tot = 0;
+    be->mem_info(&fr, &tot);
+    if (fp) {
+        fprintf(fp, "memory plan (%s backend, %.1f GB free of %.1f GB):\n", be->name, fr / 1e9, tot / 1e9);
+        memplan_print(&p, fp, "  ");
+    }
+    return memplan_check(&p, be, hint, err);
+}

@@ -1,0 +1,58 @@
+/* Memory planning: what a training run will allocate on its backend,
+ * computed from the model config and the run's settings before anything
+ * is loaded, so a run that cannot fit is refused with the reason up front
+ * instead of failing mid-run (GPU runs print the plan at start).
+ *
+ * The sizes are the allocations r1c makes (parameters, gradients, AdamW
+ * moments, the CUDA backend's bf16 weight copies, activations from
+ * acts_bytes, the KV cache and decode buffers of generation, the CUDA
+ * backend's grow-only scratch and bf16 conversion buffers); the CUDA
+ * context and cuBLAS workspaces come on top (~0.5 GB). Checked against
+ * measured peaks in docs/cuda.md. */
+#ifndef R1C_TRAIN_MEMPLAN_H
+#define R1C_TRAIN_MEMPLAN_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "backend/backend.h"
+#include "base/err.h"
+#include "io/hf_config.h"
+
+typedef struct MemPlanInput {
+    const ModelConfig *cfg;
+    int train_batch, train_len; /* micro-batch rows x tokens per row */
+    int recompute;
+    int has_ref;              /* a frozen reference model (GRPO beta > 0) */
+    int gen_batch, gen_len;   /* sequences decoded together, prompt + new tokens; 0: no generation */
+    int prefill_chunk;        /* prompt tokens per decode step (0: 512) */
+    int cuda;                 /* count the CUDA backend's scratch */
+    int bf16;                 /* CUDA bf16 precision: + a bf16 copy of each model's weights */
+} MemPlanInput;
+
+enum { MEMPLAN_MAX = 16 };
+
+typedef struct MemPlan {
+    struct {
+        char what[96];
+        double bytes;
+        char phase; /* 'p' all run long, 'g' while generating, 't' from the first training step on */
+    } item[MEMPLAN_MAX];
+    int n;
+    double persistent, gen, train, peak; /* bytes; peak = persistent + max(gen, train) */
+} MemPlan;
+
+void memplan_compute(MemPlan *p, const MemPlanInput *in);
+/* Table of the items and the peak, one per line, each prefixed. */
+void memplan_print(const MemPlan *p, FILE *fp, const char *prefix);
+/* Where the backend can say how much memory it has (be->mem_info), -1 with
+ * a one-line error naming the biggest item and what to change when the
+ * peak exceeds the free memory; else 0. */
+int memplan_check(const MemPlan *p, const Backend *be, const char *hint, Err *err);
+
+/* For a run about to load MODEL_DIR (its config.json) on be: fills in
+ * in->cfg, computes the plan, prints it to fp (when not NULL and the
+ * backend reports memory, i.e. on a GPU) and checks it (memplan_check). */
+int memplan_run(const char *model_dir, const Backend *be, MemPlanInput *in, const char *hint, FILE *fp, Err *err);
+
+#endif

@@ -1,0 +1,111 @@
+/* Memory planning against hand-computed sizes and against peaks measured
+ * on an H200 (docs/cuda.md: bench_cuda_model, 16 x 1024 training, peak
+ * device memory from cudaMemGetInfo after every allocation), and the
+ * refusal message through a backend that reports little free memory. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "model/shapes.h"
+#include "train/memplan.h"
+
+static double item(const MemPlan *p, const char *prefix) {
+    for (int i = 0; i < p->n; i++)
+        if (!strncmp(p->item[i].what, prefix, strlen(prefix))) return p->item[i].bytes;
+    return -1;
+}
+
+static ModelConfig shape(const char *name) {
+    ModelConfig c;
+    Err err;
+    if (model_shape(&c, name, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    return c;
+}
+
+/* Qwen2.5-0.5B has 494,032,768 parameters (tied embeddings): 151936 x 896
+ * embedding, 24 layers of 14,912,384 (q/k/v/o with q/k/v biases, SwiGLU
+ * 3 x 4864 x 896, two norms), the final norm. */
+static void test_counts(void) {
+    ModelConfig c = shape("qwen2.5-0.5b");
+    MemPlan p;
+    memplan_compute(&p, &(MemPlanInput){.cfg = &c});
+    CHECK_NEAR(item(&p, "policy weights"), 494032768.0 * 4, 0.5);
+    CHECK_NEAR(item(&p, "gradients"), 494032768.0 * 4, 0.5);
+    CHECK_NEAR(item(&p, "AdamW"), 494032768.0 * 8, 0.5);
+    CHECK(item(&p, "bf16 copy") < 0 && item(&p, "reference") < 0 && item(&p, "KV cache") < 0);
+    CHECK_NEAR(p.peak, 494032768.0 * 16, 0.5);
+    /* the GPU's bf16 copies of the policy and the reference */
+    memplan_compute(&p, &(MemPlanInput){.cfg = &c, .has_ref = 1, .cuda = 1, .bf16 = 1});
+    CHECK_NEAR(item(&p, "bf16 copy of the policy"), 494032768.0 * 2, 0.5);
+    CHECK_NEAR(item(&p, "reference model"), 494032768.0 * 4, 0.5);
+    CHECK_NEAR(item(&p, "bf16 copy of the reference"), 494032768.0 * 2, 0.5);
+    /* KV cache: 2 (k, v) x 24 layers x 64 sequences x 1000 tokens x 128 floats (2 kv heads x 64) x 4 bytes */
+    memplan_compute(&p, &(MemPlanInput){.cfg = &c, .gen_batch = 64, .gen_len = 1000});
+    CHECK_NEAR(item(&p, "KV cache"), 2.0 * 24 * 64 * 1000 * 128 * 4, 0.5);
+    CHECK(p.gen > item(&p, "KV cache") && p.peak == p.persistent + p.gen);
+    /* activations: acts_bytes; recomputation keeps one layer's */
+    memplan_compute(&p, &(MemPlanInput){.cfg = &c, .train_batch = 2, .train_len = 64});
+    double full = item(&p, "activations");
+    memplan_compute(&p, &(MemPlanInput){.cfg = &c, .train_batch = 2, .train_len = 64, .recompute = 1});
+    CHECK(full > 5 * item(&p, "activations")); /* 24 layers of saved tensors vs one */
+}
+
+/* Peaks measured with bench_cuda_model on one H200 (2026-12-01), minus
+ * the ~0.5 GB the CUDA context and cuBLAS take: the plan is within 2%. */
+static void test_measured(void) {
+    struct {
+        const char *shape;
+        double measured_gb;
+    } cases[] = {{"qwen2.5-0.5b", 45.7}, {"r1-distill-qwen-1.5b", 107.6}};
+    for (int i = 0; i < 2; i++) {
+        ModelConfig c = shape(cases[i].shape);
+        MemPlan p;
+        memplan_compute(&p, &(MemPlanInput){.cfg = &c, .train_batch = 16, .train_len = 1024, .cuda = 1, .bf16 = 1});
+        double plan = p.peak / 1e9 + 0.5;
+        CHECKF(fabs(plan - cases[i].measured_gb) <= 0.02 * cases[i].measured_gb, "%s: plan %.1f GB, measured %.1f GB",
+               cases[i].shape, plan, cases[i].measured_gb);
+        printf("%s 16 x 1024 training: plan %.1f GB (+0.5 runtime), measured %.1f GB\n", cases[i].shape, plan,
+               cases[i].measured_gb);
+    }
+}
+
+static size_t g_free;
+static void fake_mem_info(size_t *fr, size_t *tot) {
+    *fr = g_free;
+    *tot = (size_t)80e9;
+}
+
+static void test_refusal(void) {
+    ModelConfig c = shape("qwen2.5-0.5b");
+    Backend be = *backend_cpu();
+    be.name = "fake-gpu";
+    be.mem_info = fake_mem_info;
+    MemPlan p;
+    memplan_compute(&p, &(MemPlanInput){.cfg = &c, .train_batch = 16, .train_len = 1024, .cuda = 1, .bf16 = 1});
+    Err err = {{0}};
+    g_free = (size_t)60e9;
+    CHECK(memplan_check(&p, &be, "lower micro_batch", &err) == 0);
+    g_free = (size_t)20e9;
+    CHECK(memplan_check(&p, &be, "lower micro_batch", &err) == -1);
+    CHECKF(strstr(err.msg, "needs 45.0 GB") && strstr(err.msg, "20.0 GB of 80.0 GB are free") &&
+               strstr(err.msg, "largest: activations (micro-batch 16 x 1024 tokens)") &&
+               strstr(err.msg, "lower micro_batch"),
+           "%s", err.msg);
+    /* no memory report (the CPU): nothing to check against */
+    CHECK(memplan_check(&p, backend_cpu(), NULL, &err) == 0);
+    char buf[4096] = {0};
+    FILE *fp = fmemopen(buf, sizeof buf, "w");
+    memplan_print(&p, fp, "  ");
+    fclose(fp);
+    CHECKF(strstr(buf, "peak") && strstr(buf, "AdamW moments"), "%s", buf);
+}
+
+int main(void) {
+    test_counts();
+    test_measured();
+    test_refusal();
+    return check_summary("test_memplan");
+}
