@@ -8,12 +8,13 @@
  *
  * usage: bench_cuda_model [--shape NAME] [--precision bf16|fp32] [-B 16]
  *        [-T 1024] [--steps 3] [-S 256] [-P 128] [-M 256] [--recompute]
- *        [--no-train] [--no-gen] */
+ *        [--no-train] [--no-gen] [--profile] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/cuda/backend_cuda.h"
+#include "backend/profile.h"
 #include "base/clock.h"
 #include "base/rng.h"
 #include "gen/generate.h"
@@ -76,7 +77,7 @@ static int bench_train(Model *m, int B, int T, int steps, int recompute, double 
 
 int main(int argc, char **argv) {
     const char *shape = "qwen2.5-0.5b", *prec = "bf16";
-    int B = 16, T = 1024, steps = 3, S = 256, P = 128, M = 256, recompute = 0, do_train = 1, do_gen = 1;
+    int B = 16, T = 1024, steps = 3, S = 256, P = 128, M = 256, recompute = 0, do_train = 1, do_gen = 1, profile = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--shape") && v) shape = v, i++;
@@ -90,6 +91,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--recompute")) recompute = 1;
         else if (!strcmp(a, "--no-train")) do_train = 0;
         else if (!strcmp(a, "--no-gen")) do_gen = 0;
+        else if (!strcmp(a, "--profile")) profile = 1;
         else {
             fprintf(stderr, "usage: bench_cuda_model [--shape NAME] [--precision bf16|fp32] [-B N] [-T N] [--steps N]\n"
                             "       [-S seqs] [-P prompt] [-M new] [--recompute] [--no-train] [--no-gen]\n");
@@ -100,6 +102,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_cuda_model: sizes must be positive (T >= 2)\n");
         return 2;
     }
+    /* --profile: every op waits for the device, so the per-op table is
+     * device time plus launch; the wall time is then the sum of them */
+    if (profile) setenv("R1C_CUDA_SYNC", "1", 1);
     if (!cuda_available()) {
         printf("bench_cuda_model: not measured: no usable CUDA device\n");
         return 0;
@@ -114,7 +119,7 @@ int main(int argc, char **argv) {
     ModelConfig cfg;
     Model m;
     if (model_shape(&cfg, shape, &err) != 0) return fail("shape", &err);
-    if (model_create(&m, &cfg, backend_cuda(), &err) != 0 || model_init_random(&m, 1, 0.02f, &err) != 0)
+    if (model_create(&m, &cfg, profile ? backend_profiled(backend_cuda()) : backend_cuda(), &err) != 0 || model_init_random(&m, 1, 0.02f, &err) != 0)
         return fail("model", &err);
     printf("%s, shape %s (%.2fB parameters), %s GEMMs\n", cuda_device_name(), shape, m.n_floats / 1e9, prec);
     fflush(stdout);
@@ -135,6 +140,7 @@ int main(int argc, char **argv) {
         if (gen_run(&m, req, S, &warm, out, NULL, &err) != 0 || cuda_check(&err) != 0) return fail("generate", &err);
         gen_outputs_free(out, S);
         cuda_mem_reset_peak();
+        if (profile) backend_profile_reset();
         GenStats st;
         double t0 = clock_seconds();
         if (gen_run(&m, req, S, &gc, out, &st, &err) != 0 || cuda_check(&err) != 0) return fail("generate", &err);
@@ -143,6 +149,11 @@ int main(int argc, char **argv) {
         gen_tok_s = (double)S * M / dt;
         printf("generate: %d x (%d prompt + %d new) tokens in %.2f s: %.0f new tokens/s, peak %.1f GB\n", S, P, M, dt,
                gen_tok_s, peak_gen / 1e9);
+        if (profile) {
+            printf("time per op while generating (each op synchronised):\n");
+            backend_profile_report(stdout);
+            backend_profile_reset();
+        }
         fflush(stdout);
         /* sampler vs trainer: the first sequences again through the forward */
         int nchk = S < 8 ? S : 8, L = P + M;

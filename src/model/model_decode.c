@@ -94,6 +94,9 @@ int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens,
         if (pos[i] > maxpos) maxpos = pos[i];
         s->len[i] = pos[i] + 1;
     }
+    for (int i = 0; i < n_out; i++)
+        if (out_rows[i] < 0 || out_rows[i] >= n)
+            return err_set(err, "model_decode: output row %d is outside the batch of %d tokens", out_rows[i], n);
     if (model_rope_reserve(m, maxpos + 1, err) != 0) return -1;
     size_t need = (size_t)(n_out > 0 ? n_out : 0) * c->vocab_size;
     if (need > s->logits_cap) {
@@ -133,8 +136,21 @@ int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens,
         be->add_inplace(s->x, s->tmp, (size_t)n * C);
     }
     if (n_out <= 0) return 0;
-    for (int i = 0; i < n_out; i++) be->copy(s->xsel + (size_t)i * C, s->x + (size_t)out_rows[i] * C, C * sizeof(float));
-    be->rmsnorm_forward(s->ln, s->rstd, s->xsel, m->w.final_norm, n_out, C, eps);
+    /* the rows that get logits, gathered: runs of consecutive rows move in
+     * one copy (a pure decode step is one run, and needs none) */
+    const float *xs = s->x;
+    int ident = 1;
+    for (int i = 0; i < n_out && ident; i++) ident = out_rows[i] == i;
+    if (!ident) {
+        for (int i = 0; i < n_out;) {
+            int j = i + 1;
+            while (j < n_out && out_rows[j] == out_rows[j - 1] + 1) j++;
+            be->copy(s->xsel + (size_t)i * C, s->x + (size_t)out_rows[i] * C, (size_t)(j - i) * C * sizeof(float));
+            i = j;
+        }
+        xs = s->xsel;
+    }
+    be->rmsnorm_forward(s->ln, s->rstd, xs, m->w.final_norm, n_out, C, eps);
     be->matmul_forward(s->logits_be, s->ln, m->w.lm_head, NULL, n_out, C, c->vocab_size);
     if (logits) be->download(logits, s->logits_be, need * sizeof(float));
     return 0;

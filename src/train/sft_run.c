@@ -49,7 +49,7 @@ const RecipeField SFT_FIELDS[] = {
     F("save_every", RECIPE_INT, save_every, "0", "checkpoint every N steps (and at the end)", .has_min = 1, .min = 0),
     F("keep_checkpoints", RECIPE_INT, keep_checkpoints, "2", "newest checkpoints kept (0 = all)", .has_min = 1, .min = 0),
     F("quiet", RECIPE_BOOL, quiet, "false", "no progress line"),
-    F("backend", RECIPE_STRING, backend, "cpu", "cpu | cuda (bf16 GEMMs) | cuda-fp32 (exact reference arithmetic); packing is CPU-only"),
+    F("backend", RECIPE_STRING, backend, "cpu", "cpu | cuda (bf16 GEMMs) | cuda-fp32 (exact reference arithmetic)"),
     {NULL, 0, 0, NULL, .help = NULL},
 };
 

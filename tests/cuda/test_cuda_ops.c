@@ -332,6 +332,46 @@ static void test_attention(int B, int T, int NH, int KVH, int HD) {
     free(dq), free(dk), free(dv), free(dq1), free(dk1), free(dq2), free(dk2);
 }
 
+/* Packed rows: each row holds sequences of random lengths (some longer
+ * than a 32-key tile, some of one token); token t sees seg[t] .. t. */
+static void test_attention_seg(int B, int T, int NH, int KVH, int HD) {
+    char tag[96];
+    snprintf(tag, sizeof tag, "packed B=%d T=%d NH=%d KVH=%d HD=%d", B, T, NH, KVH, HD);
+    size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * KVH * HD, nl = (size_t)B * NH * T;
+    int32_t *seg = malloc((size_t)B * T * sizeof(int32_t));
+    for (int b = 0; b < B; b++)
+        for (int t = 0, start = 0, left = 0; t < T; t++) {
+            if (left == 0) {
+                start = t;
+                left = 1 + (int)(rng_u64(&rng) % (t % 3 == 0 ? 70 : 9));
+            }
+            seg[(size_t)b * T + t] = start;
+            left--;
+        }
+    float *q = hrand(nq, 1.0f), *k = hrand(nk, 1.0f), *v = hrand(nk, 1.0f), *g = hrand(nq, 1.0f);
+    float *d_q = dev_f(q, nq), *d_k = dev_f(k, nk), *d_v = dev_f(v, nk), *d_g = dev_f(g, nq);
+    int32_t *d_seg = dev_i(seg, (size_t)B * T);
+    float *out = malloc(nq * 4), *lse = malloc(nl * 4), *nq_nan = hnan(nq), *nk_nan = hnan(nk), *nl_nan = hnan(nl);
+    float *d_out = dev_f(nq_nan, nq), *d_lse = dev_f(nl_nan, nl);
+    cpu->attention_forward_seg(out, lse, q, k, v, seg, B, T, NH, KVH, HD);
+    gpu->attention_forward_seg(d_out, d_lse, d_q, d_k, d_v, d_seg, B, T, NH, KVH, HD);
+    cmp("attention_forward_seg", tag, d_out, out, nq, FWD_TOL);
+    cmp("attention_forward_seg", tag, d_lse, lse, nl, FWD_TOL);
+    float *dq = malloc(nq * 4), *dk = malloc(nk * 4), *dv = malloc(nk * 4);
+    float *d_dq = dev_f(nq_nan, nq), *d_dk = dev_f(nk_nan, nk), *d_dv = dev_f(nk_nan, nk);
+    float *d_out_c = dev_f(out, nq), *d_lse_c = dev_f(lse, nl);
+    cpu->attention_backward_seg(dq, dk, dv, g, out, lse, q, k, v, seg, B, T, NH, KVH, HD);
+    gpu->attention_backward_seg(d_dq, d_dk, d_dv, d_g, d_out_c, d_lse_c, d_q, d_k, d_v, d_seg, B, T, NH, KVH, HD);
+    cmp("attention_backward_seg", tag, d_dq, dq, nq, BWD_TOL);
+    cmp("attention_backward_seg", tag, d_dk, dk, nk, BWD_TOL);
+    cmp("attention_backward_seg", tag, d_dv, dv, nk, BWD_TOL);
+    gpu_ok(tag);
+    gpu->free(d_q), gpu->free(d_k), gpu->free(d_v), gpu->free(d_g), gpu->free(d_seg), gpu->free(d_out);
+    gpu->free(d_lse), gpu->free(d_dq), gpu->free(d_dk), gpu->free(d_dv), gpu->free(d_out_c), gpu->free(d_lse_c);
+    free(seg), free(q), free(k), free(v), free(g), free(out), free(lse), free(nq_nan), free(nk_nan), free(nl_nan);
+    free(dq), free(dk), free(dv);
+}
+
 /* ---- KV cache: write, then decode against it ---- */
 
 static void test_decode(int N, int S, int Lmax, int NH, int KVH, int HD) {
@@ -808,12 +848,7 @@ int main(void) {
     CHECK(gpu != NULL && !strcmp(gpu->name, "cuda"));
     const void *const *slots = (const void *const *)((const char *)gpu + offsetof(Backend, alloc));
     size_t nslots = (sizeof(Backend) - offsetof(Backend, alloc)) / sizeof(void *);
-    for (size_t i = 0; i < nslots; i++) {
-        /* packing's segment attention is CPU-only so far */
-        size_t seg0 = (offsetof(Backend, attention_forward_seg) - offsetof(Backend, alloc)) / sizeof(void *);
-        if (i == seg0 || i == seg0 + 1) continue;
-        CHECKF(slots[i] != NULL, "Backend slot %zu is NULL", i);
-    }
+    for (size_t i = 0; i < nslots; i++) CHECKF(slots[i] != NULL, "Backend slot %zu is NULL", i);
     cuda_set_precision(CUDA_PREC_FP32); /* the reference pass first */
     rng_seed(&rng, 4321);
     const char *sm = getenv("R1C_CUDA_TEST_SMALL");
@@ -845,6 +880,9 @@ int main(void) {
     test_attention(1, 100, 8, 1, 80);
     test_attention(3, 9, 6, 3, 5);
     BIG(test_attention(1, 70, 4, 2, 256));
+    test_attention_seg(2, 100, 4, 2, 32);
+    BIG(test_attention_seg(2, 300, 14, 2, 64));
+    test_attention_seg(1, 40, 6, 3, 5);
 
     BIG(test_decode(5, 3, 300, 14, 2, 64));
     test_decode(9, 4, 40, 4, 4, 128);
@@ -890,6 +928,8 @@ int main(void) {
     BIG(test_attention(4, 1024, 14, 2, 64)); /* several query blocks per head */
     test_attention(2, 65, 2, 2, 128);
     test_attention(3, 9, 6, 3, 5);
+    test_attention_seg(2, 100, 4, 2, 32);
+    BIG(test_attention_seg(2, 300, 14, 2, 64));
     BIG(test_decode(5, 3, 300, 14, 2, 64));
     test_decode(9, 4, 40, 4, 4, 128);
     test_decode(4, 2, 20, 6, 3, 5);

@@ -21,10 +21,16 @@ extern "C" {
 
 /* ---- forward: block = 32 query rows of one (b, h) ---- */
 
+/* seg (B*T, or NULL): packed rows; query t of row b sees keys
+ * seg[b*T + t] .. t only. */
+__device__ __forceinline__ bool att_sees(const int32_t *seg, int b, int T, int t, int j) {
+    return j <= t && (!seg || j >= seg[(size_t)b * T + t]);
+}
+
 template <int NR>
 __global__ void __launch_bounds__(ATT_WARPS * 32) attn_fwd_kernel(float *out, float *lse, const float *q, const float *k,
-                                                                  const float *v, int T, int NH, int KVH, int HD,
-                                                                  float scale) {
+                                                                  const float *v, const int32_t *seg, int T, int NH,
+                                                                  int KVH, int HD, float scale) {
     extern __shared__ float sm[];
     const int HP = HD + 1;
     float *Qs = sm, *Ks = Qs + ATT_BQ * HD, *Vs = Ks + ATT_KT * HP;
@@ -67,8 +73,9 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attn_fwd_kernel(float *out, fl
             int t = tw0 + i;
             p[i] = 0.0f;
             if (t >= T || j0 > t) continue; /* warp-uniform */
-            float sc = j0 + lane <= t ? s[i] * scale : -INFINITY;
+            float sc = att_sees(seg, b, T, t, j0 + lane) ? s[i] * scale : -INFINITY;
             float mnew = fmaxf(m[i], warp_max(sc));
+            if (mnew == -INFINITY) continue; /* warp-uniform: a packed row's keys start in a later tile */
             float corr = expf(m[i] - mnew);
             p[i] = expf(sc - mnew);
             l[i] = l[i] * corr + warp_sum(p[i]);
@@ -136,18 +143,28 @@ static int att_shape_ok(const char *op, int NH, int KVH, int HD) {
     return 1;
 }
 
-void cu_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
-                          int NH, int KVH, int HD) {
+static void attn_forward(float *out, float *lse, const float *q, const float *k, const float *v, const int32_t *seg,
+                         int B, int T, int NH, int KVH, int HD) {
     if (B <= 0 || T <= 0 || NH <= 0 || !att_shape_ok("attention_forward", NH, KVH, HD)) return;
     if (cuda_precision() == CUDA_PREC_BF16) {
-        cuda_attention_forward_gemm(out, lse, q, k, v, B, T, NH, KVH, HD);
+        cuda_attention_forward_gemm(out, lse, q, k, v, seg, B, T, NH, KVH, HD);
         return;
     }
     size_t smem = (size_t)(ATT_BQ * HD + 2 * ATT_KT * (HD + 1)) * sizeof(float);
     dim3 grid((T + ATT_BQ - 1) / ATT_BQ, NH, B);
-    ATT_DISPATCH(att_nr(HD), attn_fwd_kernel, grid, smem, out, lse, q, k, v, T, NH, KVH, HD,
+    ATT_DISPATCH(att_nr(HD), attn_fwd_kernel, grid, smem, out, lse, q, k, v, seg, T, NH, KVH, HD,
                  1.0f / sqrtf((float)HD));
     cuda_after_launch("attention_forward");
+}
+
+void cu_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
+                          int NH, int KVH, int HD) {
+    attn_forward(out, lse, q, k, v, NULL, B, T, NH, KVH, HD);
+}
+
+void cu_attention_forward_seg(float *out, float *lse, const float *q, const float *k, const float *v,
+                              const int32_t *seg_start, int B, int T, int NH, int KVH, int HD) {
+    attn_forward(out, lse, q, k, v, seg_start, B, T, NH, KVH, HD);
 }
 
 /* ---- backward ---- */
@@ -177,8 +194,8 @@ void cuda_attention_rowdot(float *D, const float *dout, const float *out, size_t
 template <int NR>
 __global__ void __launch_bounds__(ATT_WARPS * 32) attn_bwd_dq_kernel(float *dq, const float *dout, const float *lse,
                                                                      const float *D, const float *q, const float *k,
-                                                                     const float *v, int T, int NH, int KVH, int HD,
-                                                                     float scale) {
+                                                                     const float *v, const int32_t *seg, int T, int NH,
+                                                                     int KVH, int HD, float scale) {
     extern __shared__ float sm[];
     const int HP = HD + 1;
     float *Qs = sm, *Gs = Qs + ATT_BQ * HD, *Ks = Gs + ATT_BQ * HD, *Vs = Ks + ATT_KT * HP;
@@ -226,7 +243,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attn_bwd_dq_kernel(float *dq, 
 #pragma unroll
         for (int i = 0; i < ATT_RPW; i++) {
             int t = tw0 + i;
-            float pv = (t < T && j0 + lane <= t) ? expf(s[i] * scale - L[i]) : 0.0f;
+            float pv = (t < T && att_sees(seg, b, T, t, j0 + lane)) ? expf(s[i] * scale - L[i]) : 0.0f;
             ds[i] = pv * (dp[i] - Dr[i]) * scale;
         }
         int lim = min(ATT_KT, tlast - j0 + 1);
@@ -263,7 +280,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attn_bwd_dq_kernel(float *dq, 
 template <int NR>
 __global__ void __launch_bounds__(ATT_WARPS * 32) attn_bwd_dkv_kernel(float *dk, float *dv, const float *dout,
                                                                       const float *lse, const float *D, const float *q,
-                                                                      const float *k, const float *v, int T, int NH,
+                                                                      const float *k, const float *v, const int32_t *seg, int T, int NH,
                                                                       int KVH, int HD, float scale) {
     extern __shared__ float sm[];
     const int HP = HD + 1;
@@ -315,7 +332,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attn_bwd_dkv_kernel(float *dk,
 #pragma unroll
             for (int i = 0; i < ATT_RPW; i++) { /* keys past T: t >= j fails or t < T fails, so p = 0 */
                 int j = jw0 + i;
-                p[i] = (t < T && t >= j && j < T) ? expf(s[i] * scale - Ls[lane]) : 0.0f;
+                p[i] = (t < T && j < T && att_sees(seg, b, T, t, j)) ? expf(s[i] * scale - Ls[lane]) : 0.0f;
                 ds[i] = p[i] * (dp[i] - Ds[lane]) * scale;
             }
             int qlo = jw0 - i0 > 0 ? jw0 - i0 : 0, qhi = min(ATT_KT, T - i0);
@@ -356,11 +373,12 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attn_bwd_dkv_kernel(float *dk,
     }
 }
 
-void cu_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
-                           const float *q, const float *k, const float *v, int B, int T, int NH, int KVH, int HD) {
+static void attn_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                          const float *q, const float *k, const float *v, const int32_t *seg, int B, int T, int NH,
+                          int KVH, int HD) {
     if (B <= 0 || T <= 0 || NH <= 0 || !att_shape_ok("attention_backward", NH, KVH, HD)) return;
     if (cuda_precision() == CUDA_PREC_BF16) {
-        cuda_attention_backward_gemm(dq, dk, dv, dout, out, lse, q, k, v, B, T, NH, KVH, HD);
+        cuda_attention_backward_gemm(dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, NH, KVH, HD);
         return;
     }
     size_t rows = (size_t)B * T * NH;
@@ -371,12 +389,23 @@ void cu_attention_backward(float *dq, float *dk, float *dv, const float *dout, c
     int nr = att_nr(HD);
     size_t smem_q = (size_t)(2 * ATT_BQ * HD + 2 * ATT_KT * (HD + 1)) * sizeof(float);
     dim3 gq((T + ATT_BQ - 1) / ATT_BQ, NH, B);
-    ATT_DISPATCH(nr, attn_bwd_dq_kernel, gq, smem_q, dq, dout, lse, D, q, k, v, T, NH, KVH, HD, scale);
+    ATT_DISPATCH(nr, attn_bwd_dq_kernel, gq, smem_q, dq, dout, lse, D, q, k, v, seg, T, NH, KVH, HD, scale);
     cuda_after_launch("attention_backward dq");
     size_t smem_kv = (size_t)(2 * ATT_BQ * HD + 2 * ATT_KT * (HD + 1) + 2 * ATT_KT) * sizeof(float);
     dim3 gk((T + ATT_BQ - 1) / ATT_BQ, KVH, B);
-    ATT_DISPATCH(nr, attn_bwd_dkv_kernel, gk, smem_kv, dk, dv, dout, lse, D, q, k, v, T, NH, KVH, HD, scale);
+    ATT_DISPATCH(nr, attn_bwd_dkv_kernel, gk, smem_kv, dk, dv, dout, lse, D, q, k, v, seg, T, NH, KVH, HD, scale);
     cuda_after_launch("attention_backward dk dv");
+}
+
+void cu_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                           const float *q, const float *k, const float *v, int B, int T, int NH, int KVH, int HD) {
+    attn_backward(dq, dk, dv, dout, out, lse, q, k, v, NULL, B, T, NH, KVH, HD);
+}
+
+void cu_attention_backward_seg(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                               const float *lse, const float *q, const float *k, const float *v,
+                               const int32_t *seg_start, int B, int T, int NH, int KVH, int HD) {
+    attn_backward(dq, dk, dv, dout, out, lse, q, k, v, seg_start, B, T, NH, KVH, HD);
 }
 
 /* ---- decode: one warp per (token, head) against its cache slot ---- */

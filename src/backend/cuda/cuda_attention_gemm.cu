@@ -45,29 +45,29 @@ __global__ void ag_from_heads_kernel(float *dst, const float *src, int B, int T,
 /* One warp per score row of a block: row r of batch i is query t = t0 + r
  * of head h = kh*G + g in sequence b (i = b*KVH + kh); it sees keys
  * 0..t of the nk in the row. Writes P (bf16, 0 beyond t) and lse. */
-__global__ void ag_softmax_kernel(__nv_bfloat16 *P, float *lse, const float *S, int rows, int nk, int t0, int g,
-                                  int G, int KVH, int NH, int T, int nrows_total) {
+__global__ void ag_softmax_kernel(__nv_bfloat16 *P, float *lse, const float *S, const int32_t *seg, int rows, int nk,
+                                  int t0, int g, int G, int KVH, int NH, int T, int nrows_total) {
     int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= nrows_total) return;
     int i = row / rows, r = row % rows, t = t0 + r, b = i / KVH, kh = i % KVH, h = kh * G + g;
     const float *s = S + (size_t)row * nk;
     __nv_bfloat16 *p = P + (size_t)row * nk;
-    int lim = min(nk, t + 1);
+    int lim = min(nk, t + 1), lo = seg ? seg[(size_t)b * T + t] : 0; /* keys lo .. t */
     float m = -INFINITY;
-    for (int j = lane; j < lim; j += 32) m = fmaxf(m, s[j]);
+    for (int j = lo + lane; j < lim; j += 32) m = fmaxf(m, s[j]);
     m = warp_max(m);
     float l = 0.0f;
-    for (int j = lane; j < lim; j += 32) l += expf(s[j] - m);
+    for (int j = lo + lane; j < lim; j += 32) l += expf(s[j] - m);
     l = warp_sum(l);
     float inv = 1.0f / l;
-    for (int j = lane; j < nk; j += 32) p[j] = __float2bfloat16_rn(j < lim ? expf(s[j] - m) * inv : 0.0f);
+    for (int j = lane; j < nk; j += 32) p[j] = __float2bfloat16_rn(j >= lo && j < lim ? expf(s[j] - m) * inv : 0.0f);
     if (lane == 0) lse[((size_t)b * NH + h) * T + t] = m + logf(l);
 }
 
 /* Backward rows: P = exp(S - lse) (0 beyond t), dS = P (dP - D). */
 __global__ void ag_dsoftmax_kernel(__nv_bfloat16 *P, __nv_bfloat16 *dS, const float *S, const float *dP,
-                                   const float *lse, const float *D, int rows, int nk, int t0, int g, int G, int KVH,
-                                   int NH, int T, int nrows_total) {
+                                   const float *lse, const float *D, const int32_t *seg, int rows, int nk, int t0,
+                                   int g, int G, int KVH, int NH, int T, int nrows_total) {
     int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= nrows_total) return;
     int i = row / rows, r = row % rows, t = t0 + r, b = i / KVH, kh = i % KVH, h = kh * G + g;
@@ -75,8 +75,9 @@ __global__ void ag_dsoftmax_kernel(__nv_bfloat16 *P, __nv_bfloat16 *dS, const fl
     float L = lse[li], Dv = D[li];
     const float *s = S + (size_t)row * nk, *dp = dP + (size_t)row * nk;
     __nv_bfloat16 *p = P + (size_t)row * nk, *ds = dS + (size_t)row * nk;
+    int lo = seg ? seg[(size_t)b * T + t] : 0;
     for (int j = lane; j < nk; j += 32) {
-        float pv = j <= t ? expf(s[j] - L) : 0.0f;
+        float pv = j <= t && j >= lo ? expf(s[j] - L) : 0.0f;
         p[j] = __float2bfloat16_rn(pv);
         ds[j] = __float2bfloat16_rn(pv * (dp[j] - Dv));
     }
@@ -106,8 +107,8 @@ static int ag_rows(int B, int KVH, int T, size_t per) {
 
 static size_t al16(size_t bytes) { return (bytes + 255) & ~(size_t)255; }
 
-void cuda_attention_forward_gemm(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
-                                 int NH, int KVH, int HD) {
+void cuda_attention_forward_gemm(float *out, float *lse, const float *q, const float *k, const float *v,
+                                 const int32_t *seg, int B, int T, int NH, int KVH, int HD) {
     int G = NH / KVH, nb = B * KVH;
     int tb = ag_rows(B, KVH, T, 4 + 2);
     size_t nq = (size_t)B * NH * T * HD, nkv = (size_t)B * KVH * T * HD, ns = (size_t)nb * tb * T;
@@ -130,7 +131,7 @@ void cuda_attention_forward_gemm(float *out, float *lse, const float *q, const f
             cuda_gemm_bf16_batched("attention_forward S", 0, 1, rows, nk, HD, scale, qb, HD, (long long)G * T * HD, kh,
                                    HD, (long long)T * HD, 0.0f, S, nk, (long long)rows * nk, nb);
             int nr = nb * rows;
-            ag_softmax_kernel<<<(nr + 7) / 8, 256>>>(P, lse, S, rows, nk, t0, g, G, KVH, NH, T, nr);
+            ag_softmax_kernel<<<(nr + 7) / 8, 256>>>(P, lse, S, seg, rows, nk, t0, g, G, KVH, NH, T, nr);
             cuda_after_launch("attention_forward softmax");
             /* O_i(rows, HD) = P_i V_i, into head-major fp32 */
             cuda_gemm_bf16_batched("attention_forward PV", 0, 0, rows, HD, nk, 1.0f, P, nk, (long long)rows * nk, vh,
@@ -141,8 +142,8 @@ void cuda_attention_forward_gemm(float *out, float *lse, const float *q, const f
 }
 
 void cuda_attention_backward_gemm(float *dq, float *dk, float *dv, const float *dout, const float *out,
-                                  const float *lse, const float *q, const float *k, const float *v, int B, int T,
-                                  int NH, int KVH, int HD) {
+                                  const float *lse, const float *q, const float *k, const float *v, const int32_t *seg,
+                                  int B, int T, int NH, int KVH, int HD) {
     int G = NH / KVH, nb = B * KVH;
     int tb = ag_rows(B, KVH, T, 4 + 4 + 2 + 2);
     size_t nq = (size_t)B * NH * T * HD, nkv = (size_t)B * KVH * T * HD, ns = (size_t)nb * tb * T;
@@ -176,7 +177,7 @@ void cuda_attention_backward_gemm(float *dq, float *dk, float *dv, const float *
                                    0.0f, S, nk, ss, nb);
             cuda_gemm_bf16_batched("attention_backward dP", 0, 1, rows, nk, HD, 1.0f, doh + qoff, HD, sq, vh, HD, skv,
                                    0.0f, dP, nk, ss, nb);
-            ag_dsoftmax_kernel<<<(nr + 7) / 8, 256>>>(P, dS, S, dP, lse, D, rows, nk, t0, g, G, KVH, NH, T, nr);
+            ag_dsoftmax_kernel<<<(nr + 7) / 8, 256>>>(P, dS, S, dP, lse, D, seg, rows, nk, t0, g, G, KVH, NH, T, nr);
             cuda_after_launch("attention_backward dsoftmax");
             /* dQ = scale dS K; dK += scale dS^T Q; dV += P^T dO */
             cuda_gemm_bf16_batched("attention_backward dQ", 0, 0, rows, HD, nk, scale, dS, nk, ss, kh, HD, skv, 0.0f,

@@ -51,11 +51,11 @@ void cuda_shadow_forget(const void *p);
 void cu_weights_hint(const float *p, size_t n);
 /* Training attention in bf16 (cuda_attention_gemm.cu): tensor-core GEMMs
  * over query blocks; the op entry points dispatch to them in bf16. */
-void cuda_attention_forward_gemm(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
-                                 int NH, int KVH, int HD);
+void cuda_attention_forward_gemm(float *out, float *lse, const float *q, const float *k, const float *v,
+                                 const int32_t *seg, int B, int T, int NH, int KVH, int HD);
 void cuda_attention_backward_gemm(float *dq, float *dk, float *dv, const float *dout, const float *out,
-                                  const float *lse, const float *q, const float *k, const float *v, int B, int T,
-                                  int NH, int KVH, int HD);
+                                  const float *lse, const float *q, const float *k, const float *v, const int32_t *seg,
+                                  int B, int T, int NH, int KVH, int HD);
 /* D(B,NH,T) = rowsum(dout * out) over rows = B*T*NH rows of HD. */
 void cuda_attention_rowdot(float *D, const float *dout, const float *out, size_t rows, int B, int T, int NH, int HD);
 /* Frees the conversion buffer and the shadow copies (rebuilt on demand). */
@@ -83,6 +83,11 @@ void cu_attention_forward(float *out, float *lse, const float *q, const float *k
                           int NH, int KVH, int HD);
 void cu_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
                            const float *q, const float *k, const float *v, int B, int T, int NH, int KVH, int HD);
+void cu_attention_forward_seg(float *out, float *lse, const float *q, const float *k, const float *v,
+                              const int32_t *seg_start, int B, int T, int NH, int KVH, int HD);
+void cu_attention_backward_seg(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                               const float *lse, const float *q, const float *k, const float *v,
+                               const int32_t *seg_start, int B, int T, int NH, int KVH, int HD);
 void cu_attention_decode(float *out, const float *q, const float *k_cache, const float *v_cache,
                          const int32_t *slot, const int32_t *len, size_t cache_stride, int N, int NH, int KVH,
                          int HD);
