@@ -94,6 +94,22 @@ int main(void) {
              R1C, D, D, D, D) == 0);
     sh("printf 'run_dir: x\\nstages: [\\n' > %s/bad3.yaml", D);
     CHECK(sh("%s pipeline %s/bad3.yaml 2>%s/err3; grep -q 'bad3.yaml:' %s/err3", R1C, D, D, D) == 0);
+    /* --dry-run: every shipped recipe (tiny and real-checkpoint ones) expands
+     * and its sft/grpo stages' recipes check out, nothing is created; a
+     * misspelt key is caught and named */
+    const char *recipes[] = {"r1-tiny", "r1-zero-tiny", "distill-tiny", "r1-zero-qwen2.5-math-1.5b",
+                             "r1-qwen2.5-0.5b-instruct", "distill-r1-distill-qwen-1.5b"};
+    for (int i = 0; i < 6; i++) {
+        CHECKF(sh("%s pipeline recipes/%s.yaml run_dir=%s/dry --dry-run >%s/dry.out 2>&1", R1C, recipes[i], D, D) == 0,
+               "dry run of recipes/%s.yaml", recipes[i]);
+        CHECKF(sh("test $(grep -c '^pipeline: stage' %s/dry.out) -eq $(grep -c '^  - ' recipes/%s.yaml) && test ! -e %s/dry",
+                  D, recipes[i], D) == 0,
+               "recipes/%s.yaml: one command per stage, no files", recipes[i]);
+    }
+    sh("sed 's/group_size: 8/group_sise: 8/' recipes/r1-zero-tiny.yaml > %s/typo.yaml", D);
+    CHECK(sh("%s pipeline %s/typo.yaml run_dir=%s/dry --dry-run >/dev/null 2>%s/err4; test $? -eq 1 && "
+             "grep -q \"stage 'rl' (grpo): its recipe does not check out\" %s/err4",
+             R1C, D, D, D, D) == 0);
     sh("rm -rf %s", D);
     return check_summary("test_pipeline");
 }

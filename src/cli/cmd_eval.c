@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "cli/backend_select.h"
 #include "cli/commands.h"
 #include "eval/evaluate.h"
 
@@ -20,6 +21,7 @@ static const char *USAGE =
     "  --limit N           first N problems\n"
     "  --reward NAME       accuracy reward: math (default) or countdown\n"
     "  --out DIR           results.json and samples.jsonl (default runs/eval)\n"
+    "  --backend NAME      cpu (default) | cuda | cuda-fp32\n"
     "prints pass@1 (mean over k), cons@k (majority vote, answers grouped by the\n"
     "math verifier), pass@k (unbiased) for k = 1, 2, 4, ..., mean length, truncation\n";
 
@@ -27,7 +29,7 @@ static const char *USAGE =
 int cmd_eval(int argc, char **argv) {
     EvalConfig c = {.format = "auto", .template_name = "auto", .out_dir = "runs/eval", .reward = "math", .k = 4,
                     .batch = 64, .max_new_tokens = 1024, .temperature = 0.6f, .top_p = 0.95f};
-    const char *rescore = NULL;
+    const char *rescore = NULL, *backend = "cpu";
     for (int i = 1; i < argc; i++) {
         int r;
         const char *s;
@@ -51,7 +53,7 @@ int cmd_eval(int argc, char **argv) {
             (r = arg_str(argc, argv, &i, "--prompt-suffix", &c.prompt_suffix)) ||
             (r = arg_str(argc, argv, &i, "--out", &c.out_dir)) || (r = arg_str(argc, argv, &i, "--reward", &c.reward)) ||
             (r = arg_str(argc, argv, &i, "--reward-options", &c.reward_options)) ||
-            (r = arg_str(argc, argv, &i, "--rescore", &rescore))) {
+            (r = arg_str(argc, argv, &i, "--rescore", &rescore)) || (r = arg_str(argc, argv, &i, "--backend", &backend))) {
             if (r < 0) return 2;
             continue;
         }
@@ -85,7 +87,11 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "r1c eval: --k, --batch and --max-new-tokens must be at least 1\n");
         return 2;
     }
-    if (eval_run(&c, &res, &err) != 0) {
+    if (!(c.be = backend_select(backend, &err))) {
+        fprintf(stderr, "r1c eval: %s\n", err.msg);
+        return 2;
+    }
+    if (eval_run(&c, &res, &err) != 0 || backend_select_check(c.be, &err) != 0) {
         fprintf(stderr, "r1c eval: %s\n", err.msg);
         return 1;
     }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "cli/backend_select.h"
 #include "cli/commands.h"
 #include "eval/reject.h"
 
@@ -19,13 +20,15 @@ static const char *USAGE =
     "  --temperature T (0.6) --top-p P (0.95) --top-k K --max-new-tokens N (1024) --seed S --batch B (64)\n"
     "  --max-paragraph BYTES  reject reasoning with a longer paragraph (default 0: off)\n"
     "  --no-code-in-think     reject reasoning containing ``` code blocks\n"
-    "  --language en|zh --min-language X   reject reasoning with less than X of that language\n";
+    "  --language en|zh --min-language X   reject reasoning with less than X of that language\n"
+    "  --backend NAME         cpu (default) | cuda | cuda-fp32\n";
 
 
 int cmd_sample(int argc, char **argv) {
     RejectConfig c = {.format = "auto", .template_name = "auto", .rewards = "math,format", .min_score = 1.0, .n = 8,
                       .keep = 2, .batch = 64, .max_new_tokens = 1024, .temperature = 0.6f, .top_p = 0.95f,
                       .min_language = 0.95};
+    const char *backend = "cpu";
     for (int i = 1; i < argc; i++) {
         int r;
         if (arg_flag(argv, i, "--help") || arg_flag(argv, i, "-h")) {
@@ -44,6 +47,7 @@ int cmd_sample(int argc, char **argv) {
             (r = arg_str(argc, argv, &i, "--rewards", &c.rewards)) ||
             (r = arg_str(argc, argv, &i, "--reward-options", &c.reward_options)) ||
             (r = arg_str(argc, argv, &i, "--language", &c.language)) ||
+            (r = arg_str(argc, argv, &i, "--backend", &backend)) ||
             (r = arg_int_in(argc, argv, &i, "--n", &c.n, 1)) || (r = arg_int_in(argc, argv, &i, "--keep", &c.keep, 1)) ||
             (r = arg_int_in(argc, argv, &i, "--limit", &c.limit, 0)) || (r = arg_int_in(argc, argv, &i, "--batch", &c.batch, 1)) ||
             (r = arg_int_in(argc, argv, &i, "--max-new-tokens", &c.max_new_tokens, 1)) ||
@@ -68,7 +72,11 @@ int cmd_sample(int argc, char **argv) {
     }
     Err err = {{0}};
     RejectSummary s;
-    if (reject_run(&c, &s, &err) != 0) {
+    if (!(c.be = backend_select(backend, &err))) {
+        fprintf(stderr, "r1c sample: %s\n", err.msg);
+        return 2;
+    }
+    if (reject_run(&c, &s, &err) != 0 || backend_select_check(c.be, &err) != 0) {
         fprintf(stderr, "r1c sample: %s\n", err.msg);
         return 1;
     }

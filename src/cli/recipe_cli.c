@@ -27,14 +27,15 @@ int recipe_cli_parse(int argc, char **argv, const char *cmd, const char *about, 
                      size_t run_dir_offset, int *resume, int *exit_code) {
     const char *recipe = NULL, *resume_dir = NULL;
     char **over = calloc(argc, sizeof *over);
-    int n_over = 0;
+    int n_over = 0, check = 0;
     *exit_code = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: r1c %s [--recipe FILE.yaml] [key=value ...] [--resume RUN_DIR]\n%s\n"
+            printf("usage: r1c %s [--recipe FILE.yaml] [key=value ...] [--resume RUN_DIR] [--check]\n%s\n"
                    "  Keys below (file first, then overrides). --resume continues RUN_DIR from its newest\n"
-                   "  checkpoint with RUN_DIR/recipe.yaml (overrides still apply). Ctrl-C saves and stops.\n\n",
+                   "  checkpoint with RUN_DIR/recipe.yaml (overrides still apply). Ctrl-C saves and stops.\n"
+                   "  --check validates the recipe, prints it with every default filled in, and exits.\n\n",
                    cmd, about);
             recipe_help(fields, stdout);
             free(over);
@@ -44,6 +45,7 @@ int recipe_cli_parse(int argc, char **argv, const char *cmd, const char *about, 
         else if (!strncmp(a, "--recipe=", 9)) recipe = a + 9;
         else if (!strcmp(a, "--resume") && i + 1 < argc) resume_dir = argv[++i];
         else if (!strncmp(a, "--resume=", 9)) resume_dir = a + 9;
+        else if (!strcmp(a, "--check")) check = 1;
         else if (!strcmp(a, "--set") && i + 1 < argc) over[n_over++] = argv[++i];
         else if (!strncmp(a, "--set=", 6) || (strchr(a, '=') && a[0] != '-')) over[n_over++] = argv[i];
         else {
@@ -73,6 +75,13 @@ int recipe_cli_parse(int argc, char **argv, const char *cmd, const char *about, 
         return 1;
     }
     free(over);
+    if (check) { /* the recipe as the run would see it */
+        int r = recipe_dump(fields, cfg, stdout, &err);
+        if (r) fprintf(stderr, "r1c %s: %s\n", cmd, err.msg);
+        recipe_free(fields, cfg);
+        *exit_code = r ? 1 : 0;
+        return 1;
+    }
     char **run_dir = (char **)((char *)cfg + run_dir_offset);
     if (resume_dir && strcmp(*run_dir, resume_dir) != 0) {
         free(*run_dir);

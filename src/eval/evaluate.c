@@ -114,7 +114,7 @@ int eval_run(const EvalConfig *c, EvalResult *r, Err *err) {
     Scorer s;
     if (scorer_init(&s, c, err) != 0) return -1;
     PromptSet ps;
-    PromptSetOptions po = {c->model, c->data, c->format, c->template_name, c->system, c->prompt_suffix, c->limit};
+    PromptSetOptions po = {c->model, c->data, c->format, c->template_name, c->system, c->prompt_suffix, c->limit, c->be};
     char path[4096];
     int rc = prompt_set_load(&ps, &po, err);
     Dataset d = ps.data;

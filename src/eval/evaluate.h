@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "backend/backend.h"
 #include "base/err.h"
 
 typedef struct EvalConfig {
@@ -19,6 +20,7 @@ typedef struct EvalConfig {
     int k, limit, batch, max_new_tokens, top_k;
     float temperature, top_p;
     uint64_t seed;
+    const Backend *be; /* NULL: the CPU */
 } EvalConfig;
 
 #define EVAL_MAX_PASSK 12

@@ -15,7 +15,7 @@ int prompt_set_load(PromptSet *ps, const PromptSetOptions *o, Err *err) {
     int rc = dataset_load(&ps->data, o->data, &dopt, err);
     if (!rc) rc = tokenizer_load(&ps->tok, tp, err);
     if (!rc) rc = prompt_template_load(&ps->tmpl, o->template_name, o->model, err);
-    if (!rc) rc = model_load(&ps->model, o->model, backend_cpu(), err);
+    if (!rc) rc = model_load(&ps->model, o->model, o->be ? o->be : backend_cpu(), err);
     if (!rc) {
         ps->ids = calloc(ps->data.n, sizeof *ps->ids);
         ps->recs = calloc(ps->data.n, sizeof *ps->recs);

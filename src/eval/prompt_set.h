@@ -22,6 +22,7 @@ typedef struct PromptSet {
 typedef struct PromptSetOptions {
     const char *model, *data, *format, *template_name, *system, *prompt_suffix;
     int limit;
+    const Backend *be; /* where the model runs (NULL: the CPU) */
 } PromptSetOptions;
 
 int prompt_set_load(PromptSet *ps, const PromptSetOptions *o, Err *err);

@@ -71,7 +71,7 @@ int reject_run(const RejectConfig *c, RejectSummary *s, Err *err) {
         has_lang = !rc;
     }
     PromptSet ps = {0};
-    PromptSetOptions po = {c->model, c->data, c->format, c->template_name, c->system, c->prompt_suffix, c->limit};
+    PromptSetOptions po = {c->model, c->data, c->format, c->template_name, c->system, c->prompt_suffix, c->limit, c->be};
     if (!rc) rc = prompt_set_load(&ps, &po, err);
     Dataset d = ps.data;
     TokIds *ids = ps.ids;

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "backend/backend.h"
 #include "base/err.h"
 
 typedef struct RejectConfig {
@@ -24,6 +25,7 @@ typedef struct RejectConfig {
     int no_code_in_think;  /* reject ``` inside <think> */
     const char *language;  /* "en" / "zh": reject reasoning below min_language share (NULL = off) */
     double min_language;
+    const Backend *be; /* NULL: the CPU */
 } RejectConfig;
 
 typedef struct RejectSummary {

@@ -89,7 +89,8 @@ static int run_child(char **argv, const char *log_path, Err *err) {
     return err_set(err, "exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 }
 
-static int run_stage(Stage *s, Stage *all, int idx, const char *exe, Err *err) {
+/* dry: print the command, check sft/grpo stages' recipes (--check), run nothing */
+static int run_stage(Stage *s, Stage *all, int idx, const char *exe, int dry, Err *err) {
     char *argv[256];
     char store[128][4096];
     int n = 0, k = 0;
@@ -137,9 +138,19 @@ static int run_stage(Stage *s, Stage *all, int idx, const char *exe, Err *err) {
         }
     }
     argv[n] = NULL;
-    fprintf(stderr, "pipeline: stage %d '%s' (%s):", idx + 1, s->name, TYPES[s->type]);
-    for (int i = 1; i < n; i++) fprintf(stderr, " %s", argv[i]);
-    fprintf(stderr, "\n");
+    fprintf(dry ? stdout : stderr, "pipeline: stage %d '%s' (%s):", idx + 1, s->name, TYPES[s->type]);
+    for (int i = 1; i < n; i++) fprintf(dry ? stdout : stderr, " %s", argv[i]);
+    fprintf(dry ? stdout : stderr, "\n");
+    if (dry) {
+        if (!recipe_style) return 0;
+        argv[n++] = "--check";
+        argv[n] = NULL;
+        /* the child's validation, its output discarded unless it fails */
+        if (run_child(argv, "/dev/null", err) != 0)
+            return err_set(err, "stage '%s' (%s): its recipe does not check out: run the command above with --check",
+                           s->name, TYPES[s->type]);
+        return 0;
+    }
     if (dir_make(s->dir, err) != 0) return -1;
     char log[4200];
     snprintf(log, sizeof log, "%s/stage.log", s->dir);
@@ -147,7 +158,7 @@ static int run_stage(Stage *s, Stage *all, int idx, const char *exe, Err *err) {
     return 0;
 }
 
-int pipeline_run(const char *recipe_path, const char *exe, const char *run_dir_override, Err *err) {
+int pipeline_run(const char *recipe_path, const char *exe, const char *run_dir_override, int dry, Err *err) {
     json_t *root = yaml_load_json(recipe_path, err);
     if (!root) return -1;
     int rc = 0;
@@ -194,10 +205,17 @@ int pipeline_run(const char *recipe_path, const char *exe, const char *run_dir_o
         snprintf(done, sizeof done, "%s/STAGE_DONE", s->dir);
         if (access(done, F_OK) == 0) {
             if ((rc = stage_output(s, err))) break;
-            fprintf(stderr, "pipeline: stage %d '%s' done earlier -> %s\n", i + 1, s->name, s->output);
+            fprintf(dry ? stdout : stderr, "pipeline: stage %d '%s' done earlier -> %s\n", i + 1, s->name, s->output);
             continue;
         }
-        if ((rc = run_stage(s, st, i, exe, err))) break;
+        if (dry) { /* later stages see where this one's output will be */
+            if ((rc = run_stage(s, st, i, exe, 1, err))) break;
+            if (s->type == STAGE_SFT || s->type == STAGE_GRPO)
+                snprintf(s->output, sizeof s->output, "%s/step-LAST", s->dir);
+            else if ((rc = stage_output(s, err))) break;
+            continue;
+        }
+        if ((rc = run_stage(s, st, i, exe, 0, err))) break;
         if ((rc = stage_output(s, err))) break;
         char line[4200];
         int len = snprintf(line, sizeof line, "%s\n", s->output);

@@ -21,6 +21,8 @@
 
 /* exe: path of the r1c binary to run stages with. overrides: "run_dir=..."
  * only, for now. */
-int pipeline_run(const char *recipe_path, const char *exe, const char *run_dir_override, Err *err);
+/* dry = 1: print each stage's command and check the sft/grpo stages'
+ * recipes (their --check), running nothing. */
+int pipeline_run(const char *recipe_path, const char *exe, const char *run_dir_override, int dry, Err *err);
 
 #endif
