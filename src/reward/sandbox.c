@@ -146,8 +146,9 @@ static int start(const SandboxConfig *c, const SandboxTask *t, Active *a, Err *e
         const SandboxLimits *l = t->steps[i].lim;
         if (l && l->out_bytes > out_cap) out_cap = l->out_bytes;
         if (l && l->err_bytes > err_cap) err_cap = l->err_bytes;
-        if (!t->steps[i].argv[0] || t->steps[i].argv[0][0] != '/')
-            return err_set(err, "sandbox: step %d: argv[0] must be an absolute path", i);
+        const char *a0 = t->steps[i].argv[0];
+        if (!a0 || (a0[0] != '/' && strncmp(a0, "./", 2) != 0))
+            return err_set(err, "sandbox: step %d: argv[0] must be an absolute path or ./NAME in the work directory", i);
     }
     size_t ns = (size_t)t->n_steps;
     size_t off_step = align64(sizeof(SbShared)), off_out = align64(off_step + ns * sizeof(SbStepOut));

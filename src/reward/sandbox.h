@@ -47,7 +47,7 @@ typedef struct SandboxFile {
 } SandboxFile;
 
 typedef struct SandboxStep {
-    const char *argv[16];       /* argv[0]: absolute path (sandbox_resolve); NULL-terminated */
+    const char *argv[16];       /* argv[0]: absolute (sandbox_resolve) or ./NAME; NULL-terminated */
     const char *stdin_data;     /* may be NULL */
     size_t stdin_len;
     const SandboxLimits *lim;   /* NULL: the config's */
