@@ -380,17 +380,18 @@ void sandbox_describe(unsigned prot, char *buf, size_t size) {
 }
 
 const char *sandbox_protections(const SandboxConfig *c) {
-    static char desc[1024];
+    static char descs[3][1024];
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    char *desc = descs[c->mode <= SANDBOX_MODE_BASIC ? c->mode : 0];
     pthread_mutex_lock(&lock);
     if (!desc[0]) {
         SandboxStep step = {.argv = {"/bin/true", NULL}};
         SandboxTask t = {.steps = &step, .n_steps = 1};
         SandboxResult r;
         Err err = {{0}};
-        if (sandbox_run(c, &t, &r, &err) < 0) snprintf(desc, sizeof desc, "sandbox unavailable: %s", err.msg);
-        else if (r.error[0]) snprintf(desc, sizeof desc, "sandbox unavailable: %s", r.error);
-        else sandbox_describe(r.prot, desc, sizeof desc);
+        if (sandbox_run(c, &t, &r, &err) < 0) snprintf(desc, sizeof descs[0], "sandbox unavailable: %s", err.msg);
+        else if (r.error[0]) snprintf(desc, sizeof descs[0], "sandbox unavailable: %s", r.error);
+        else sandbox_describe(r.prot, desc, sizeof descs[0]);
         sandbox_result_free(&r);
     }
     pthread_mutex_unlock(&lock);
