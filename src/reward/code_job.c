@@ -218,11 +218,10 @@ static void classify(const SandboxStepResult *r, const SandboxLimits *lim, char 
     case SANDBOX_STATUS_SKIPPED: snprintf(why, size, "not run"); return;
     case SANDBOX_STATUS_ERROR: snprintf(why, size, "sandbox error"); return;
     case SANDBOX_STATUS_SIGNALED:
-        if (r->sig == SIGXCPU || r->sig == SIGKILL) {
-            if (r->cpu_s >= lim->cpu_s - 0.05) {
-                snprintf(why, size, "timeout (%.0f s cpu)", (double)(long)(lim->cpu_s + 0.999));
-                return;
-            }
+        /* SIGXCPU comes only from RLIMIT_CPU's soft limit, SIGKILL from its hard one (or a kill) */
+        if (r->sig == SIGXCPU || (r->sig == SIGKILL && r->cpu_s >= (double)(long)(lim->cpu_s + 0.999) - 0.1)) {
+            snprintf(why, size, "timeout (%.0f s cpu)", (double)(long)(lim->cpu_s + 0.999));
+            return;
         }
         if (r->sig == SIGXFSZ) snprintf(why, size, "file size limit (%zu bytes)", lim->fsize_bytes);
         else snprintf(why, size, "runtime error: killed by signal %d (%s)", r->sig, strsignal(r->sig));
