@@ -168,13 +168,15 @@ typedef struct Bench {
     int n;
 } Bench;
 
-static int load(const char *path, Bench *b, int broken) {
+static int load(const char *path, Bench *b, int broken, int stride) {
     FILE *f = fopen(path, "r");
     if (!f) return -1;
     memset(b, 0, sizeof *b);
     char *line = NULL;
     size_t cap = 0;
+    int lineno = 0;
     while (getline(&line, &cap, f) > 0) {
+        if (lineno++ % stride) continue;
         json_t *r = json_loads(line, 0, NULL);
         if (!r) continue;
         const char *code = json_string_value(json_object_get(r, "canonical_solution"));
@@ -219,9 +221,9 @@ static void bench_free(Bench *b) {
     free(b->rec), free(b->comp);
 }
 
-static void run_bench(const char *name, const char *path, int broken, const char *const *known_fail, int n_known) {
+static void run_bench(const char *name, const char *path, int broken, int stride, const char *const *known_fail, int n_known) {
     Bench b;
-    if (load(path, &b, broken) < 0) {
+    if (load(path, &b, broken, stride) < 0) {
         SKIP("%s: %s not found (../shared/data absent)", name, path);
         return;
     }
@@ -263,9 +265,10 @@ int main(void) {
     test_helpers();
     test_python();
     test_c();
-    run_bench("humaneval canonical", "../shared/data/humaneval/HumanEval.jsonl", 0, NULL, 0);
-    run_bench("humaneval broken", "../shared/data/humaneval/HumanEval.jsonl", 1, NULL, 0);
-    run_bench("mbpp canonical", "../shared/data/mbpp/mbpp.jsonl", 0, NULL, 0);
-    run_bench("mbpp broken", "../shared/data/mbpp/mbpp.jsonl", 1, NULL, 0);
+    /* every canonical solution; the broken ones of MBPP on every 4th task (time) */
+    run_bench("humaneval canonical", "../shared/data/humaneval/HumanEval.jsonl", 0, 1, NULL, 0);
+    run_bench("humaneval broken", "../shared/data/humaneval/HumanEval.jsonl", 1, 1, NULL, 0);
+    run_bench("mbpp canonical", "../shared/data/mbpp/mbpp.jsonl", 0, 1, NULL, 0);
+    run_bench("mbpp broken", "../shared/data/mbpp/mbpp.jsonl", 1, 4, NULL, 0);
     return check_summary("test_reward_code");
 }
