@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "io/dataset.h"
 #include "reward/code.h"
 #include "reward/reward.h"
 
@@ -260,8 +261,78 @@ static void run_bench(const char *name, const char *path, int broken, int stride
     bench_free(&b);
 }
 
+/* The dataset loader reads both benchmark files, recognising their shape. */
+static void test_datasets(void) {
+    const char *paths[2] = {"../shared/data/humaneval/HumanEval.jsonl", "../shared/data/mbpp/mbpp.jsonl"};
+    const int want[2] = {164, 974};
+    for (int k = 0; k < 2; k++) {
+        if (access(paths[k], R_OK) != 0) {
+            SKIP("dataset %s not found (../shared/data absent)", paths[k]);
+            continue;
+        }
+        Dataset d;
+        DatasetOptions o = {.format = DATASET_FORMAT_AUTO};
+        Err err = {{0}};
+        CHECKF(dataset_load(&d, paths[k], &o, &err) == 0, "%s", err.msg);
+        CHECKF(d.n == want[k], "%s: %d examples", paths[k], d.n);
+        if (d.n == 0) continue;
+        CHECK(strstr(d.ex[0].prompt, "```python") != NULL);
+        if (k == 0) CHECK(strstr(d.ex[0].prompt, "def has_close_elements(numbers: List[float], threshold: float) -> bool:") != NULL);
+        else CHECK(strstr(d.ex[0].prompt, "Your code should pass these tests:\n\nassert min_cost(") != NULL);
+        CodeSpec sp;
+        char why[160];
+        CHECK(code_spec_parse(d.ex[0].record, &sp, why, sizeof why) == 0 && (int)sp.kind == (k ? CODE_TESTS_MBPP : CODE_TESTS_HUMANEVAL));
+        code_spec_free(&sp);
+        dataset_free(&d);
+        DatasetFormat f;
+        CHECK(dataset_format_parse(k ? "mbpp" : "humaneval", &f) == 0 && f == (k ? DATASET_FORMAT_MBPP : DATASET_FORMAT_HUMANEVAL));
+    }
+}
+
+/* r1c reward --reward code: batches, order kept, the sandbox named on stderr. */
+static void test_cli(void) {
+    const char *bin = getenv("R1C_BIN") ? getenv("R1C_BIN") : "build/r1c";
+    if (access(bin, X_OK) != 0) {
+        SKIP("CLI: %s not built", bin);
+        return;
+    }
+    char dir[] = "/tmp/r1c-code-cli-XXXXXX";
+    if (!mkdtemp(dir)) return;
+    char in[256], out[256], errp[256], cmd[1024];
+    snprintf(in, sizeof in, "%s/in.jsonl", dir);
+    snprintf(out, sizeof out, "%s/out.jsonl", dir);
+    snprintf(errp, sizeof errp, "%s/err.txt", dir);
+    FILE *f = fopen(in, "w");
+    for (int i = 0; i < 70; i++) /* more than one batch of 64 */
+        fprintf(f, "{\"inputs\": [\"%d\\n\"], \"outputs\": [\"%d\\n\"], \"completion\": \"```python\\nprint(int(input()) * %d)\\n```\"}\n",
+                i, 2 * i, i % 3 ? 2 : 3);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s reward --reward code --data %s --out %s 2> %s", bin, in, out, errp);
+    CHECK(system(cmd) == 0);
+    f = fopen(out, "r");
+    char line[512];
+    int n = 0, good = 1;
+    while (f && fgets(line, sizeof line, f)) {
+        /* i * 3 == 2 * i only for i = 0 */
+        int want = n % 3 ? 1 : n == 0;
+        if (want != (strstr(line, "\"score\":1") != NULL)) good = 0, fprintf(stderr, "line %d: %s", n, line);
+        n++;
+    }
+    if (f) fclose(f);
+    CHECK(n == 70 && good);
+    f = fopen(errp, "r");
+    int named = 0;
+    while (f && fgets(line, sizeof line, f)) named |= strstr(line, "code sandbox: rlimits") != NULL;
+    if (f) fclose(f);
+    CHECK(named);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void) {
     test_extract();
+    test_datasets();
+    test_cli();
     test_helpers();
     test_python();
     test_c();

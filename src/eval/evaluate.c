@@ -13,6 +13,7 @@
 #include "eval/passk.h"
 #include "eval/rollout.h"
 #include "eval/prompt_set.h"
+#include "reward/code.h"
 #include "reward/math.h"
 
 typedef struct Scorer {
@@ -25,8 +26,9 @@ static int scorer_init(Scorer *s, const EvalConfig *c, Err *err) {
     math_options_default(&s->mo);
     const char *name = c->reward && c->reward[0] ? c->reward : "math";
     if (strchr(name, ',') || strchr(name, ':'))
-        return err_set(err, "eval: --reward takes one accuracy reward (math or countdown), got '%s'", name);
+        return err_set(err, "eval: --reward takes one accuracy reward (math, countdown or code), got '%s'", name);
     if (rewardset_parse(&s->rs, name, err) != 0) return -1;
+    if (!strcmp(name, "code")) fprintf(stderr, "eval: code sandbox: %s\n", code_reward_protections(s->rs.state[0]));
     if (c->reward_options && c->reward_options[0]) {
         char *opts = strdup(c->reward_options), *save = NULL;
         for (char *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save))
@@ -58,12 +60,16 @@ static int score_problem(Scorer *s, const json_t *record, char *const *texts, co
     size_t *alen = calloc(k, sizeof *alen);
     int *ok = calloc(k, sizeof *ok);
     int rc = 0;
+    /* all k samples at once: the code reward runs them in parallel */
+    RewardInput *in = calloc(k, sizeof *in);
+    RewardScore *scs = calloc(k, sizeof *scs);
+    double *totals = calloc(k, sizeof *totals);
+    if (!in || !scs || !totals) rc = err_set(err, "out of memory");
+    for (int j = 0; j < k && !rc; j++) in[j] = (RewardInput){record, texts[j], strlen(texts[j])};
+    if (!rc) rc = rewardset_score_batch(&s->rs, in, k, totals, scs, err);
     for (int j = 0; j < k && !rc; j++) {
-        size_t len = strlen(texts[j]);
-        RewardInput in = {record, texts[j], len};
-        double total;
-        RewardScore sc;
-        if ((rc = rewardset_score(&s->rs, &in, &total, &sc, err))) break;
+        size_t len = in[j].completion_len;
+        RewardScore sc = scs[j];
         ok[j] = sc.score >= 1.0;
         correct += ok[j];
         const char *how;
@@ -91,6 +97,7 @@ static int score_problem(Scorer *s, const json_t *record, char *const *texts, co
         acc->n++;
     }
     free(ans), free(alen), free(ok);
+    free(in), free(scs), free(totals);
     return rc;
 }
 
