@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "eval/evaluate.h"
 #include "io/dataset.h"
 #include "reward/code.h"
 #include "reward/reward.h"
@@ -329,8 +330,31 @@ static void test_cli(void) {
     CHECK(system(cmd) == 0);
 }
 
+/* r1c eval --rescore --reward code: pass@1 and pass@k from saved samples. */
+static void test_eval_rescore(void) {
+    char path[] = "/tmp/r1c-code-eval-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return;
+    FILE *f = fdopen(fd, "w");
+    /* problem 1: 1 of 2 right; problem 2: 2 of 2 right */
+    fprintf(f, "{\"record\": %s, \"samples\": [{\"text\": \"```python\\n    return a + b\\n```\", \"tokens\": 9},"
+               "{\"text\": \"```python\\n    return a * b\\n```\", \"tokens\": 9}]}\n", HE);
+    fprintf(f, "{\"record\": %s, \"samples\": [{\"text\": \"```python\\nprint(sum(map(int, input().split())))\\n```\"},"
+               "{\"text\": \"```python\\na, b = input().split()\\nprint(int(a) + int(b))\\n```\"}]}\n", IO);
+    fclose(f);
+    EvalConfig c = {.reward = "code"};
+    EvalResult r;
+    Err err = {{0}};
+    CHECKF(eval_rescore(path, &c, &r, &err) == 0, "%s", err.msg);
+    CHECK_NEAR(r.pass1, 0.75, 1e-12);
+    CHECK(r.n_passk == 2 && r.passk_k[1] == 2);
+    CHECK_NEAR(r.passk[1], 1.0, 1e-12);
+    unlink(path);
+}
+
 int main(void) {
     test_extract();
+    test_eval_rescore();
     test_datasets();
     test_cli();
     test_helpers();

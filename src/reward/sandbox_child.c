@@ -215,7 +215,9 @@ static void run_step(SbCtx *c, int i) {
         return;
     }
     double t0 = mono();
-    pid_t pid = fork();
+    /* the raw system call, not fork(): glibc's fork takes malloc's locks,
+     * which another r1c thread may have held when we were cloned */
+    pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, 0UL, NULL, NULL, 0UL);
     if (pid == 0) step_exec(c, s, lim, pin[0], pout[1], perr[1], prep[1]);
     close(pin[0]), close(pout[1]), close(perr[1]), close(prep[1]);
     if (pid < 0) {
