@@ -93,9 +93,12 @@ static void run_suite(const char *mode) {
          {"passed 1/1", "runtime error on test 1: PermissionError: [Errno 1] Operation not permitted"}, 0},
         {"kill r1c by its pid", code_kill,
          {"runtime error on test 1: ProcessLookupError", "runtime error on test 1: PermissionError: [Errno 1] Operation not permitted"}, 0},
+        /* read-only mounts, Landlock or permissions; or, where the victim is
+         * under /tmp, invisible behind the private tmpfs */
         {"delete files outside", code_rm,
          {"runtime error on test 1: OSError: [Errno 30] Read-only file system",
-          "runtime error on test 1: PermissionError: [Errno 13] Permission denied"}, 0},
+          "runtime error on test 1: PermissionError: [Errno 13] Permission denied",
+          "runtime error on test 1: FileNotFoundError"}, 0},
         {"background process", "import subprocess\nsubprocess.Popen(['/bin/sleep', '31.337'], start_new_session=True)\nprint('ok')\n",
          {"passed 1/1", "runtime error on test 1: PermissionError"}, 0},
         {"double-fork daemon", "import os, time\nif os.fork() == 0:\n    if os.fork() == 0:\n        os.execv('/bin/sleep', ['sleep', '31.337'])\n    os._exit(0)\ntime.sleep(0.2)\nprint('ok')\n",
@@ -115,13 +118,18 @@ static void run_suite(const char *mode) {
     int ns = !strcmp(mode, "namespaces");
     /* parallel in namespace mode: every task has its own process count */
     CHECK(rewardset_option(&rs, ns ? "workers=4" : "workers=1", &err) == 0);
-    printf("%s mode: %s\n", mode, code_reward_protections(rs.state[0]));
+    const char *prot = code_reward_protections(rs.state[0]);
+    printf("%s mode: %s\n", mode, prot);
+    /* documented: basic mode as a normal user without Landlock leaves the user's files writable */
+    int unguarded = !ns && geteuid() != 0 && !strstr(prot, "landlock (");
+    if (unguarded) SKIP("basic mode as a normal user without Landlock: deleting the user's files is not prevented (docs/rewards.md)");
     json_t *rec = json_loads("{\"inputs\": [\"\"], \"outputs\": [\"ok\\n\"]}", 0, NULL);
     RewardInput in[32];
     char *comp[32];
     int idx[32], m = 0;
     for (int i = 0; i < n; i++) {
         if (cases[i].ns_only && !ns) continue;
+        if (unguarded && cases[i].code == code_rm) continue;
         size_t l = strlen(cases[i].code) + 32;
         comp[m] = malloc(l);
         snprintf(comp[m], l, "```python\n%s```\n", cases[i].code);

@@ -367,12 +367,13 @@ void sandbox_describe(unsigned prot, char *buf, size_t size) {
         {SANDBOX_PROT_PIDNS, "PID namespace", "no PID namespace"},
         {SANDBOX_PROT_NETNS, "no network (network namespace)", "network namespace unavailable"},
         {SANDBOX_PROT_MOUNTNS, "mount namespace", "no mount namespace"},
-        {SANDBOX_PROT_READONLY, "read-only filesystem", "filesystem writable where permissions allow"},
+        {SANDBOX_PROT_READONLY, "read-only filesystem", "no read-only mounts"},
         {SANDBOX_PROT_TMPFS, "private size-limited tmpfs /tmp", "host temporary directory"},
         {SANDBOX_PROT_PROC, "private /proc", "host /proc"},
         {SANDBOX_PROT_SECCOMP, "seccomp (no sockets but AF_UNIX)", "NO seccomp"},
         {SANDBOX_PROT_UNPRIV, "unprivileged uid", "runs as root"},
         {SANDBOX_PROT_NOCAPS, "no capabilities", "capabilities kept"},
+        {SANDBOX_PROT_LANDLOCK, "landlock (writes only in the work directory)", "no landlock"},
     };
     size_t k = (size_t)snprintf(buf, size, "rlimits (cpu, memory, file size, files, processes), clean environment, own process group");
     for (size_t i = 0; i < sizeof items / sizeof *items && k < size; i++)

@@ -91,6 +91,7 @@ enum {
     SANDBOX_PROT_SECCOMP = 1 << 7,
     SANDBOX_PROT_UNPRIV = 1 << 8,   /* runs as an unprivileged host uid (RLIMIT_NPROC binds) */
     SANDBOX_PROT_NOCAPS = 1 << 9,   /* no capabilities, no_new_privs */
+    SANDBOX_PROT_LANDLOCK = 1 << 10, /* Landlock: filesystem changes only in the work directory */
 };
 
 typedef struct SandboxResult {
