@@ -146,6 +146,8 @@ static void test_python(void) {
     EXPECT("compare=exact", IO, "```python\na, b = map(int, input().split())\nprint(a + b, '')\n```", 0, "wrong answer on test 1");
     EXPECT("partial=1", IO, "```python\na, b = map(int, input().split())\nprint(abs(a + b) if b > 0 else 0)\n```", 2.0 / 3, "wrong answer on test 3 (passed 2/3)");
     EXPECT(NULL, IO, "```python\nprint(1/0)\n```", 0, "runtime error on test 1: ZeroDivisionError: division by zero");
+    /* the same program gets the same reward: no hash randomization */
+    EXPECT(NULL, "{\"inputs\": [\"\"], \"outputs\": [\"0 5\"]}", "```python\nimport sys\nprint(sys.flags.hash_randomization, hash('r1c') % 7)\n```", 1, "passed 1/1");
     EXPECT("max_tests=1", IO, "```python\nprint(3)\n```", 1, "passed 1/1");
     EXPECT(NULL, "{\"answer\": 3}", "```python\nprint(3)\n```", 0, "record: record has no tests");
     EXPECT(NULL, HE, "```python\ndef add(a, b):\n    return a + b\n```", 1, "passed");

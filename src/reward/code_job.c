@@ -165,7 +165,9 @@ int code_job_build(CodeJob *j, const CodeOptions *o, const CodeSpec *s, const ch
     for (int i = compile; i < n_steps; i++) {
         SandboxStep *st = &j->steps[i];
         if (o->lang == CODE_LANG_PYTHON) {
-            st->argv[0] = o->python, st->argv[1] = "-I", st->argv[2] = "-B", st->argv[3] = "main.py";
+            /* not -I: it would ignore PYTHONHASHSEED=0, and set order must not
+             * vary between runs of the same program (rewards are reproducible) */
+            st->argv[0] = o->python, st->argv[1] = "-s", st->argv[2] = "-B", st->argv[3] = "main.py";
         } else st->argv[0] = "./main";
         if (s->kind == CODE_TESTS_STDIO) {
             st->stdin_data = s->cases[i - compile].input;
