@@ -234,6 +234,9 @@ static void run_bench(const char *name, const char *path, int broken, int stride
     RewardSet rs;
     Err err = {{0}};
     CHECK(rewardset_parse(&rs, "code", &err) == 0);
+    /* generous limits: correctness is under test here, not speed (MBPP 123
+     * needs 2-5 s of CPU, more wall time on a loaded machine) */
+    CHECK(rewardset_option(&rs, "code.timeout=120", &err) == 0 && rewardset_option(&rs, "code.cpu=60", &err) == 0);
     RewardInput *in = calloc((size_t)b.n, sizeof *in);
     double *tot = calloc((size_t)b.n, sizeof *tot);
     RewardScore *each = calloc((size_t)b.n, sizeof *each);
