@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -179,8 +180,10 @@ static int start(const SandboxConfig *c, const SandboxTask *t, Active *a, Err *e
             }
             a->ctx.host_dir = a->host_dir;
         }
+        /* sync is a socket pair: writing to a supervisor that died early
+         * must fail (MSG_NOSIGNAL), not SIGPIPE r1c */
         int sync[2], done[2];
-        if (pipe2(sync, O_CLOEXEC) < 0) return err_set(err, "sandbox: pipe: %s", strerror(errno));
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0) return err_set(err, "sandbox: socketpair: %s", strerror(errno));
         if (pipe2(done, O_CLOEXEC) < 0) {
             close(sync[0]), close(sync[1]);
             return err_set(err, "sandbox: pipe: %s", strerror(errno));
@@ -201,7 +204,7 @@ static int start(const SandboxConfig *c, const SandboxTask *t, Active *a, Err *e
             waitpid(pid, NULL, 0);
         }
         if (mapped) {
-            if (write(sync[1], "g", 1) != 1) {
+            if (send(sync[1], "g", 1, MSG_NOSIGNAL) != 1) {
                 /* the supervisor is gone already: its result says so */
             }
             close(sync[1]);
