@@ -53,8 +53,9 @@ typedef struct Acc {
     int n;
 } Acc;
 
+/* pre: the k samples' scores when the caller scored them already (NULL: score here). */
 static int score_problem(Scorer *s, const json_t *record, char *const *texts, const int *ntok, const int *trunc, int k,
-                         const EvalResult *shape, Acc *acc, json_t *per_sample, Err *err) {
+                         const RewardScore *pre, const EvalResult *shape, Acc *acc, json_t *per_sample, Err *err) {
     int correct = 0;
     const char **ans = calloc(k, sizeof *ans);
     size_t *alen = calloc(k, sizeof *alen);
@@ -66,7 +67,8 @@ static int score_problem(Scorer *s, const json_t *record, char *const *texts, co
     double *totals = calloc(k, sizeof *totals);
     if (!in || !scs || !totals) rc = err_set(err, "out of memory");
     for (int j = 0; j < k && !rc; j++) in[j] = (RewardInput){record, texts[j], strlen(texts[j])};
-    if (!rc) rc = rewardset_score_batch(&s->rs, in, k, totals, scs, err);
+    if (!rc && pre) memcpy(scs, pre, (size_t)k * sizeof *scs);
+    else if (!rc) rc = rewardset_score_batch(&s->rs, in, k, totals, scs, err);
     for (int j = 0; j < k && !rc; j++) {
         size_t len = in[j].completion_len;
         RewardScore sc = scs[j];
@@ -147,6 +149,15 @@ int eval_run(const EvalConfig *c, EvalResult *r, Err *err) {
         if ((rc = rollout_run(&ps.model, ps.tok, ids + p0, recs + p0, np, c->k, &rcfg, (uint64_t)p0 * c->k, NULL, &ro,
                               err)))
             break;
+        /* the whole chunk in one batch: the code reward runs it in parallel */
+        int nk = np * c->k;
+        RewardInput *in = calloc((size_t)nk, sizeof *in);
+        RewardScore *pre = calloc((size_t)nk, sizeof *pre);
+        double *tot = calloc((size_t)nk, sizeof *tot);
+        if (!in || !pre || !tot) rc = err_set(err, "out of memory");
+        for (int q = 0; q < nk && !rc; q++) in[q] = (RewardInput){recs[p0 + q / c->k], ro.text[q], strlen(ro.text[q])};
+        if (!rc) rc = rewardset_score_batch(&s.rs, in, nk, tot, pre, err);
+        free(in), free(tot);
         for (int i = 0; i < np && !rc; i++) {
             int *ntok = malloc(c->k * sizeof(int)), *tr = malloc(c->k * sizeof(int));
             json_t *samples = json_array();
@@ -160,7 +171,8 @@ int eval_run(const EvalConfig *c, EvalResult *r, Err *err) {
                 json_object_set_new(so, "truncated", json_boolean(tr[j]));
                 json_array_append_new(samples, so);
             }
-            rc = score_problem(&s, recs[p0 + i], ro.text + (size_t)i * c->k, ntok, tr, c->k, r, &acc, samples, err);
+            rc = score_problem(&s, recs[p0 + i], ro.text + (size_t)i * c->k, ntok, tr, c->k, pre + (size_t)i * c->k, r, &acc,
+                               samples, err);
             json_t *line = json_object();
             json_object_set_new(line, "index", json_integer(p0 + i));
             json_object_set_new(line, "prompt", json_string(d.ex[p0 + i].prompt));
@@ -172,6 +184,7 @@ int eval_run(const EvalConfig *c, EvalResult *r, Err *err) {
             json_decref(line);
             free(ntok), free(tr);
         }
+        free(pre);
         rollout_free(&ro);
         fprintf(stderr, "\reval: %d/%d problems", p0 + np, d.n);
     }
@@ -221,7 +234,7 @@ int eval_rescore(const char *samples_path, const EvalConfig *c, EvalResult *r, E
                 ntok[i] = (int)json_integer_value(json_object_get(o, "tokens"));
                 tr[i] = json_is_true(json_object_get(o, "truncated"));
             }
-            if (!rc) rc = score_problem(&s, rec, texts, ntok, tr, n, r, &acc, NULL, err);
+            if (!rc) rc = score_problem(&s, rec, texts, ntok, tr, n, NULL, r, &acc, NULL, err);
             free(texts), free(ntok), free(tr);
         }
         json_decref(j);
