@@ -2,7 +2,10 @@
  * (namespace mode, and basic mode), for a trivial Python program and for
  * HumanEval (every canonical solution against its tests). Baseline,
  * measured in the same run: the same programs started with plain
- * fork + exec + wait (no sandbox), the same number at a time. */
+ * fork + exec + wait (no sandbox), the same number at a time. Each row
+ * is the best of 3 rounds, alternating sandbox and baseline, so a burst of
+ * load from elsewhere hits both sides alike. */
+#include <math.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,17 +81,20 @@ int main(void) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int par = cpus > 0 ? (int)cpus : 1;
     /* trivial: read a number, print it doubled (stdin/stdout, one case) */
-    int nt = 400;
+    int nt = 200;
     json_t *rec = json_loads("{\"inputs\": [\"21\\n\"], \"outputs\": [\"42\\n\"]}", 0, NULL);
     json_t **recs = calloc((size_t)nt, sizeof *recs);
     char **comps = calloc((size_t)nt, sizeof *comps);
     for (int i = 0; i < nt; i++) recs[i] = rec, comps[i] = "```python\nprint(int(input()) * 2)\n```";
     char *tcode = "print(42)";
     int p1, p2;
-    double base_t = baseline(&tcode, 1, nt, par);
-    double ns_t = sandboxed("namespaces", par, recs, comps, nt, &p1);
-    double basic_t = sandboxed("basic", par, recs, comps, nt, &p2);
-    printf("%d workers, %d trivial programs (all must pass: namespaces %d, basic %d)\n", par, nt, p1, p2);
+    double base_t = 0, ns_t = 0, basic_t = 0;
+    for (int round = 0; round < 3; round++) {
+        base_t = fmax(base_t, baseline(&tcode, 1, nt, par));
+        ns_t = fmax(ns_t, sandboxed("namespaces", par, recs, comps, nt, &p1));
+        basic_t = fmax(basic_t, sandboxed("basic", par, recs, comps, nt, &p2));
+    }
+    printf("%d workers, %d trivial programs, best of 3 rounds (all must pass: namespaces %d, basic %d)\n", par, nt, p1, p2);
     printf("| programs/s | sandbox | no sandbox (fork+exec) | ratio |\n|---|---|---|---|\n");
     printf("| trivial, namespaces | %.1f | %.1f | %.2fx |\n", ns_t, base_t, ns_t / base_t);
     printf("| trivial, basic | %.1f | %.1f | %.2fx |\n", basic_t, base_t, basic_t / base_t);
@@ -125,9 +131,12 @@ int main(void) {
     }
     free(line);
     fclose(f);
-    base_t = baseline(progs, n, n, par);
-    ns_t = sandboxed("namespaces", par, recs, comps, n, &p1);
-    basic_t = sandboxed("basic", par, recs, comps, n, &p2);
+    base_t = ns_t = basic_t = 0;
+    for (int round = 0; round < 3; round++) {
+        base_t = fmax(base_t, baseline(progs, n, n, par));
+        ns_t = fmax(ns_t, sandboxed("namespaces", par, recs, comps, n, &p1));
+        basic_t = fmax(basic_t, sandboxed("basic", par, recs, comps, n, &p2));
+    }
     printf("| HumanEval (%d problems), namespaces | %.1f | %.1f | %.2fx |\n", n, ns_t, base_t, ns_t / base_t);
     printf("| HumanEval, basic | %.1f | %.1f | %.2fx |\n", basic_t, base_t, basic_t / base_t);
     printf("HumanEval canonical solutions passing: namespaces %d/%d, basic %d/%d\n", p1, n, p2, n);
