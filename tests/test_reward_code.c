@@ -40,6 +40,8 @@ static void test_extract(void) {
     const char *t8 = "```python\nx = 1\ny =";
     CHECK(code_extract(t8, strlen(t8), CODE_LANG_PYTHON, &code, &n) == 1 && n == 9);
     CHECK(code_extract("", 0, CODE_LANG_PYTHON, &code, &n) == 0);
+    const char *t10 = "<answer>\n```python\nf()\n```</answer>";
+    CHECK(code_extract(t10, strlen(t10), CODE_LANG_PYTHON, &code, &n) == 1 && n == 4 && !memcmp(code, "f()\n", 4));
     const char *t9 = "inline ```python x``` only";
     CHECK(code_extract(t9, strlen(t9), CODE_LANG_PYTHON, &code, &n) == 0);
 }

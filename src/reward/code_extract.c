@@ -74,7 +74,9 @@ int code_extract(const char *s, size_t n, CodeLang lang, const char **code, size
             char c2;
             size_t l2, il2;
             const char *i2;
-            if (fence_at(q, e2, &c2, &l2, &i2, &il2) && c2 == ch && l2 >= flen && il2 == 0) {
+            /* a closing fence carries no info string; "```</answer>" (a tag
+             * glued to the fence, as R1-format answers write it) closes too */
+            if (fence_at(q, e2, &c2, &l2, &i2, &il2) && c2 == ch && l2 >= flen && (il2 == 0 || i2[0] == '<')) {
                 body_end = q;
                 next = e2 + (e2 < end);
                 break;
