@@ -156,6 +156,34 @@ static void test_python(void) {
     EXPECT("lang=c", HE, "```c\nint main(){}\n```", 0, "HumanEval tests need lang=python");
 }
 
+/* All or nothing: once a case fails, the rest are not run; partial runs all. */
+static void test_stop_early(void) {
+    CodeOptions o;
+    Err err = {{0}};
+    code_options_default(&o, &err);
+    json_t *rec = json_loads(IO, 0, NULL);
+    CodeSpec sp;
+    char why[160];
+    CHECK(code_spec_parse(rec, &sp, why, sizeof why) == 0);
+    const char *code = "a, b = map(int, input().split())\nprint(a * b)\n"; /* 1*2 = 2, not 3 */
+    for (int partial = 0; partial < 2; partial++) {
+        o.partial = partial;
+        CodeJob j;
+        SandboxResult r;
+        CHECK(code_job_build(&j, &o, &sp, code, strlen(code), 7, &err) == 0 && j.ready);
+        CHECKF(sandbox_run(&o.sb, &j.task, &r, &err) == 0, "%s", err.msg);
+        CHECK(r.n_steps == 3 && r.step[0].status == SANDBOX_STATUS_EXITED && r.step[0].mismatch);
+        for (int i = 1; i < 3; i++) CHECK(r.step[i].status == (partial ? SANDBOX_STATUS_EXITED : SANDBOX_STATUS_SKIPPED));
+        RewardScore sc;
+        code_judge(&j, &sp, &o, &r, &sc);
+        CHECKF(!strcmp(sc.reason, "wrong answer on test 1 (passed 0/3)"), "%s", sc.reason);
+        sandbox_result_free(&r);
+        code_job_free(&j);
+    }
+    code_spec_free(&sp);
+    json_decref(rec);
+}
+
 static void test_c(void) {
     if (access("/usr/bin/gcc", X_OK) != 0) {
         SKIP("C stdin/stdout tests: /usr/bin/gcc not installed");
@@ -366,6 +394,7 @@ int main(void) {
     test_cli();
     test_helpers();
     test_python();
+    test_stop_early();
     test_c();
     /* every canonical solution; the broken ones of MBPP on every 4th task (time) */
     run_bench("humaneval canonical", "../shared/data/humaneval/HumanEval.jsonl", 0, 1, NULL, 0);

@@ -170,8 +170,12 @@ int code_job_build(CodeJob *j, const CodeOptions *o, const CodeSpec *s, const ch
             st->argv[0] = o->python, st->argv[1] = "-s", st->argv[2] = "-B", st->argv[3] = "main.py";
         } else st->argv[0] = "./main";
         if (s->kind == CODE_TESTS_STDIO) {
-            st->stdin_data = s->cases[i - compile].input;
-            st->stdin_len = s->cases[i - compile].in_len;
+            const CodeCase *cs = &s->cases[i - compile];
+            st->stdin_data = cs->input;
+            st->stdin_len = cs->in_len;
+            /* all or nothing: the first failed case settles the score, skip the rest */
+            st->expect = cs->output, st->expect_len = cs->out_len, st->expect_exact = o->exact;
+            st->stop_on_fail = !o->partial;
         }
     }
     if (s->kind == CODE_TESTS_STDIO) j->n_tests = n_cases;
@@ -309,6 +313,7 @@ void code_judge(const CodeJob *j, const CodeSpec *s, const CodeOptions *o, const
         for (int i = 0; i < n; i++) {
             const SandboxStepResult *t = &r->step[j->first_test + i];
             char w[200];
+            if (t->status == SANDBOX_STATUS_SKIPPED) continue; /* after the first failure (partial=0) */
             classify(t, &o->sb.lim, w, sizeof w);
             if (!w[0] && !code_output_equal(t->out, t->out_len, s->cases[i].output, s->cases[i].out_len, o->exact))
                 snprintf(w, sizeof w, "wrong answer");

@@ -130,18 +130,6 @@ char *code_py_literal(const char *s, size_t n) {
     return out;
 }
 
-static int is_ws(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == '\v'; }
-
 int code_output_equal(const char *a, size_t al, const char *b, size_t bl, int exact) {
-    if (exact) return al == bl && !memcmp(a, b, al);
-    size_t i = 0, j = 0;
-    for (;;) {
-        while (i < al && is_ws(a[i])) i++;
-        while (j < bl && is_ws(b[j])) j++;
-        if (i == al || j == bl) return i == al && j == bl;
-        size_t i0 = i, j0 = j;
-        while (i < al && !is_ws(a[i])) i++;
-        while (j < bl && !is_ws(b[j])) j++;
-        if (i - i0 != j - j0 || memcmp(a + i0, b + j0, i - i0)) return 0;
-    }
+    return sandbox_output_equal(a, al, b, bl, exact);
 }

@@ -268,7 +268,7 @@ static void finish(Active *a, const SandboxTask *t, SandboxResult *r, int killed
         SandboxStepResult *s = &r->step[i];
         const SbStepOut *o = &a->ctx.step[i];
         if (i < sh->steps_done) {
-            s->status = o->status, s->code = o->code, s->sig = o->sig;
+            s->status = o->status, s->code = o->code, s->sig = o->sig, s->mismatch = o->mismatch;
             s->wall_s = o->wall_s, s->cpu_s = o->cpu_s;
         } else s->status = killed && i == sh->steps_done ? SANDBOX_STATUS_TIMEOUT : r->error[0] ? SANDBOX_STATUS_ERROR : SANDBOX_STATUS_SKIPPED;
         size_t ol = o->out_len <= a->ctx.out_cap ? o->out_len : 0;

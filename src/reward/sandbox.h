@@ -51,7 +51,10 @@ typedef struct SandboxStep {
     const char *stdin_data;     /* may be NULL */
     size_t stdin_len;
     const SandboxLimits *lim;   /* NULL: the config's */
-    int stop_on_fail;           /* non-zero exit skips the remaining steps (compile) */
+    int stop_on_fail;           /* failing skips the remaining steps (compile; all-or-nothing tests) */
+    const char *expect;         /* when set, stdout must equal it to succeed (sandbox_output_equal) */
+    size_t expect_len;
+    int expect_exact;
 } SandboxStep;
 
 typedef struct SandboxTask {
@@ -73,6 +76,7 @@ typedef enum SandboxStatus {
 typedef struct SandboxStepResult {
     SandboxStatus status;
     int code, sig;
+    int mismatch;                    /* exited 0 but stdout differs from expect */
     double wall_s, cpu_s;
     char *out; size_t out_len;       /* stdout (NUL-terminated, owned) */
     char *err; size_t err_len;       /* stderr tail (NUL-terminated, owned) */
@@ -110,6 +114,9 @@ void sandbox_result_free(SandboxResult *r);
 /* The program's absolute path as the sandbox's PATH finds it
  * (/usr/local/bin:/usr/bin:/bin), or copies an absolute path that exists. */
 int sandbox_resolve(const char *prog, char *out, size_t size, Err *err);
+/* Program output equality: byte for byte, or as whitespace-separated
+ * tokens. Pure (no allocation): the supervisor uses it too. */
+int sandbox_output_equal(const char *got, size_t gl, const char *want, size_t wl, int exact);
 /* One line naming the protections in prot. */
 void sandbox_describe(unsigned prot, char *buf, size_t size);
 /* Runs /bin/true once and describes what is in force (cached). */
@@ -117,7 +124,7 @@ const char *sandbox_protections(const SandboxConfig *c);
 
 /* Internals shared by sandbox.c and sandbox_child.c. */
 typedef struct SbStepOut {
-    int status, code, sig;
+    int status, code, sig, mismatch;
     double wall_s, cpu_s;
     size_t out_len, err_len, rep_len;
     uint64_t err_total; /* stderr bytes seen; the buffer is a ring when over err_bytes */

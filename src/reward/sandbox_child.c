@@ -357,6 +357,22 @@ static void run_step(SbCtx *c, int i) {
     else o->status = SANDBOX_STATUS_EXITED, o->code = WEXITSTATUS(st);
 }
 
+static int is_ws(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == '\v'; }
+
+int sandbox_output_equal(const char *a, size_t al, const char *b, size_t bl, int exact) {
+    if (exact) return al == bl && !memcmp(a, b, al);
+    size_t i = 0, j = 0;
+    for (;;) {
+        while (i < al && is_ws(a[i])) i++;
+        while (j < bl && is_ws(b[j])) j++;
+        if (i == al || j == bl) return i == al && j == bl;
+        size_t i0 = i, j0 = j;
+        while (i < al && !is_ws(a[i])) i++;
+        while (j < bl && !is_ws(b[j])) j++;
+        if (i - i0 != j - j0 || memcmp(a + i0, b + j0, i - i0)) return 0;
+    }
+}
+
 int sandbox_supervise(void *arg) {
     SbCtx *c = arg;
     /* keep fds 0-3 taken so the step's pipes never land on them */
@@ -388,8 +404,15 @@ int sandbox_supervise(void *arg) {
         if (failed) c->step[i].status = SANDBOX_STATUS_SKIPPED;
         else {
             run_step(c, i);
-            const SbStepOut *o = &c->step[i];
-            if (c->task->steps[i].stop_on_fail && !(o->status == SANDBOX_STATUS_EXITED && o->code == 0)) failed = 1;
+            SbStepOut *o = &c->step[i];
+            const SandboxStep *s = &c->task->steps[i];
+            int ok = o->status == SANDBOX_STATUS_EXITED && o->code == 0;
+            if (ok && s->expect) {
+                const char *out = c->out + (size_t)i * (c->out_cap + 1);
+                o->mismatch = !sandbox_output_equal(out, o->out_len, s->expect, s->expect_len, s->expect_exact);
+                ok = !o->mismatch;
+            }
+            if (s->stop_on_fail && !ok) failed = 1;
         }
         c->sh->steps_done = i + 1;
     }
