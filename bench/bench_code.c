@@ -25,14 +25,16 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* n runs of python3 -c CODE[i % m], `par` at a time, no sandbox. */
+/* n runs of python3 -c CODE[i % m] (or /bin/true when codes is NULL), `par` at a time, no sandbox. */
 static double baseline(char **codes, int m, int n, int par) {
     double t0 = now_s();
     int running = 0, started = 0;
     while (started < n || running > 0) {
         while (started < n && running < par) {
             pid_t pid;
-            char *argv[] = {"/usr/bin/python3", "-I", "-B", "-c", codes[started % m], NULL};
+            char *py[] = {"/usr/bin/python3", "-s", "-B", "-c", codes ? codes[started % m] : "", NULL};
+            char *tr[] = {"/bin/true", NULL};
+            char **argv = codes ? py : tr;
             posix_spawn_file_actions_t fa;
             posix_spawn_file_actions_init(&fa);
             posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", 1, 0);
@@ -45,6 +47,24 @@ static double baseline(char **codes, int m, int n, int par) {
         else break;
     }
     return n / (now_s() - t0);
+}
+
+/* n empty tasks (/bin/true) straight through the pool: the sandbox's own cost. */
+static double empty_tasks(SandboxMode mode, int n, int par) {
+    SandboxConfig c;
+    sandbox_config_default(&c);
+    c.mode = mode;
+    SandboxStep st = {.argv = {"/bin/true", NULL}};
+    SandboxTask *t = calloc((size_t)n, sizeof *t);
+    SandboxResult *r = calloc((size_t)n, sizeof *r);
+    for (int i = 0; i < n; i++) t[i] = (SandboxTask){NULL, 0, &st, 1};
+    Err err = {{0}};
+    double t0 = now_s();
+    int rc = sandbox_run_many(&c, t, n, r, par, &err);
+    double dt = now_s() - t0;
+    for (int i = 0; i < n; i++) sandbox_result_free(&r[i]);
+    free(t), free(r);
+    return rc ? 0 : n / dt;
 }
 
 static double sandboxed(const char *mode, int workers, json_t **recs, char **comps, int n, int *passed) {
@@ -98,6 +118,14 @@ int main(void) {
     printf("| programs/s | sandbox | no sandbox (fork+exec) | ratio |\n|---|---|---|---|\n");
     printf("| trivial, namespaces | %.1f | %.1f | %.2fx |\n", ns_t, base_t, ns_t / base_t);
     printf("| trivial, basic | %.1f | %.1f | %.2fx |\n", basic_t, base_t, basic_t / base_t);
+    double e_base = 0, e_ns = 0, e_basic = 0;
+    for (int round = 0; round < 3; round++) {
+        e_base = fmax(e_base, baseline(NULL, 1, 500, par));
+        e_ns = fmax(e_ns, empty_tasks(SANDBOX_MODE_NAMESPACES, 500, par));
+        e_basic = fmax(e_basic, empty_tasks(SANDBOX_MODE_BASIC, 500, par));
+    }
+    printf("| empty task (/bin/true), namespaces | %.1f | %.1f | %.2fx |\n", e_ns, e_base, e_ns / e_base);
+    printf("| empty task (/bin/true), basic | %.1f | %.1f | %.2fx |\n", e_basic, e_base, e_basic / e_base);
     free(recs), free(comps);
     json_decref(rec);
 
