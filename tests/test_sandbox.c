@@ -6,6 +6,8 @@
  * one parallel batch) and in basic mode (one at a time: there the
  * process limit is shared by every task of the sandbox uid). */
 #include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +162,47 @@ static void run_suite(const char *mode) {
     rewardset_free(&rs);
 }
 
+/* r1c clones supervisors while other threads (OpenMP, the sampler) run and
+ * allocate; a supervisor that touched malloc or glibc's set*id machinery
+ * could inherit a held lock and hang. Threads churn malloc while tasks
+ * start; an alarm turns a hang into a failure. */
+static volatile int churn_stop;
+static void *churn(void *arg) {
+    (void)arg;
+    while (!churn_stop) {
+        void *p[64];
+        for (int i = 0; i < 64; i++) p[i] = malloc((size_t)(16 + i * 97));
+        for (int i = 0; i < 64; i++) free(p[i]);
+    }
+    return NULL;
+}
+
+static void test_threads(void) {
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, churn, NULL);
+    alarm(120);
+    for (int mode = 0; mode < 2; mode++) {
+        SandboxConfig c;
+        sandbox_config_default(&c);
+        c.mode = mode ? SANDBOX_MODE_BASIC : SANDBOX_MODE_AUTO;
+        SandboxStep st = {.argv = {"/bin/true", NULL}};
+        SandboxTask tasks[100];
+        SandboxResult r[100];
+        for (int i = 0; i < 100; i++) tasks[i] = (SandboxTask){NULL, 0, &st, 1};
+        Err err = {{0}};
+        CHECKF(sandbox_run_many(&c, tasks, 100, r, 4, &err) == 0, "%s", err.msg);
+        int ok = 0;
+        for (int i = 0; i < 100; i++) {
+            ok += r[i].step[0].status == SANDBOX_STATUS_EXITED && r[i].step[0].code == 0;
+            sandbox_result_free(&r[i]);
+        }
+        CHECKF(ok == 100, "mode %d: %d/100 tasks ran while other threads allocated", mode, ok);
+    }
+    alarm(0);
+    churn_stop = 1;
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+}
+
 int main(int argc, char **argv) {
     if (access("/usr/bin/python3", X_OK) != 0) {
         SKIP("sandbox suite: /usr/bin/python3 not installed");
@@ -185,5 +228,6 @@ int main(int argc, char **argv) {
     else run_suite("namespaces");
     run_suite("basic");
     unlink(victim);
+    test_threads();
     return check_summary("test_sandbox");
 }

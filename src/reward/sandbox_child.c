@@ -3,7 +3,9 @@
  * task's files and runs its steps one by one under limits, capturing
  * output straight into memory shared with the parent. It was cloned from
  * a multi-threaded r1c without atfork handlers, so it uses system calls
- * only: no malloc, no stdio. */
+ * only: no malloc, no stdio, and raw set*id calls (glibc's wrappers would
+ * try to change the credentials of r1c's other threads, which are not
+ * here). */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -118,9 +120,9 @@ static int write_all(int fd, const char *p, size_t n) {
  * host), make every mount read-only, then give the task a private tmpfs
  * /tmp (its work dir inside) and a /proc of its own. */
 static int setup_ns(SbCtx *c) {
-    if (setresgid(0, 0, 0) < 0) return setup_fail(c, "setresgid");
-    setgroups(0, NULL); /* denied for unprivileged callers: their groups stay */
-    if (setresuid(0, 0, 0) < 0) return setup_fail(c, "setresuid");
+    if (syscall(SYS_setresgid, 0, 0, 0) < 0) return setup_fail(c, "setresgid");
+    syscall(SYS_setgroups, 0, NULL); /* denied for unprivileged callers: their groups stay */
+    if (syscall(SYS_setresuid, 0, 0, 0) < 0) return setup_fail(c, "setresuid");
     c->sh->prot |= SANDBOX_PROT_USERNS | SANDBOX_PROT_PIDNS | SANDBOX_PROT_NETNS | SANDBOX_PROT_MOUNTNS;
     if (!c->is_root || c->cfg->host_uid != 0) c->sh->prot |= SANDBOX_PROT_UNPRIV;
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return setup_fail(c, "private mounts");
@@ -171,8 +173,9 @@ static void drop_privileges(SbCtx *c) {
         syscall(SYS_capset, &h, d);
     } else if (c->is_root) {
         gid_t g = (gid_t)c->cfg->host_uid;
-        setgroups(1, &g);
-        if (setresgid(g, g, g) < 0 || setresuid((uid_t)c->cfg->host_uid, (uid_t)c->cfg->host_uid, (uid_t)c->cfg->host_uid) < 0)
+        uid_t u = (uid_t)c->cfg->host_uid;
+        syscall(SYS_setgroups, 1, &g);
+        if (syscall(SYS_setresgid, g, g, g) < 0 || syscall(SYS_setresuid, u, u, u) < 0)
             _exit(126);
     }
 }
