@@ -138,7 +138,7 @@ static void test_registry(void) {
     RewardSet rs;
     Err err = {{0}};
     CHECK(rewardset_parse(&rs, "nope", &err) == -1);
-    CHECK(strstr(err.msg, "unknown reward 'nope' (known: countdown, external") != NULL);
+    CHECK(strstr(err.msg, "unknown reward 'nope' (known: code, countdown, external") != NULL);
     CHECK(rewardset_parse(&rs, "math:x", &err) == -1);
     CHECK(rewardset_parse(&rs, "math,math", &err) == -1);
     CHECK(rewardset_parse(&rs, "", &err) == -1);

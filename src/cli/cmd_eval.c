@@ -11,7 +11,7 @@
 static const char *USAGE =
     "usage: r1c eval --model DIR --data FILE.jsonl [options]\n"
     "       r1c eval --rescore OUT/samples.jsonl [--reward NAME] [--reward-options K=V,...]\n"
-    "  --format F          auto | gsm8k | math | countdown | jsonl (default auto)\n"
+    "  --format F          auto | gsm8k | math | countdown | humaneval | mbpp | jsonl (default auto)\n"
     "  --template NAME     chat template (default: from tokenizer_config.json)\n"
     "  --system TEXT       system message;  --prompt-suffix TEXT appended to every prompt\n"
     "  --k N               samples per problem (default 4)\n"
@@ -19,7 +19,8 @@ static const char *USAGE =
     "  --preset r1         the paper's settings: temperature 0.6, top-p 0.95,\n"
     "                      32768 new tokens, k = 64 (flags after it override)\n"
     "  --limit N           first N problems\n"
-    "  --reward NAME       accuracy reward: math (default) or countdown\n"
+    "  --reward NAME       accuracy reward: math (default), countdown or code (HumanEval, MBPP:\n"
+    "                      runs the programs in a sandbox; --reward-options code.timeout=5,...)\n"
     "  --out DIR           results.json and samples.jsonl (default runs/eval)\n"
     "  --backend NAME      cpu (default) | cuda | cuda-fp32\n"
     "prints pass@1 (mean over k), cons@k (majority vote, answers grouped by the\n"

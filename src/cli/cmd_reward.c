@@ -8,10 +8,12 @@
 
 #include "base/json.h"
 #include "cli/commands.h"
+#include "reward/code.h"
 #include "reward/reward.h"
 
 #define MAX_OPTS 64
 #define MAX_LINE (64u << 20)
+#define BATCH 64
 
 static void reward_usage(FILE *fp) {
     fprintf(fp,
@@ -111,70 +113,84 @@ int cmd_reward(int argc, char **argv) {
     FILE *out = out_path ? fopen(out_path, "wb") : stdout;
     if (!out) { perror(out_path); if (in != stdin) fclose(in); rewardset_free(&rs); return 1; }
 
+    for (int k = 0; k < rs.n; k++)
+        if (!strcmp(rs.kind[k]->name, "code")) fprintf(stderr, "r1c reward: code sandbox: %s\n", code_reward_protections(rs.state[k]));
+
     Stats stats[REWARDSET_MAX + 1];
     memset(stats, 0, sizeof stats);
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
     long lineno = 0, scored = 0;
-    int rc = 0;
-    while ((n = getline(&line, &cap, in)) >= 0) {
-        lineno++;
-        if ((size_t)n > MAX_LINE) { fprintf(stderr, "r1c reward: %s:%ld: line longer than %u bytes\n", data, lineno, MAX_LINE); rc = 1; break; }
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
-        int blank = 1;
-        for (ssize_t k = 0; k < n; k++)
-            if (line[k] != ' ' && line[k] != '\t') { blank = 0; break; }
-        if (blank) continue;
-        char where[600];
-        snprintf(where, sizeof where, "%s:%ld", data, lineno);
-        json_t *rec = json_load_buf(line, (size_t)n, where, &err);
-        if (!rec) { fprintf(stderr, "r1c reward: %s\n", err.msg); rc = 1; break; }
-        if (!json_is_object(rec)) {
-            fprintf(stderr, "r1c reward: %s: expected a JSON object\n", where);
-            json_decref(rec);
-            rc = 1;
-            break;
-        }
-        json_t *c = json_object_get(rec, completion_field);
-        if (!json_is_string(c)) {
-            fprintf(stderr, "r1c reward: %s: field '%s' %s\n", where, completion_field, c ? "is not a string" : "is missing");
-            json_decref(rec);
-            rc = 1;
-            break;
-        }
-        RewardInput ri = {.record = rec, .completion = json_string_value(c), .completion_len = json_string_length(c)};
-        RewardScore each[REWARDSET_MAX];
-        double total;
-        if (rewardset_score(&rs, &ri, &total, each, &err) < 0) {
-            fprintf(stderr, "r1c reward: %s: %s\n", where, err.msg);
-            json_decref(rec);
-            rc = 1;
-            break;
-        }
-        json_t *o = json_object();
-        json_object_set_new(o, "score", json_real(total));
-        if (rs.n == 1) json_object_set_new(o, "reason", json_string(each[0].reason));
+    int rc = 0, nb = 0, eof = 0;
+    /* lines are scored in batches, so rewards that run programs (code) run
+     * a batch in parallel; output stays in input order */
+    json_t *batch[BATCH];
+    long batch_line[BATCH];
+    while (!rc && !eof) {
+        n = getline(&line, &cap, in);
+        if (n < 0) eof = 1;
         else {
-            json_t *per = json_object();
-            for (int k = 0; k < rs.n; k++) {
-                json_t *r = json_object();
-                json_object_set_new(r, "score", json_real(each[k].score));
-                json_object_set_new(r, "reason", json_string(each[k].reason));
-                json_object_set_new(per, rs.kind[k]->name, r);
-            }
-            json_object_set_new(o, "rewards", per);
+            lineno++;
+            if ((size_t)n > MAX_LINE) { fprintf(stderr, "r1c reward: %s:%ld: line longer than %u bytes\n", data, lineno, MAX_LINE); rc = 1; break; }
+            while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+            int blank = 1;
+            for (ssize_t k = 0; k < n; k++)
+                if (line[k] != ' ' && line[k] != '\t') { blank = 0; break; }
+            if (blank) continue;
+            char where[600];
+            snprintf(where, sizeof where, "%s:%ld", data, lineno);
+            json_t *rec = json_load_buf(line, (size_t)n, where, &err);
+            if (!rec) { fprintf(stderr, "r1c reward: %s\n", err.msg); rc = 1; break; }
+            json_t *c = json_is_object(rec) ? json_object_get(rec, completion_field) : NULL;
+            if (!json_is_object(rec)) fprintf(stderr, "r1c reward: %s: expected a JSON object\n", where), rc = 1;
+            else if (!json_is_string(c))
+                fprintf(stderr, "r1c reward: %s: field '%s' %s\n", where, completion_field, c ? "is not a string" : "is missing"), rc = 1;
+            if (rc) { json_decref(rec); break; }
+            batch[nb] = rec;
+            batch_line[nb++] = lineno;
+            if (nb < BATCH) continue;
         }
-        char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-        json_decref(o);
-        if (!s) s = strdup("{\"score\": 0, \"reason\": \"unencodable reason\"}");
-        fprintf(out, "%s\n", s);
-        free(s);
-        for (int k = 0; k < rs.n; k++) stats_add(&stats[k], each[k].score);
-        stats_add(&stats[rs.n], total);
-        scored++;
-        json_decref(rec);
+        if (nb == 0) continue;
+        RewardInput ri[BATCH];
+        double total[BATCH];
+        RewardScore each[BATCH * REWARDSET_MAX];
+        for (int b = 0; b < nb; b++) {
+            json_t *c = json_object_get(batch[b], completion_field);
+            ri[b] = (RewardInput){.record = batch[b], .completion = json_string_value(c), .completion_len = json_string_length(c)};
+        }
+        if (rewardset_score_batch(&rs, ri, nb, total, each, &err) < 0) {
+            fprintf(stderr, "r1c reward: %s:%ld-%ld: %s\n", data, batch_line[0], batch_line[nb - 1], err.msg);
+            rc = 1;
+        }
+        for (int b = 0; b < nb && !rc; b++) {
+            const RewardScore *e = each + (size_t)b * rs.n;
+            json_t *o = json_object();
+            json_object_set_new(o, "score", json_real(total[b]));
+            if (rs.n == 1) json_object_set_new(o, "reason", json_string(e[0].reason));
+            else {
+                json_t *per = json_object();
+                for (int k = 0; k < rs.n; k++) {
+                    json_t *r = json_object();
+                    json_object_set_new(r, "score", json_real(e[k].score));
+                    json_object_set_new(r, "reason", json_string(e[k].reason));
+                    json_object_set_new(per, rs.kind[k]->name, r);
+                }
+                json_object_set_new(o, "rewards", per);
+            }
+            char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+            json_decref(o);
+            if (!s) s = strdup("{\"score\": 0, \"reason\": \"unencodable reason\"}");
+            fprintf(out, "%s\n", s);
+            free(s);
+            for (int k = 0; k < rs.n; k++) stats_add(&stats[k], e[k].score);
+            stats_add(&stats[rs.n], total[b]);
+            scored++;
+        }
+        for (int b = 0; b < nb; b++) json_decref(batch[b]);
+        nb = 0;
     }
+    for (int b = 0; b < nb; b++) json_decref(batch[b]);
     free(line);
     if (in != stdin) fclose(in);
     if (out != stdout && fclose(out) != 0) { perror(out_path); rc = 1; }

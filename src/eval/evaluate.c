@@ -13,6 +13,7 @@
 #include "eval/passk.h"
 #include "eval/rollout.h"
 #include "eval/prompt_set.h"
+#include "reward/code.h"
 #include "reward/math.h"
 
 typedef struct Scorer {
@@ -25,8 +26,9 @@ static int scorer_init(Scorer *s, const EvalConfig *c, Err *err) {
     math_options_default(&s->mo);
     const char *name = c->reward && c->reward[0] ? c->reward : "math";
     if (strchr(name, ',') || strchr(name, ':'))
-        return err_set(err, "eval: --reward takes one accuracy reward (math or countdown), got '%s'", name);
+        return err_set(err, "eval: --reward takes one accuracy reward (math, countdown or code), got '%s'", name);
     if (rewardset_parse(&s->rs, name, err) != 0) return -1;
+    if (!strcmp(name, "code")) fprintf(stderr, "eval: code sandbox: %s\n", code_reward_protections(s->rs.state[0]));
     if (c->reward_options && c->reward_options[0]) {
         char *opts = strdup(c->reward_options), *save = NULL;
         for (char *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save))
@@ -51,19 +53,25 @@ typedef struct Acc {
     int n;
 } Acc;
 
+/* pre: the k samples' scores when the caller scored them already (NULL: score here). */
 static int score_problem(Scorer *s, const json_t *record, char *const *texts, const int *ntok, const int *trunc, int k,
-                         const EvalResult *shape, Acc *acc, json_t *per_sample, Err *err) {
+                         const RewardScore *pre, const EvalResult *shape, Acc *acc, json_t *per_sample, Err *err) {
     int correct = 0;
     const char **ans = calloc(k, sizeof *ans);
     size_t *alen = calloc(k, sizeof *alen);
     int *ok = calloc(k, sizeof *ok);
     int rc = 0;
+    /* all k samples at once: the code reward runs them in parallel */
+    RewardInput *in = calloc(k, sizeof *in);
+    RewardScore *scs = calloc(k, sizeof *scs);
+    double *totals = calloc(k, sizeof *totals);
+    if (!in || !scs || !totals) rc = err_set(err, "out of memory");
+    for (int j = 0; j < k && !rc; j++) in[j] = (RewardInput){record, texts[j], strlen(texts[j])};
+    if (!rc && pre) memcpy(scs, pre, (size_t)k * sizeof *scs);
+    else if (!rc) rc = rewardset_score_batch(&s->rs, in, k, totals, scs, err);
     for (int j = 0; j < k && !rc; j++) {
-        size_t len = strlen(texts[j]);
-        RewardInput in = {record, texts[j], len};
-        double total;
-        RewardScore sc;
-        if ((rc = rewardset_score(&s->rs, &in, &total, &sc, err))) break;
+        size_t len = in[j].completion_len;
+        RewardScore sc = scs[j];
         ok[j] = sc.score >= 1.0;
         correct += ok[j];
         const char *how;
@@ -91,6 +99,7 @@ static int score_problem(Scorer *s, const json_t *record, char *const *texts, co
         acc->n++;
     }
     free(ans), free(alen), free(ok);
+    free(in), free(scs), free(totals);
     return rc;
 }
 
@@ -140,6 +149,15 @@ int eval_run(const EvalConfig *c, EvalResult *r, Err *err) {
         if ((rc = rollout_run(&ps.model, ps.tok, ids + p0, recs + p0, np, c->k, &rcfg, (uint64_t)p0 * c->k, NULL, &ro,
                               err)))
             break;
+        /* the whole chunk in one batch: the code reward runs it in parallel */
+        int nk = np * c->k;
+        RewardInput *in = calloc((size_t)nk, sizeof *in);
+        RewardScore *pre = calloc((size_t)nk, sizeof *pre);
+        double *tot = calloc((size_t)nk, sizeof *tot);
+        if (!in || !pre || !tot) rc = err_set(err, "out of memory");
+        for (int q = 0; q < nk && !rc; q++) in[q] = (RewardInput){recs[p0 + q / c->k], ro.text[q], strlen(ro.text[q])};
+        if (!rc) rc = rewardset_score_batch(&s.rs, in, nk, tot, pre, err);
+        free(in), free(tot);
         for (int i = 0; i < np && !rc; i++) {
             int *ntok = malloc(c->k * sizeof(int)), *tr = malloc(c->k * sizeof(int));
             json_t *samples = json_array();
@@ -153,7 +171,8 @@ int eval_run(const EvalConfig *c, EvalResult *r, Err *err) {
                 json_object_set_new(so, "truncated", json_boolean(tr[j]));
                 json_array_append_new(samples, so);
             }
-            rc = score_problem(&s, recs[p0 + i], ro.text + (size_t)i * c->k, ntok, tr, c->k, r, &acc, samples, err);
+            rc = score_problem(&s, recs[p0 + i], ro.text + (size_t)i * c->k, ntok, tr, c->k, pre + (size_t)i * c->k, r, &acc,
+                               samples, err);
             json_t *line = json_object();
             json_object_set_new(line, "index", json_integer(p0 + i));
             json_object_set_new(line, "prompt", json_string(d.ex[p0 + i].prompt));
@@ -165,6 +184,7 @@ int eval_run(const EvalConfig *c, EvalResult *r, Err *err) {
             json_decref(line);
             free(ntok), free(tr);
         }
+        free(pre);
         rollout_free(&ro);
         fprintf(stderr, "\reval: %d/%d problems", p0 + np, d.n);
     }
@@ -214,7 +234,7 @@ int eval_rescore(const char *samples_path, const EvalConfig *c, EvalResult *r, E
                 ntok[i] = (int)json_integer_value(json_object_get(o, "tokens"));
                 tr[i] = json_is_true(json_object_get(o, "truncated"));
             }
-            if (!rc) rc = score_problem(&s, rec, texts, ntok, tr, n, r, &acc, NULL, err);
+            if (!rc) rc = score_problem(&s, rec, texts, ntok, tr, n, NULL, r, &acc, NULL, err);
             free(texts), free(ntok), free(tr);
         }
         json_decref(j);

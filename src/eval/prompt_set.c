@@ -9,7 +9,7 @@ int prompt_set_load(PromptSet *ps, const PromptSetOptions *o, Err *err) {
     memset(ps, 0, sizeof *ps);
     DatasetOptions dopt = {.prompt_suffix = o->prompt_suffix, .limit = o->limit};
     if (dataset_format_parse(o->format ? o->format : "auto", &dopt.format) != 0)
-        return err_set(err, "unknown data format '%s' (auto, jsonl, gsm8k, math, countdown)", o->format);
+        return err_set(err, "unknown data format '%s' (" DATASET_FORMAT_NAMES ")", o->format);
     char tp[4096];
     snprintf(tp, sizeof tp, "%s/tokenizer.json", o->model);
     int rc = dataset_load(&ps->data, o->data, &dopt, err);

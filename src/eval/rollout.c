@@ -67,20 +67,27 @@ int rollout_run(Model *m, Tokenizer *tok, const TokIds *prompts, json_t *const *
     ro->gen_tokens = st.decode_tokens;
     double t1 = now_s();
     ro->seconds_gen = t1 - t0;
+    RewardInput *in = rs && rs->n ? calloc((size_t)n, sizeof *in) : NULL;
+    if (rs && rs->n && !in) {
+        rollout_free(ro);
+        return err_set(err, "out of memory for %d reward inputs", n);
+    }
     for (int i = 0; i < n; i++) {
         size_t len;
         if (tokenizer_decode(tok, ro->out[i].tokens, (size_t)ro->out[i].n, 1, &ro->text[i], &len, err) != 0) {
+            free(in);
             rollout_free(ro);
             return -1;
         }
-        if (rs && rs->n) {
-            RewardInput in = {records ? records[i / G] : NULL, ro->text[i], len};
-            if (rewardset_score(rs, &in, &ro->reward[i], ro->each + (size_t)i * rs->n, err) != 0) {
-                rollout_free(ro);
-                return -1;
-            }
-        }
+        if (in) in[i] = (RewardInput){records ? records[i / G] : NULL, ro->text[i], len};
     }
+    /* one batch: rewards that run programs (code) run them in parallel */
+    if (in && rewardset_score_batch(rs, in, n, ro->reward, ro->each, err) != 0) {
+        free(in);
+        rollout_free(ro);
+        return -1;
+    }
+    free(in);
     ro->seconds_reward = now_s() - t1;
     return 0;
 }

@@ -8,8 +8,8 @@
 #include "base/json.h"
 
 int dataset_format_parse(const char *s, DatasetFormat *out) {
-    static const char *names[] = {"auto", "jsonl", "gsm8k", "math", "countdown"};
-    for (int i = 0; i < 5; i++)
+    static const char *names[] = {"auto", "jsonl", "gsm8k", "math", "countdown", "humaneval", "mbpp"};
+    for (int i = 0; i < 7; i++)
         if (!strcmp(s, names[i])) return *out = (DatasetFormat)i, 0;
     return -1;
 }
@@ -56,6 +56,9 @@ static char *last_boxed(const char *s) {
 }
 
 static DatasetFormat detect(const json_t *j) {
+    if (json_is_string(json_object_get(j, "test")) && json_is_string(json_object_get(j, "entry_point")))
+        return DATASET_FORMAT_HUMANEVAL;
+    if (json_is_array(json_object_get(j, "test_list"))) return DATASET_FORMAT_MBPP;
     if (json_object_get(j, "question") && json_is_string(json_object_get(j, "answer")) &&
         strstr(json_string_value(json_object_get(j, "answer")), "####"))
         return DATASET_FORMAT_GSM8K;
@@ -83,6 +86,42 @@ static char *field_text(const json_t *j, const char *key) {
         return strdup(b);
     }
     return NULL;
+}
+
+/* The instruction for a code problem. HumanEval: the function to complete
+ * (as in the chat-model evaluations of DeepSeek-Coder and evalplus); MBPP:
+ * the task and its tests, worded as in the MBPP paper. Both ask for one
+ * ```python block, which is what the code reward runs. */
+static char *code_prompt(const json_t *j, int humaneval) {
+    static const char *const ASK = "Write the complete solution in a single ```python code block.";
+    char *out = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&out, &len);
+    if (!m) return NULL;
+    int ok = 1;
+    if (humaneval) {
+        const char *p = json_string_value(json_object_get(j, "prompt"));
+        ok = p && json_is_string(json_object_get(j, "test")) && json_is_string(json_object_get(j, "entry_point"));
+        if (ok) fprintf(m, "Complete the following Python function.\n\n```python\n%s```\n\n%s", p, ASK);
+    } else {
+        const char *t = json_string_value(json_object_get(j, "text"));
+        json_t *tl = json_object_get(j, "test_list");
+        ok = t && json_is_array(tl) && json_array_size(tl) > 0;
+        if (ok) fprintf(m, "You are an expert Python programmer, and here is your task: %s Your code should pass these tests:\n\n", t);
+        size_t i;
+        json_t *v;
+        json_array_foreach(tl, i, v) {
+            if (!json_is_string(v)) ok = 0;
+            else if (ok) fprintf(m, "%s\n", json_string_value(v));
+        }
+        if (ok) fprintf(m, "\n%s", ASK);
+    }
+    fclose(m);
+    if (!ok) {
+        free(out);
+        return NULL;
+    }
+    return out;
 }
 
 static int parse_example(Example *e, json_t *j, DatasetFormat f, const DatasetOptions *o, const char *where,
@@ -180,6 +219,16 @@ static int parse_example(Example *e, json_t *j, DatasetFormat f, const DatasetOp
         answer = strdup(b);
         break;
     }
+    case DATASET_FORMAT_HUMANEVAL:
+    case DATASET_FORMAT_MBPP:
+        prompt = code_prompt(j, f == DATASET_FORMAT_HUMANEVAL);
+        if (!prompt) {
+            json_decref(rec);
+            return err_set(err, "%s: %s", where,
+                           f == DATASET_FORMAT_HUMANEVAL ? "HumanEval line needs string \"prompt\", \"test\" and \"entry_point\""
+                                                         : "MBPP line needs string \"text\" and a \"test_list\" of strings");
+        }
+        break;
     default: {
         const char *pf = o->prompt_field;
         if (!pf) pf = json_object_get(j, "prompt") ? "prompt" : json_object_get(j, "question") ? "question" : "problem";

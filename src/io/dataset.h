@@ -3,8 +3,10 @@
  * object) that rewards read (answer, numbers, target, and every original
  * field). Built-in shapes: GSM8K (question / answer "... #### 42"),
  * MATH-style (problem / answer or a \boxed{} in solution), countdown
- * ({"input": "3,7,25", "output": "11"} or {nums, target}), and plain JSONL
- * with chosen field names. Errors name the file and line. */
+ * ({"input": "3,7,25", "output": "11"} or {nums, target}), code problems
+ * (HumanEval: prompt / test / entry_point; MBPP: text / test_list), whose
+ * record keeps the tests for the code reward, and plain JSONL with chosen
+ * field names. Errors name the file and line. */
 #ifndef R1C_IO_DATASET_H
 #define R1C_IO_DATASET_H
 
@@ -18,7 +20,12 @@ typedef enum DatasetFormat {
     DATASET_FORMAT_GSM8K,
     DATASET_FORMAT_MATH,
     DATASET_FORMAT_COUNTDOWN,
+    DATASET_FORMAT_HUMANEVAL,
+    DATASET_FORMAT_MBPP,
 } DatasetFormat;
+
+/* The format names dataset_format_parse accepts, for messages. */
+#define DATASET_FORMAT_NAMES "auto, jsonl, gsm8k, math, countdown, humaneval, mbpp"
 
 typedef struct Example {
     char *prompt;   /* user message */

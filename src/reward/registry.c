@@ -7,11 +7,11 @@
 #include "reward/reward.h"
 
 extern const RewardKind reward_format_kind, reward_math_kind, reward_countdown_kind, reward_language_kind,
-    reward_length_kind, reward_external_kind;
+    reward_length_kind, reward_external_kind, reward_code_kind;
 
 static const RewardKind *const KINDS[] = {
-    &reward_countdown_kind, &reward_external_kind, &reward_format_kind,
-    &reward_language_kind,  &reward_length_kind,   &reward_math_kind,
+    &reward_code_kind,     &reward_countdown_kind, &reward_external_kind, &reward_format_kind,
+    &reward_language_kind, &reward_length_kind,    &reward_math_kind,
 };
 
 size_t reward_kind_count(void) { return sizeof KINDS / sizeof *KINDS; }
@@ -128,6 +128,39 @@ int rewardset_score(RewardSet *rs, const RewardInput *in, double *total, RewardS
     }
     *total = sum;
     return 0;
+}
+
+int rewardset_score_batch(RewardSet *rs, const RewardInput *in, int n, double *totals, RewardScore *each, Err *err) {
+    if (n <= 0) return 0;
+    RewardInput *clipped = malloc((size_t)n * sizeof *clipped);
+    RewardScore *one = malloc((size_t)n * sizeof *one);
+    if (!clipped || !one) {
+        free(clipped), free(one);
+        return err_set(err, "out of memory scoring %d completions", n);
+    }
+    for (int i = 0; i < n; i++) {
+        clipped[i] = in[i];
+        if (!clipped[i].completion) clipped[i].completion = "", clipped[i].completion_len = 0;
+        if (clipped[i].completion_len > REWARD_MAX_COMPLETION) clipped[i].completion_len = REWARD_MAX_COMPLETION;
+        totals[i] = 0;
+    }
+    int rc = 0;
+    for (int k = 0; k < rs->n && !rc; k++) {
+        for (int i = 0; i < n; i++) one[i].score = 0, one[i].reason[0] = 0;
+        if (rs->kind[k]->score_batch) rc = rs->kind[k]->score_batch(rs->state[k], clipped, n, one, err);
+        else
+            for (int i = 0; i < n && !rc; i++) rc = rs->kind[k]->score(rs->state[k], &clipped[i], &one[i], err);
+        if (rc) {
+            rc = err_prefix(err, "%s", rs->kind[k]->name);
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            each[(size_t)i * rs->n + k] = one[i];
+            totals[i] += rs->weight[k] * one[i].score;
+        }
+    }
+    free(clipped), free(one);
+    return rc;
 }
 
 void rewardset_free(RewardSet *rs) {

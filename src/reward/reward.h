@@ -40,6 +40,9 @@ typedef struct RewardKind {
     int (*set_option)(void *self, const char *key, const char *value, Err *err);
     int (*score)(void *self, const RewardInput *in, RewardScore *out, Err *err);
     void (*destroy)(void *self);
+    /* Optional: scores n inputs at once (out[i] for in[i]), for rewards
+     * that run programs and gain from running them in parallel. */
+    int (*score_batch)(void *self, const RewardInput *in, int n, RewardScore *out, Err *err);
 } RewardKind;
 
 /* The registry: every reward r1c ships. */
@@ -62,6 +65,9 @@ int rewardset_option(RewardSet *rs, const char *opt, Err *err);
 /* Scores with every reward; each[i] gets reward i's score and reason,
  * *total the weighted sum. */
 int rewardset_score(RewardSet *rs, const RewardInput *in, double *total, RewardScore *each, Err *err);
+/* The same for n inputs: totals[i], each[i * rs->n + k]. Rewards with a
+ * batch hook (code) run the whole batch in parallel. */
+int rewardset_score_batch(RewardSet *rs, const RewardInput *in, int n, double *totals, RewardScore *each, Err *err);
 void rewardset_free(RewardSet *rs);
 
 /* Helpers shared by the rewards (reward/util.c). */

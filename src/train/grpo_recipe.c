@@ -16,7 +16,7 @@ const RecipeField GRPO_FIELDS[] = {
     F("tokenizer", RECIPE_STRING, tokenizer, "", "tokenizer.json (default: MODEL/tokenizer.json)"),
     F("run_dir", RECIPE_STRING, run_dir, "runs/grpo", "where metrics, samples, plots and checkpoints go"),
     F("data.path", RECIPE_STRING, data, "", "training prompts (JSON lines)"),
-    F("data.format", RECIPE_STRING, data_format, "auto", "auto | jsonl | gsm8k | math | countdown"),
+    F("data.format", RECIPE_STRING, data_format, "auto", "auto | jsonl | gsm8k | math | countdown | humaneval | mbpp"),
     F("data.prompt_field", RECIPE_STRING, prompt_field, "", "JSONL prompt field (default prompt/question/problem)"),
     F("data.answer_field", RECIPE_STRING, answer_field, "answer", "JSONL gold-answer field"),
     F("data.prompt_suffix", RECIPE_STRING, prompt_suffix, "", "text appended to every prompt"),
