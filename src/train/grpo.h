@@ -38,6 +38,7 @@ typedef struct GrpoConfig {
     int quiet;
     char *backend;       /* "cpu" | "cuda" (resolved by the command into be) */
     const struct Backend *be; /* op table to run on; NULL = CPU */
+    struct Comm *comm;        /* data-parallel job (docs/distributed.md); NULL = one process */
 } GrpoConfig;
 
 extern const RecipeField GRPO_FIELDS[];

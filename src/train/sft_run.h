@@ -21,6 +21,7 @@ typedef struct SftRecipe {
     int64_t pack_len;
     char *backend;
     const struct Backend *be; /* NULL = CPU */
+    struct Comm *comm;        /* data-parallel job (docs/distributed.md); NULL = one process */
 } SftRecipe;
 
 extern const RecipeField SFT_FIELDS[];
