@@ -372,7 +372,15 @@ static int bootstrap(Comm *c, const DistEnv *env, Err *err) {
             int fd = accept_until(lfd, deadline, err, what);
             if (fd < 0) goto out;
             Hello h;
-            if (boot_io(c, fd, &h, sizeof h, 0, -1, deadline, err) != 0 || check_hello(&h, c, err) != 0 ||
+            /* a connection that is not an r1c rank (a port scan, a stray
+             * client) is dropped, not fatal; a rank of another shape is */
+            double hd = clock_seconds() + 5 < deadline ? clock_seconds() + 5 : deadline;
+            Err ignored;
+            if (boot_io(c, fd, &h, sizeof h, 0, -1, hd, &ignored) != 0 || h.magic != TCP_MAGIC) {
+                close(fd);
+                continue;
+            }
+            if (check_hello(&h, c, err) != 0 ||
                 (h.rank == 0 && err_set(err, "another process claims rank 0") < 0) ||
                 (boot[h.rank] >= 0 && err_set(err, "two processes claim rank %u", h.rank) < 0)) {
                 close(fd);
