@@ -3,7 +3,8 @@
  * bit-identical across ranks otherwise), chunks larger than the ring's
  * segment, uneven splits, and the ways a job goes wrong: a rank that dies,
  * one that hangs, ranks in different collectives, a stray connection to
- * the master port, no rank 0 at all, malformed environment variables.
+ * the master port, no rank 0 at all, malformed environment variables;
+ * and the slices the trainers and ZeRO-1 cut.
  * Each rank is a forked child; it exits 0 when all its checks pass. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -18,6 +19,7 @@
 #include "check.h"
 #include "dist/comm.h"
 #include "dist/dist.h"
+#include "train/zero.h"
 
 static int g_port;
 
@@ -177,6 +179,22 @@ static void test_slices(void) {
         }
 }
 
+/* ZeRO shards: the same properties over size_t counts */
+static void test_zero_shards(void) {
+    const size_t ns[] = {0, 1, 7, 1000003, (size_t)7615616512ull}; /* the last: a 7B model's floats, > 2^32 */
+    for (int W = 1; W <= 4; W++)
+        for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+            size_t at = 0, mn = (size_t)-1, mx = 0;
+            for (int r = 0; r < W; r++) {
+                size_t lo, hi;
+                zero_shard(W, r, ns[k], &lo, &hi);
+                CHECKF(lo == at && hi >= lo, "W=%d n=%zu r=%d", W, ns[k], r);
+                at = hi, mn = hi - lo < mn ? hi - lo : mn, mx = hi - lo > mx ? hi - lo : mx;
+            }
+            CHECK(at == ns[k] && mx - mn <= 1);
+        }
+}
+
 static int expect_err(Comm *c, int rc, const Err *err, const char *want, int rank) {
     int fails = 0;
     RCHECK(rc != 0, "the collective succeeded");
@@ -296,6 +314,7 @@ static void test_env(void) {
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     test_slices();
+    test_zero_shards();
     test_env();
     CHECKF(run_ranks(2, collectives) == 0, "collectives on 2 ranks");
     CHECKF(run_ranks(3, collectives) == 0, "collectives on 3 ranks");

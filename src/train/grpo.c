@@ -36,6 +36,7 @@
 #include "train/grpo_loss.h"
 #include "train/optim.h"
 #include "train/schedule.h"
+#include "train/zero.h"
 
 volatile int grpo_stop_requested = 0;
 
@@ -161,16 +162,19 @@ static int trainer_setup(Trainer *t, GrpoConfig *c, Err *err) {
     if (tokenizer_vocab_size(t->tok) > t->policy.cfg.vocab_size)
         return err_set(err, "%s has %d tokens but the model's vocabulary is %d", t->tok_path,
                        tokenizer_vocab_size(t->tok), t->policy.cfg.vocab_size);
+    int Tmax = (int)(c->max_prompt_len + c->max_completion_len);
+    if (t->rank0 && (!c->quiet || comm_world(t->cm) > 1))
+        zero_memory_plan(stderr, "r1c grpo", &t->policy, t->cm, c->zero, c->beta > 0,
+                         acts_bytes(&t->policy, (int)c->micro_batch, Tmax, c->recompute));
     if (c->beta > 0) {
         const char *rp = c->ref_model[0] ? c->ref_model : c->model;
         if (model_load(&t->ref, rp, be, err) != 0) return -1;
         t->has_ref = 1;
     }
     if (model_alloc_grads(&t->policy, err) != 0) return -1;
-    if (adamw_create(&t->opt, &t->policy, (float)c->beta1, (float)c->beta2, (float)c->adam_eps,
-                     (float)c->weight_decay, err) != 0)
+    if (zero_adamw_create(&t->opt, &t->policy, t->cm, c->zero, (float)c->beta1, (float)c->beta2, (float)c->adam_eps,
+                          (float)c->weight_decay, err) != 0)
         return -1;
-    int Tmax = (int)(c->max_prompt_len + c->max_completion_len);
     if (acts_create(&t->acts, &t->policy, (int)c->micro_batch, Tmax, c->recompute, err) != 0) return -1;
     t->order = malloc(t->train.n * sizeof(int64_t));
     t->lrc = (LrConfig){(float)c->lr, (LrSchedule)c->lr_schedule, (int)c->warmup_steps, (int)(c->steps * c->mu),
@@ -347,7 +351,7 @@ static int train_on(Trainer *t, Seq *seq, int S, double norm_seqs, double norm_t
         if (rc || (rc = dist_grads_allreduce(t->cm, &t->policy, err))) break;
         double gn = optim_clip_grad_norm(&t->policy, c->grad_clip);
         float lr = lr_at(&t->lrc, t->opt.t);
-        adamw_step(&t->opt, &t->policy, lr);
+        if ((rc = zero_step(t->cm, &t->opt, &t->policy, lr, err))) break;
         if (dist_check_enabled() && (rc = dist_weights_check(t->cm, &t->policy, t->st.step + 1, err))) break;
         if (it == 0) {
             ss->loss = ls.loss;
@@ -582,12 +586,9 @@ static int save(Trainer *t, Err *err) {
     const char *carry[] = {t->tok_path, cfgp, genp};
     json_decref(t->st.extra);
     t->st.extra = json_object();
-    /* weights and optimizer state are replicated: rank 0 writes them, the
-     * others wait for it longer than for a collective (a big checkpoint) */
-    if (t->rank0 &&
-        checkpoint_save(t->c->run_dir, &t->policy, &t->opt, &t->st, carry, 3, (int)t->c->keep_checkpoints, err) != 0)
-        return -1;
-    return dist_barrier_long(t->cm, 20, err);
+    /* rank 0 writes (moments gathered when sharded), the others wait */
+    return zero_checkpoint_save(t->cm, t->c->run_dir, &t->policy, &t->opt, &t->st, carry, 3,
+                                (int)t->c->keep_checkpoints, err);
 }
 
 static void eval_log(Trainer *t, Err *err) {

@@ -12,6 +12,7 @@
 #include "dist/dist.h"
 #include "io/progress.h"
 #include "train/optim.h"
+#include "train/zero.h"
 
 static double now_s(void) { return clock_seconds(); }
 
@@ -129,7 +130,7 @@ int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResu
             if ((rc = dist_grads_allreduce(c->comm, m, err)) || (rc = dist_sum_f64(c->comm, &loss, 1, err))) break;
             double gn = optim_clip_grad_norm(m, c->grad_clip);
             float lrv = lr_at(&lr, step);
-            adamw_step(opt, m, lrv);
+            if ((rc = zero_step(c->comm, opt, m, lrv, err))) break;
             if (dist_check_enabled() && (rc = dist_weights_check(c->comm, m, step + 1, err))) break;
             hist[step] = loss;
             ntok += (double)rows * Tm; /* this rank's */

@@ -15,6 +15,7 @@
 #include "io/runplot.h"
 #include "train/checkpoint.h"
 #include "train/sft.h"
+#include "train/zero.h"
 
 volatile int sft_stop_requested = 0;
 
@@ -45,6 +46,7 @@ const RecipeField SFT_FIELDS[] = {
     F("optim.min_lr_ratio", RECIPE_FLOAT, min_lr_ratio, "0", "decay floor as a fraction of lr", .has_min = 1, .min = 0, .has_max = 1, .max = 1),
     F("optim.weight_decay", RECIPE_FLOAT, weight_decay, "0", "decoupled weight decay (matrices only)", .has_min = 1, .min = 0),
     F("optim.grad_clip", RECIPE_FLOAT, grad_clip, "1.0", "global gradient-norm clip (0 = off)", .has_min = 1, .min = 0),
+    F("optim.zero", RECIPE_BOOL, zero, "false", "data parallel: shard AdamW moments over the ranks (ZeRO-1, 1/N of them each)"),
     F("seed", RECIPE_INT, seed, "0", "data order and eval split", .has_min = 1, .min = 0),
     F("save_every", RECIPE_INT, save_every, "0", "checkpoint every N steps (and at the end)", .has_min = 1, .min = 0),
     F("keep_checkpoints", RECIPE_INT, keep_checkpoints, "2", "newest checkpoints kept (0 = all)", .has_min = 1, .min = 0),
@@ -176,10 +178,8 @@ static int save_ckpt(Ctx *c, int step, int epoch, Err *err) {
     snprintf(cfgp, sizeof cfgp, "%s/tokenizer_config.json", c->r->model);
     snprintf(genp, sizeof genp, "%s/generation_config.json", c->r->model);
     const char *carry[] = {c->tok_path, cfgp, genp};
-    /* replicated state: rank 0 writes, the others wait (long: a big checkpoint) */
-    if (c->rank0 && checkpoint_save(c->r->run_dir, c->m, c->opt, &st, carry, 3, (int)c->r->keep_checkpoints, err) != 0)
-        return -1;
-    return dist_barrier_long(c->r->comm, 20, err);
+    /* rank 0 writes (moments gathered when sharded), the others wait */
+    return zero_checkpoint_save(c->r->comm, c->r->run_dir, c->m, c->opt, &st, carry, 3, (int)c->r->keep_checkpoints, err);
 }
 
 static int eval_log(Ctx *c, int step, Err *err) {
@@ -240,7 +240,7 @@ int sft_run(SftRecipe *r, int resume, Err *err) {
             train.n -= ne;
         }
     }
-    if (!rc) rc = adamw_create(&opt, &m, 0.9f, 0.999f, 1e-8f, (float)r->weight_decay, err);
+    if (!rc) rc = zero_adamw_create(&opt, &m, r->comm, r->zero, 0.9f, 0.999f, 1e-8f, (float)r->weight_decay, err);
     TrainState st = {0};
     if (!rc && resume) {
         char ck[4096];
