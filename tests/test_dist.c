@@ -19,6 +19,7 @@
 #include "check.h"
 #include "dist/comm.h"
 #include "dist/dist.h"
+#include "dist/wire.h"
 #include "train/zero.h"
 
 static int g_port;
@@ -179,6 +180,43 @@ static void test_slices(void) {
         }
 }
 
+/* what peers send is decoded field by field and checked */
+static void test_wire(void) {
+    Err err;
+    uint8_t b[WIRE_ENTRY_BYTES];
+    WireHello h = {3, 4, 40000}, g;
+    wire_hello_encode(b, &h);
+    CHECK(b[0] == 0x52 && b[3] == 0x44); /* little-endian "R1CD" whatever the host */
+    CHECK(wire_hello_decode(b, WIRE_HELLO_BYTES, 4, &g, &err) == 0 && g.rank == 3 && g.world == 4 && g.port == 40000);
+    CHECK(wire_hello_decode(b, WIRE_HELLO_BYTES - 1, 4, &g, &err) == 1);                   /* short */
+    CHECK(wire_hello_decode(b, WIRE_HELLO_BYTES, 5, &g, &err) == -1 && strstr(err.msg, "WORLD_SIZE=4"));
+    h.rank = 4, wire_hello_encode(b, &h);
+    CHECK(wire_hello_decode(b, WIRE_HELLO_BYTES, 4, &g, &err) == -1 && strstr(err.msg, "outside"));
+    h.rank = 1, h.port = 70000, wire_hello_encode(b, &h);
+    CHECK(wire_hello_decode(b, WIRE_HELLO_BYTES, 4, &g, &err) == -1 && strstr(err.msg, "port"));
+    b[4] = 9; /* version */
+    CHECK(wire_hello_decode(b, WIRE_HELLO_BYTES, 4, &g, &err) == -1 && strstr(err.msg, "version"));
+    memcpy(b, "GET / HTTP/1.0\r\n\r\nxx", WIRE_HELLO_BYTES);
+    CHECK(wire_hello_decode(b, WIRE_HELLO_BYTES, 4, &g, &err) == 1);
+    WireHeader hd = {2, 0x1122334455667788ull, (uint64_t)1 << 40}, hg;
+    wire_header_encode(b, &hd);
+    CHECK(wire_header_decode(b, WIRE_HEADER_BYTES, &hg, &err) == 0 && hg.op == 2 && hg.seq == hd.seq &&
+          hg.bytes == hd.bytes);
+    b[1] ^= 1;
+    CHECK(wire_header_decode(b, WIRE_HEADER_BYTES, &hg, &err) == -1);
+    WireEntry e = {"192.168.1.20", 31337}, f;
+    wire_entry_encode(b, &e);
+    CHECK(wire_entry_decode(b, WIRE_ENTRY_BYTES, &f, &err) == 0 && !strcmp(f.addr, "192.168.1.20") && f.port == 31337);
+    snprintf(e.addr, sizeof e.addr, "fe80::1"), wire_entry_encode(b, &e);
+    CHECK(wire_entry_decode(b, WIRE_ENTRY_BYTES, &f, &err) == 0 && !strcmp(f.addr, "fe80::1"));
+    memset(b, 'a', WIRE_ADDR_BYTES); /* no NUL */
+    CHECK(wire_entry_decode(b, WIRE_ENTRY_BYTES, &f, &err) == -1);
+    snprintf((char *)b, WIRE_ADDR_BYTES, "evil.host;rm -rf");
+    CHECK(wire_entry_decode(b, WIRE_ENTRY_BYTES, &f, &err) == -1 && strstr(err.msg, "numeric"));
+    e.port = 0, snprintf(e.addr, sizeof e.addr, "10.0.0.1"), wire_entry_encode(b, &e);
+    CHECK(wire_entry_decode(b, WIRE_ENTRY_BYTES, &f, &err) == -1);
+}
+
 /* ZeRO shards: the same properties over size_t counts */
 static void test_zero_shards(void) {
     const size_t ns[] = {0, 1, 7, 1000003, (size_t)7615616512ull}; /* the last: a 7B model's floats, > 2^32 */
@@ -314,6 +352,7 @@ static void test_env(void) {
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     test_slices();
+    test_wire();
     test_zero_shards();
     test_env();
     CHECKF(run_ranks(2, collectives) == 0, "collectives on 2 ranks");

@@ -24,9 +24,8 @@
 
 #include "base/clock.h"
 #include "dist/comm.h"
+#include "dist/wire.h"
 
-#define TCP_MAGIC 0x44433152u /* "R1CD" */
-#define TCP_VERSION 1u
 #define SEG_FLOATS ((size_t)1 << 20) /* per-chunk unit of the ring: bounds scratch memory */
 
 typedef struct Tcp {
@@ -37,20 +36,6 @@ typedef struct Tcp {
 
 enum { OP_ALLREDUCE = 1, OP_BROADCAST, OP_ALLGATHER, OP_REDUCE_SCATTER, OP_BARRIER };
 static const char *const OP_NAME[] = {"?", "allreduce", "broadcast", "allgather", "reduce_scatter", "barrier"};
-
-typedef struct Header { /* every collective starts with one, in both directions of each link */
-    uint32_t magic, op;
-    uint64_t seq, bytes;
-} Header;
-
-typedef struct Hello { /* a rank introduces itself to rank 0, and to its ring neighbour */
-    uint32_t magic, version, rank, world, port, pad;
-} Hello;
-
-typedef struct Entry { /* rank 0's table: where each rank's ring listener is */
-    char addr[64];
-    uint32_t port, pad;
-} Entry;
 
 static int next_rank(const Comm *c) { return (c->rank + 1) % c->world; }
 static int prev_rank(const Comm *c) { return (c->rank + c->world - 1) % c->world; }
@@ -119,9 +104,11 @@ static int ring_xfer(Comm *c, const void *sbuf, size_t sn, void *rbuf, size_t rn
 /* Both neighbours must be in the same collective with the same size. */
 static int ring_header(Comm *c, int op, uint64_t bytes, Err *err) {
     Tcp *t = c->impl;
-    Header mine = {TCP_MAGIC, (uint32_t)op, t->seq++, bytes}, got;
-    if (ring_xfer(c, &mine, sizeof mine, &got, sizeof got, err) != 0) return -1;
-    if (got.magic != TCP_MAGIC) return err_set(err, "rank %d: garbage from rank %d (bad magic)", c->rank, prev_rank(c));
+    WireHeader mine = {(uint32_t)op, t->seq++, bytes}, got;
+    uint8_t out[WIRE_HEADER_BYTES], in[WIRE_HEADER_BYTES];
+    wire_header_encode(out, &mine);
+    if (ring_xfer(c, out, sizeof out, in, sizeof in, err) != 0) return -1;
+    if (wire_header_decode(in, sizeof in, &got, err) != 0) return err_prefix(err, "rank %d: from rank %d", c->rank, prev_rank(c));
     if (got.op != mine.op || got.seq != mine.seq || got.bytes != mine.bytes)
         return err_set(err,
                        "rank %d: rank %d is in collective #%llu %s of %llu bytes, this rank in #%llu %s of %llu bytes "
@@ -344,15 +331,20 @@ static int boot_io(Comm *c, int fd, void *buf, size_t n, int sending, int peer, 
     return rc;
 }
 
-static int check_hello(const Hello *h, const Comm *c, Err *err) {
-    if (h->magic != TCP_MAGIC) return err_set(err, "a connection that is not an r1c rank (bad magic)");
-    if (h->version != TCP_VERSION)
-        return err_set(err, "a rank speaks protocol version %u, this one %u (mixed r1c builds?)", h->version, TCP_VERSION);
-    if (h->world != (uint32_t)c->world)
-        return err_set(err, "rank %u says WORLD_SIZE=%u, this rank has %d", h->rank, h->world, c->world);
-    if (h->rank >= (uint32_t)c->world || h->port == 0 || h->port > 65535)
-        return err_set(err, "a hello with rank %u / port %u out of range", h->rank, h->port);
-    return 0;
+/* Reads one hello from fd before the deadline: 0 valid, 1 not an r1c
+ * rank (or silent, or gone), -1 an r1c rank that does not fit this job. */
+static int read_hello(Comm *c, int fd, int peer, double deadline, WireHello *h, Err *err) {
+    uint8_t b[WIRE_HELLO_BYTES];
+    Err io;
+    if (boot_io(c, fd, b, sizeof b, 0, peer, deadline, &io) != 0) return 1;
+    return wire_hello_decode(b, sizeof b, (uint32_t)c->world, h, err);
+}
+
+static int send_hello(Comm *c, int fd, int peer, int port, double deadline, Err *err) {
+    uint8_t b[WIRE_HELLO_BYTES];
+    WireHello h = {(uint32_t)c->rank, (uint32_t)c->world, (uint32_t)port};
+    wire_hello_encode(b, &h);
+    return boot_io(c, fd, b, sizeof b, 1, peer, deadline, err);
 }
 
 static int bootstrap(Comm *c, const DistEnv *env, Err *err) {
@@ -362,7 +354,9 @@ static int bootstrap(Comm *c, const DistEnv *env, Err *err) {
     int lport = 0, rc = -1;
     int lfd = listen_on(r == 0 ? env->master_port : 0, &lport, err);
     if (lfd < 0) return err_prefix(err, "rank %d", r);
-    Entry *tab = calloc((size_t)W, sizeof *tab);
+    WireEntry *tab = calloc((size_t)W, sizeof *tab); /* [1, W): rank 0 is reached at MASTER_ADDR */
+    size_t tab_bytes = (size_t)(W - 1) * WIRE_ENTRY_BYTES;
+    uint8_t *wire = malloc(tab_bytes + 1);
     int *boot = malloc((size_t)W * sizeof(int));
     for (int i = 0; i < W; i++) boot[i] = -1;
     if (r == 0) {
@@ -371,17 +365,16 @@ static int bootstrap(Comm *c, const DistEnv *env, Err *err) {
             snprintf(what, sizeof what, "%d more rank(s) to connect", W - 1 - got);
             int fd = accept_until(lfd, deadline, err, what);
             if (fd < 0) goto out;
-            Hello h;
             /* a connection that is not an r1c rank (a port scan, a stray
              * client) is dropped, not fatal; a rank of another shape is */
             double hd = clock_seconds() + 5 < deadline ? clock_seconds() + 5 : deadline;
-            Err ignored;
-            if (boot_io(c, fd, &h, sizeof h, 0, -1, hd, &ignored) != 0 || h.magic != TCP_MAGIC) {
+            WireHello h;
+            int k = read_hello(c, fd, -1, hd, &h, err);
+            if (k == 1) {
                 close(fd);
                 continue;
             }
-            if (check_hello(&h, c, err) != 0 ||
-                (h.rank == 0 && err_set(err, "another process claims rank 0") < 0) ||
+            if (k < 0 || (h.rank == 0 && err_set(err, "another process claims rank 0") < 0) ||
                 (boot[h.rank] >= 0 && err_set(err, "two processes claim rank %u", h.rank) < 0)) {
                 close(fd);
                 err_prefix(err, "rank 0: bootstrap");
@@ -390,7 +383,7 @@ static int bootstrap(Comm *c, const DistEnv *env, Err *err) {
             struct sockaddr_storage ss;
             socklen_t sl = sizeof ss;
             getpeername(fd, (struct sockaddr *)&ss, &sl);
-            Entry *e = &tab[h.rank];
+            WireEntry *e = &tab[h.rank];
             if (ss.ss_family == AF_INET6) {
                 struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
                 if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) inet_ntop(AF_INET, &a6->sin6_addr.s6_addr[12], e->addr, sizeof e->addr);
@@ -400,23 +393,23 @@ static int bootstrap(Comm *c, const DistEnv *env, Err *err) {
             boot[h.rank] = fd;
             got++;
         }
+        for (int i = 1; i < W; i++) wire_entry_encode(wire + (size_t)(i - 1) * WIRE_ENTRY_BYTES, &tab[i]);
         for (int i = 1; i < W; i++)
-            if (boot_io(c, boot[i], tab, (size_t)W * sizeof *tab, 1, i, deadline, err) != 0) goto out;
+            if (boot_io(c, boot[i], wire, tab_bytes, 1, i, deadline, err) != 0) goto out;
     } else {
         boot[0] = connect_until(env->master_addr, env->master_port, deadline, err);
         if (boot[0] < 0) {
             err_prefix(err, "rank %d: bootstrap (is rank 0 running, MASTER_ADDR/MASTER_PORT right?)", r);
             goto out;
         }
-        Hello h = {TCP_MAGIC, TCP_VERSION, (uint32_t)r, (uint32_t)W, (uint32_t)lport, 0};
-        if (boot_io(c, boot[0], &h, sizeof h, 1, 0, deadline, err) != 0 ||
-            boot_io(c, boot[0], tab, (size_t)W * sizeof *tab, 0, 0, deadline, err) != 0) {
+        if (send_hello(c, boot[0], 0, lport, deadline, err) != 0 ||
+            boot_io(c, boot[0], wire, tab_bytes, 0, 0, deadline, err) != 0) {
             err_prefix(err, "rank %d: bootstrap", r);
             goto out;
         }
         for (int i = 1; i < W; i++) /* outside bytes: the table must be sane before use */
-            if (tab[i].port == 0 || tab[i].port > 65535 || memchr(tab[i].addr, 0, sizeof tab[i].addr) == NULL) {
-                err_set(err, "rank %d: bootstrap: malformed address table from rank 0", r);
+            if (wire_entry_decode(wire + (size_t)(i - 1) * WIRE_ENTRY_BYTES, WIRE_ENTRY_BYTES, &tab[i], err) != 0) {
+                err_prefix(err, "rank %d: bootstrap: rank 0's table, rank %d", r, i);
                 goto out;
             }
     }
@@ -428,18 +421,18 @@ static int bootstrap(Comm *c, const DistEnv *env, Err *err) {
         err_prefix(err, "rank %d: connecting to rank %d", r, nx);
         goto out;
     }
-    Hello mine = {TCP_MAGIC, TCP_VERSION, (uint32_t)r, (uint32_t)W, (uint32_t)lport, 0}, h;
-    if (boot_io(c, t->next_fd, &mine, sizeof mine, 1, nx, deadline, err) != 0) goto out;
+    if (send_hello(c, t->next_fd, nx, lport, deadline, err) != 0) goto out;
     for (;;) { /* strays (a late or foreign connection) are refused, not trusted */
         int fd = accept_until(lfd, deadline, err, "the previous rank of the ring");
         if (fd < 0) goto out;
-        if (boot_io(c, fd, &h, sizeof h, 0, prev_rank(c), deadline, err) == 0 && check_hello(&h, c, err) == 0 &&
-            h.rank == (uint32_t)prev_rank(c)) {
+        WireHello h;
+        Err ignored;
+        double hd = clock_seconds() + 5 < deadline ? clock_seconds() + 5 : deadline; /* a silent stray */
+        if (read_hello(c, fd, prev_rank(c), hd, &h, &ignored) == 0 && h.rank == (uint32_t)prev_rank(c)) {
             t->prev_fd = fd;
             break;
         }
         close(fd);
-        if (clock_seconds() >= deadline) goto out;
     }
     tune(t->next_fd), tune(t->prev_fd);
     if (set_nonblock(t->next_fd) != 0 || set_nonblock(t->prev_fd) != 0) {
@@ -452,6 +445,7 @@ out:
         if (boot[i] >= 0) close(boot[i]);
     free(boot);
     free(tab);
+    free(wire);
     close(lfd);
     return rc;
 }
