@@ -32,7 +32,7 @@ W=$(mktemp -d /tmp/r1c-bench-dist-XXXXXX)
 trap 'rm -rf "$W"' EXIT
 G=4 C=64
 if [ "$SHAPE" = demo ]; then
-    "$R1C" demo --quick --sft-epochs 1 --grpo-steps 1 --run-dir "$W/demo" >/dev/null 2>&1
+    "$R1C" demo --quick --sft-epochs 1 --base-only --run-dir "$W/demo" >/dev/null 2>&1
     MODEL="$W/demo/base-model" DATA="$W/demo/data/train.jsonl" TEMPLATE=r1-zero C=24 G=8
 else
     TOK=../shared/data/tokenizers/qwen3/tokenizer.json DATA=../shared/data/gsm8k/train.jsonl

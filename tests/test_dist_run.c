@@ -376,7 +376,7 @@ int main(void) {
     signal(SIGPIPE, SIG_IGN);
     setenv("OMP_WAIT_POLICY", "passive", 0); /* as make test runs it: ranks share 2 cores */
     snprintf(D, sizeof D, "/tmp/r1c-dist-test-%d", (int)getpid());
-    if (sh("%s demo --quick --sft-epochs 1 --grpo-steps 1 --run-dir %s/demo >%s.log 2>&1", R1C, D, D) != 0) {
+    if (sh("%s demo --quick --sft-epochs 1 --base-only --run-dir %s/demo >%s.log 2>&1", R1C, D, D) != 0) {
         CHECKF(0, "r1c demo --quick failed (see %s.log)", D);
         return check_summary("test_dist_run");
     }
