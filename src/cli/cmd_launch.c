@@ -46,7 +46,7 @@ static void usage(FILE *fp) {
             "  Starts N ranks of COMMAND (an r1c command such as `grpo ...`, `r1c grpo ...`, or any program)\n"
             "  with RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT set.\n\n"
             "  --nproc N          processes on this node (CPU ranks, or GPU ranks with your own device choice)\n"
-            "  --gpus N           N processes, one GPU each (CUDA_VISIBLE_DEVICES per rank), backend nccl\n"
+            "  --gpus N           N processes, one GPU each (CUDA_VISIBLE_DEVICES per rank)\n"
             "  --nnodes K         nodes in the job (default 1); run one launcher per node\n"
             "  --node-rank I      this node's index (0 = the node of MASTER_ADDR)\n"
             "  --master-addr A    rank 0's address (default $MASTER_ADDR or 127.0.0.1)\n"
@@ -223,8 +223,7 @@ int cmd_launch(int argc, char **argv) {
     snprintf(v, sizeof v, "%d", port), setenv("MASTER_PORT", v, 1);
     setenv("MASTER_ADDR", addr, 1);
     setenv("NCCL_NVLS_ENABLE", "0", 1); /* NVLink multicast stays off in everything r1c starts */
-    if (backend) setenv("R1C_DIST_BACKEND", backend, 1);
-    else if (gpus && !getenv("R1C_DIST_BACKEND")) setenv("R1C_DIST_BACKEND", "nccl", 1);
+    if (backend) setenv("R1C_DIST_BACKEND", backend, 1); /* else auto: nccl on GPUs when built with it */
     if (timeout) snprintf(v, sizeof v, "%d", timeout), setenv("R1C_DIST_TIMEOUT", v, 1);
     if (!getenv("OMP_NUM_THREADS")) { /* share the cores instead of oversubscribing them */
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
