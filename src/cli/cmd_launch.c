@@ -122,6 +122,11 @@ static void drain(Child *c, int rank, int which, FILE *to, int eof) {
     fflush(to);
 }
 
+/* A rank and whatever it started (its process group). */
+static void signal_rank(const Child *c, int sig) {
+    if (kill(-c->pid, sig) != 0) kill(c->pid, sig);
+}
+
 static void describe(int status, char *out, size_t cap) {
     if (WIFEXITED(status)) snprintf(out, cap, "exited with status %d", WEXITSTATUS(status));
     else if (WIFSIGNALED(status))
@@ -273,6 +278,7 @@ int cmd_launch(int argc, char **argv) {
             child_exec(cmd, po[1], pe[1], in_null);
         }
         close(po[1]), close(pe[1]);
+        if (pid > 0) setpgid(pid, pid); /* also here: signals may go to the group before the child ran */
         if (pid < 0) {
             fprintf(stderr, "\nr1c launch: fork: %s\n", strerror(errno));
             close(po[0]), close(pe[0]);
@@ -289,7 +295,7 @@ int cmd_launch(int argc, char **argv) {
     int failed = -1, alive = started, forwarded = 0, interrupted = 0;
     double kill_at = 0; /* when stopping: time for SIGKILL */
     if (rc && started) { /* could not start them all: stop what runs */
-        for (int r = 0; r < started; r++) kill(ch[r].pid, SIGTERM);
+        for (int r = 0; r < started; r++) signal_rank(&ch[r], SIGTERM);
         kill_at = clock_seconds() + grace;
     }
     while (alive > 0) {
@@ -321,7 +327,7 @@ int cmd_launch(int argc, char **argv) {
             forwarded++;
             interrupted = 1;
             for (int r = 0; r < started; r++)
-                if (!ch[r].done) kill(ch[r].pid, SIGINT);
+                if (!ch[r].done) signal_rank(&ch[r], SIGINT);
         }
         int st;
         pid_t p;
@@ -337,14 +343,14 @@ int cmd_launch(int argc, char **argv) {
                     fprintf(stderr, "r1c launch: rank %d (pid %d) %s; stopping the other ranks\n", node_rank * nproc + r,
                             (int)p, how);
                     for (int q = 0; q < started; q++)
-                        if (!ch[q].done) kill(ch[q].pid, SIGTERM);
+                        if (!ch[q].done) signal_rank(&ch[q], SIGTERM);
                     kill_at = clock_seconds() + grace;
                 }
             }
         }
         if (kill_at && clock_seconds() >= kill_at) {
             for (int r = 0; r < started; r++)
-                if (!ch[r].done) kill(ch[r].pid, SIGKILL);
+                if (!ch[r].done) signal_rank(&ch[r], SIGKILL);
             kill_at = clock_seconds() + 3600; /* once */
         }
     }
