@@ -50,7 +50,7 @@ static void write_recipe(void) {
     snprintf(p, sizeof p, "%s/sft.yaml", D);
     f = fopen(p, "w");
     fprintf(f,
-            "model: %s/demo/base-model\ndata: {path: %s/sft120.jsonl}\ntemplate: r1-zero\nepochs: 1\nbatch: 16\n"
+            "model: %s/demo/base-model\ndata: {path: %s/sft80.jsonl}\ntemplate: r1-zero\nepochs: 1\nbatch: 16\n"
             "optim: {lr: 1.0e-3}\neval: {split: 0.1, every: 4}\nquiet: true\nseed: 4\n",
             D, D);
     fclose(f);
@@ -76,7 +76,8 @@ static void compare_runs(const char *a, const char *b, const char *what) {
     }
     CHECKF(ta.n_rows == tb.n_rows && ta.n_rows > 0, "%s: %zu vs %zu metric rows", what, ta.n_rows, tb.n_rows);
     static const char *const EXACT[] = {"reward/mean", "reward/std", "accuracy", "format_rate", "completion_len/mean",
-                                        "truncated_rate", "groups/kept", "groups/dropped", "eval/pass1", NULL};
+                                        "truncated_rate", "groups/kept", "groups/dropped", "eval/pass1",
+                                        "eval/format_rate", "eval/completion_len", NULL};
     static const char *const CLOSE[] = {"loss", "kl", "grad_norm", "entropy", "clip_frac", "eval/loss", NULL};
     for (int pass = 0; pass < 2; pass++)
         for (int k = 0; (pass ? CLOSE : EXACT)[k]; k++) {
@@ -166,32 +167,37 @@ static void test_zero(void) {
     compare_runs("z1", "z3", "ZeRO-1 checkpoint resumed on 1 rank vs sharded on 3");
     CHECK(sh("R1C_DIST_CHECK=1 %s launch --nproc 2 -- sft --recipe %s/sft.yaml optim.zero=true run_dir=%s/sz "
              ">/dev/null 2>&1", R1C, D, D) == 0);
-    CHECKF(sh("cmp -s %s/sz/checkpoints/step-7/model.safetensors %s/s2/checkpoints/step-7/model.safetensors", D, D) == 0,
+    CHECKF(sh("cmp -s %s/sz/checkpoints/step-5/model.safetensors %s/s2/checkpoints/step-5/model.safetensors", D, D) == 0,
            "SFT ZeRO-1 weights differ from the replicated optimizer's");
 }
 
 /* DAPO-style variants whose statistics span the batch: dynamic sampling
- * (global keep/drop), batch-std advantages, dapo token normaliser. */
+ * (global keep/drop), batch-std advantages, dapo token normaliser; and the
+ * held-out evaluation split over 3 ranks. */
 static void test_grpo_variants(void) {
-    const char *v = "steps=2 dynamic_sampling=true max_resample=2 loss.type=dapo loss.scale_rewards=batch "
-                    "loss.mask_truncated=true prompts_per_step=3 save_at_end=false";
+    char v[600];
+    snprintf(v, sizeof v,
+             "steps=2 dynamic_sampling=true max_resample=2 loss.type=dapo loss.scale_rewards=batch "
+             "loss.mask_truncated=true prompts_per_step=3 save_at_end=false eval.path=%s/demo/data/eval.jsonl "
+             "eval.limit=5 eval.samples=2 eval.every=1", D);
     CHECK(sh("%s grpo --recipe %s/grpo.yaml %s run_dir=%s/v1 2>/dev/null", R1C, D, v, D) == 0);
-    CHECK(sh("R1C_DIST_CHECK=1 %s launch --nproc 2 -- grpo --recipe %s/grpo.yaml %s run_dir=%s/v2 >/dev/null 2>&1",
+    CHECK(sh("R1C_DIST_CHECK=1 %s launch --nproc 3 -- grpo --recipe %s/grpo.yaml %s run_dir=%s/v2 >/dev/null 2>&1",
              R1C, D, v, D) == 0);
-    compare_runs("v1", "v2", "dapo + dynamic sampling, 2 ranks vs 1");
+    compare_runs("v1", "v2", "dapo + dynamic sampling + evaluation, 3 ranks vs 1");
+    CHECK(sh("test $(grep -c eval/pass1 %s/v2/metrics.jsonl) -eq 3", D) == 0);
 }
 
 static void test_sft_matches(void) {
-    CHECK(sh("head -120 %s/demo/data/sft.jsonl > %s/sft120.jsonl", D, D) == 0);
+    CHECK(sh("head -80 %s/demo/data/sft.jsonl > %s/sft80.jsonl", D, D) == 0);
     CHECK(sh("%s sft --recipe %s/sft.yaml run_dir=%s/s1 2>/dev/null", R1C, D, D) == 0);
     CHECK(sh("R1C_DIST_CHECK=1 %s launch --nproc 2 -- sft --recipe %s/sft.yaml run_dir=%s/s2 >/dev/null 2>&1", R1C,
              D, D) == 0);
     compare_runs("s1", "s2", "SFT 2 ranks vs 1");
     char a[300], b[300];
-    snprintf(a, sizeof a, "%s/s1/checkpoints/step-7", D); /* 108 examples / 16 */
-    snprintf(b, sizeof b, "%s/s2/checkpoints/step-7", D);
+    snprintf(a, sizeof a, "%s/s1/checkpoints/step-5", D); /* 72 examples / 16 */
+    snprintf(b, sizeof b, "%s/s2/checkpoints/step-5", D);
     double d = weights_diff(a, b);
-    printf("SFT 1 vs 2 ranks, 7 steps: largest weight difference %.3g\n", d);
+    printf("SFT 1 vs 2 ranks, 5 steps: largest weight difference %.3g\n", d);
     CHECKF(d < 1e-4, "SFT weights differ by %g", d);
 }
 
