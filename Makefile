@@ -78,7 +78,7 @@ fuzz: $(DEPS_STAMP)
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:%=%.d)
 
 # ---- CUDA backend (src/backend/cuda) ----------------------------------------
 # With nvcc on the PATH (or NVCC=/path/to/nvcc), CUDA defaults to 1: `make`
@@ -134,6 +134,12 @@ $(BUILD)/tests-cuda/%: tests/cuda/%.c tests/check.h $(BUILD)/libr1c_cuda.a $(CUD
 $(BUILD)/tests-cuda/test_cuda_model: tests/cuda/test_cuda_model.c tests/check.h $(BUILD)/libr1c_cuda.a $(BUILD)/libr1c.a $(BUILD)/r1c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libr1c_cuda.a $(BUILD)/libr1c.a $(LDLIBS) $(CUDA_LDLIBS)
+
+# The data-parallel test drives `r1c launch --gpus 2` and compares the runs'
+# checkpoints with the library's loaders.
+$(BUILD)/tests-cuda/test_cuda_dist: tests/cuda/test_cuda_dist.c tests/check.h tests/dist_helpers.h $(BUILD)/libr1c.a $(BUILD)/r1c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libr1c.a $(LDLIBS)
 
 # r1c gets --backend cuda: backend_select.c is the only file that names it.
 CLI_CUDA_LIB    := $(BUILD)/libr1c_cuda.a
