@@ -5,7 +5,8 @@
  * hung ends the job within the timeout with a message naming it, the last
  * checkpoint loads and resumes on 1 and on 3 ranks, two "nodes" started
  * separately (torchrun-style variables, and r1c launch --nnodes 2) train
- * together, Ctrl-C saves on every rank, and launcher misuse is refused. */
+ * together, Ctrl-C saves on every rank, and launcher misuse and ranks with
+ * different recipes are refused. */
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -232,6 +233,20 @@ static void test_launch_usage(void) {
     /* a rank that fails at once (a bad recipe key): its status, and no hang */
     CHECK(sh("%s launch --nproc 2 -- grpo --recipe %s/grpo.yaml group_sise=3 >%s/u.out 2>&1", R1C, D, D) == 2);
     CHECK(sh("grep -q 'exited with status 2' %s/u.out && grep -q \"\\[rank [01]\\] .*group_sise\" %s/u.out", D, D) == 0);
+    /* ranks started with different recipes: refused before any work */
+    char cmd[4096];
+    int port = 20000 + (getpid() + 13) % 20000;
+    snprintf(cmd, sizeof cmd,
+             "RANK=1 WORLD_SIZE=2 MASTER_PORT=%d R1C_DIST_TIMEOUT=20 exec %s grpo --recipe %s/grpo.yaml steps=1 seed=9 "
+             "run_dir=%s/mm >%s/mm.r1 2>&1", port, R1C, D, D, D);
+    pid_t p1 = spawn(cmd);
+    CHECK(sh("RANK=0 WORLD_SIZE=2 MASTER_PORT=%d R1C_DIST_TIMEOUT=20 %s grpo --recipe %s/grpo.yaml steps=1 run_dir=%s/mm "
+             "2>%s/mm.r0", port, R1C, D, D, D) == 1);
+    double took;
+    int st = wait_within(p1, 30, &took);
+    CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    CHECK(sh("grep -q \"rank 1's recipe differs from rank 0's\" %s/mm.r0 && grep -q 'recipe differs' %s/mm.r1", D, D) == 0);
+    CHECK(sh("test ! -d %s/mm/checkpoints", D) == 0);
     /* nccl asked for on the CPU backend: a clear refusal */
     CHECK(sh("%s launch --nproc 2 --backend nccl -- grpo --recipe %s/grpo.yaml steps=1 run_dir=%s/u >%s/u.out 2>&1", R1C,
              D, D, D) == 1);

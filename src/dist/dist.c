@@ -2,6 +2,7 @@
 #include "dist/dist.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +83,35 @@ int dist_grads_allreduce(Comm *c, Model *m, Err *err) {
     return rc;
 }
 
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char *)p)[i]) * 0x100000001b3ull;
+    return h;
+}
+
+int dist_check_same(Comm *c, const void *buf, size_t n, const char *what, Err *err) {
+    if (!c || c->world == 1) return 0;
+    uint64_t h = fnv(0xcbf29ce484222325ull, buf, n), *all = malloc((size_t)c->world * sizeof *all);
+    if (!all) return err_set(err, "out of memory");
+    int rc = dist_allgather(c, &h, sizeof h, all, err);
+    for (int r = 1; !rc && r < c->world; r++)
+        if (all[r] != all[0]) rc = err_set(err, "rank %d's %s differs from rank 0's (every rank must run the same)", r, what);
+    free(all);
+    return rc;
+}
+
+int dist_check_recipe(Comm *c, const RecipeField *schema, const void *cfg, Err *err) {
+    if (!c || c->world == 1) return 0;
+    char *txt = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&txt, &len);
+    if (!fp) return err_set(err, "out of memory");
+    int rc = recipe_dump(schema, cfg, fp, err);
+    fclose(fp);
+    if (!rc) rc = dist_check_same(c, txt, len, "recipe", err);
+    free(txt);
+    return rc;
+}
+
 uint64_t dist_weights_hash(const Model *m) {
     const size_t CH = (size_t)1 << 20;
     float *buf = malloc(CH * sizeof(float));
@@ -89,8 +119,7 @@ uint64_t dist_weights_hash(const Model *m) {
     for (size_t o = 0; buf && o < m->n_floats; o += CH) {
         size_t k = m->n_floats - o < CH ? m->n_floats - o : CH;
         m->be->download(buf, m->param_mem + o, k * sizeof(float));
-        const unsigned char *p = (const unsigned char *)buf;
-        for (size_t i = 0; i < k * sizeof(float); i++) h = (h ^ p[i]) * 0x100000001b3ull;
+        h = fnv(h, buf, k * sizeof(float));
     }
     free(buf);
     return h;

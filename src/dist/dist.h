@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "dist/comm.h"
+#include "io/recipe.h"
 #include "model/model.h"
 
 /* Rank r's share [lo, hi) of n items: contiguous, sizes differ by at most 1. */
@@ -36,6 +37,14 @@ int dist_any(Comm *c, int flag, int *any, Err *err);
 /* A barrier that waits `factor` times the usual timeout (rank 0 writing a
  * big checkpoint while the others wait). */
 int dist_barrier_long(Comm *c, int factor, Err *err);
+
+/* Fails on every rank, naming one that differs, unless all ranks hold
+ * the same bytes (e.g. the resolved recipe: ranks started with different
+ * settings would train different things, or deadlock). */
+int dist_check_same(Comm *c, const void *buf, size_t n, const char *what, Err *err);
+
+/* dist_check_same over the resolved recipe (as recipe.yaml would hold it). */
+int dist_check_recipe(Comm *c, const RecipeField *schema, const void *cfg, Err *err);
 
 /* m->grad_mem = sum over ranks. Through the communicator directly when it
  * works on the backend's memory (nccl + cuda, tcp + cpu), else staged

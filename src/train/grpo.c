@@ -637,6 +637,7 @@ int grpo_run(GrpoConfig *c, int resume, Err *err) {
         if (samples_open(&t.sw, path, resume ? t.st.step : -1, err) != 0) rc = -1;
     }
     if (!rc && t.rank0 && !resume) t.tf_open = tfevents_open(&t.tf, c->run_dir, err) == 0;
+    if (!rc) rc = dist_check_recipe(t.cm, GRPO_FIELDS, c, err); /* before any other collective */
     if (!rc && t.rank0 && comm_world(t.cm) > 1)
         fprintf(stderr, "r1c grpo: data parallel over %d ranks (%s): %" PRId64 " prompts x %" PRId64
                         " completions per step, about %d prompts per rank\n",

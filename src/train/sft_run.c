@@ -260,6 +260,7 @@ int sft_run(SftRecipe *r, int resume, Err *err) {
         snprintf(path, sizeof path, "%s/metrics.jsonl", r->run_dir);
         rc = metrics_open(&mw, path, resume ? st.step : -1, err);
     }
+    if (!rc) rc = dist_check_recipe(r->comm, SFT_FIELDS, r, err); /* before any other collective */
     int interrupted = 0;
     if (!rc) {
         if (train.n > 0 && !r->quiet && c.rank0)
