@@ -64,6 +64,8 @@ static int list_steps(const char *ck_dir, int64_t **steps, int *n) {
 int checkpoint_save(const char *run_dir, const Model *m, const AdamW *opt, const TrainState *st,
                     const char *const *carry, int n_carry, int keep, Err *err) {
     if (!opt || !opt->m) return checkpoint_save_host(run_dir, m, NULL, NULL, opt ? opt->t : 0, st, carry, n_carry, keep, err);
+    if (adamw_sharded(opt, m)) /* this rank has a slice only */
+        return err_set(err, "%s: a sharded optimizer is saved with zero_checkpoint_save", run_dir);
     /* moments live in backend memory: bring them to the host once */
     float *hm = malloc(m->n_floats * sizeof(float)), *hv = malloc(m->n_floats * sizeof(float));
     if (!hm || !hv) {
