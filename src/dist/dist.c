@@ -107,7 +107,13 @@ int dist_check_recipe(Comm *c, const RecipeField *schema, const void *cfg, Err *
     if (!fp) return err_set(err, "out of memory");
     int rc = recipe_dump(schema, cfg, fp, err);
     fclose(fp);
+    /* the ranks' first meeting after loading models and data, which can
+     * take much longer on some ranks (a cold cache, a slow filesystem) */
+    Comm *h = c->host;
+    int saved = h->timeout_ms;
+    h->timeout_ms = saved > 0x7fffffff / 20 ? 0x7fffffff : saved * 20;
     if (!rc) rc = dist_check_same(c, txt, len, "recipe", err);
+    h->timeout_ms = saved;
     free(txt);
     return rc;
 }

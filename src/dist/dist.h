@@ -43,7 +43,9 @@ int dist_barrier_long(Comm *c, int factor, Err *err);
  * settings would train different things, or deadlock). */
 int dist_check_same(Comm *c, const void *buf, size_t n, const char *what, Err *err);
 
-/* dist_check_same over the resolved recipe (as recipe.yaml would hold it). */
+/* dist_check_same over the resolved recipe (as recipe.yaml would hold it),
+ * waiting 20 times the timeout: it is the first collective after the ranks
+ * loaded their models and data, which takes longer on some ranks. */
 int dist_check_recipe(Comm *c, const RecipeField *schema, const void *cfg, Err *err);
 
 /* m->grad_mem = sum over ranks. Through the communicator directly when it
