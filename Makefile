@@ -18,7 +18,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) -fno-math-errno -ffp-contract=fast -
 LDFLAGS += $(OPT) -fopenmp
 LDLIBS  := -ldl -ljansson -lutf8proc -lgmp -lyaml -lseccomp -lpng -lm -lpthread
 
-LIB_SRC  := $(shell find src -name '*.c' ! -path 'src/cli/*' ! -path 'src/backend/cuda/*' | sort)
+LIB_SRC  := $(shell find src -name '*.c' ! -path 'src/cli/*' ! -path 'src/backend/cuda/*' ! -path 'src/dist/nccl/*' | sort)
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC:= $(sort $(wildcard bench/bench_*.c))
@@ -78,7 +78,7 @@ fuzz: $(DEPS_STAMP)
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:%=%.d)
 
 # ---- CUDA backend (src/backend/cuda) ----------------------------------------
 # With nvcc on the PATH (or NVCC=/path/to/nvcc), CUDA defaults to 1: `make`
@@ -135,6 +135,12 @@ $(BUILD)/tests-cuda/test_cuda_model: tests/cuda/test_cuda_model.c tests/check.h 
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libr1c_cuda.a $(BUILD)/libr1c.a $(LDLIBS) $(CUDA_LDLIBS)
 
+# The data-parallel test drives `r1c launch --gpus 2` and compares the runs'
+# checkpoints with the library's loaders.
+$(BUILD)/tests-cuda/test_cuda_dist: tests/cuda/test_cuda_dist.c tests/check.h tests/dist_helpers.h $(BUILD)/libr1c.a $(BUILD)/r1c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libr1c.a $(LDLIBS)
+
 # r1c gets --backend cuda: backend_select.c is the only file that names it.
 CLI_CUDA_LIB    := $(BUILD)/libr1c_cuda.a
 CLI_CUDA_LDLIBS := $(CUDA_LDLIBS)
@@ -158,6 +164,32 @@ bench-cuda: $(BUILD)/bench-cuda/bench_cuda_ops
 
 all: $(BUILD)/libr1c_cuda.a
 test: $(CUDA_TBIN)
+
+# NCCL (src/dist/nccl, docs/distributed.md): compiled and linked into r1c
+# only when nccl.h and libnccl are found next to the toolkit or in the
+# system directories; NCCL=0 turns it off. Without it, multi-GPU jobs use
+# the tcp communicator (staged through host memory).
+NCCL_H      ?= $(firstword $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h /usr/local/include/nccl.h))
+NCCL_LIBDIR ?= $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDA_HOME)/lib64/libnccl.so $(CUDA_HOME)/lib/libnccl.so \
+                 $(CUDA_HOME)/targets/*/lib/libnccl.so /usr/lib/$(shell $(CC) -print-multiarch)/libnccl.so /usr/local/lib/libnccl.so))))
+ifneq ($(NCCL_H),)
+ifneq ($(NCCL_LIBDIR),)
+NCCL ?= 1
+endif
+endif
+NCCL ?= 0
+ifeq ($(NCCL),1)
+NCCL_OBJ := $(BUILD)/obj/src/dist/nccl/comm_nccl.o
+$(NCCL_OBJ): CFLAGS += -DR1C_NCCL=1 -I$(dir $(NCCL_H)) -I$(CUDA_HOME)/include
+$(BUILD)/libr1c_nccl.a: $(NCCL_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+CLI_CUDA_LIB    += $(BUILD)/libr1c_nccl.a
+CLI_CUDA_LDLIBS += -L$(NCCL_LIBDIR) -Wl,-rpath,$(NCCL_LIBDIR) -lnccl
+$(BUILD)/r1c: $(BUILD)/libr1c_nccl.a
+$(BUILD)/obj/src/cli/dist_select.o: CFLAGS += -DR1C_NCCL=1
+-include $(NCCL_OBJ:.o=.d)
+endif
 
 test-cuda: $(CUDA_TBIN)
 	@pass=0; fail=0; for t in $(CUDA_TBIN); do \

@@ -21,3 +21,5 @@ if [ "${R1C_BENCH_QUICK:-0}" != 1 ]; then
     echo "== bench_grpo (qwen2.5-0.5b)"
     ./bench/bench_grpo.sh qwen2.5-0.5b "$BUILD"
 fi
+echo "== bench_dist (tiny demo model, 1 vs 2 CPU ranks over tcp)"
+./bench/bench_dist.sh --nproc 2 "$BUILD"

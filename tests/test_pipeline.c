@@ -1,5 +1,7 @@
-/* `r1c pipeline` end to end on a tiny recipe: every stage runs and leaves
- * its marker and output, a second run skips them all, a run killed in the
+/* `r1c pipeline` end to end on a tiny recipe (the four R1 stages plus
+ * distillation into a fresh student, which must beat its own score before
+ * distillation): every stage runs and leaves its marker and output, a
+ * second run skips them all, a run killed in the
  * middle continues when started again, and bad recipes are refused with
  * the file and the stage named. */
 #include <signal.h>
@@ -26,6 +28,18 @@ static int sh(const char *fmt, ...) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+/* "pass1" of an eval stage's results.json, or -1 */
+static double read_pass1(const char *path) {
+    FILE *fp = fopen(path, "r");
+    if (!fp) return -1;
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = 0;
+    const char *p = strstr(buf, "\"pass1\":");
+    return p ? atof(p + 8) : -1;
+}
+
 #define SYS "\"The Assistant thinks inside <think> </think> and then answers inside <answer> </answer>.\""
 
 static void write_recipe(const char *path) {
@@ -43,13 +57,24 @@ static void write_recipe(const char *path) {
             "          stop: [\"</answer>\"], steps: 6, save_every: 2, quiet: \"true\"}\n"
             "  - name: reject\n    type: sample\n"
             "    set: {model: \"@rl\", data: \"@base/data/train.jsonl\", template: r1-zero, system: " SYS ",\n"
-            "          n: \"4\", keep: \"1\", limit: \"60\", temperature: \"1\", top-p: \"1\", max-new-tokens: \"32\"}\n"
+            "          n: \"4\", keep: \"2\", limit: \"240\", temperature: \"1\", top-p: \"1\", max-new-tokens: \"32\"}\n"
             "  - name: sft\n    type: sft\n"
             "    set: {model: \"@base/base-model\", data.path: \"@reject\", template: r1-zero, system_prompt: " SYS ",\n"
             "          epochs: 1, batch: 8, quiet: \"true\"}\n"
             "  - name: eval\n    type: eval\n"
             "    set: {model: \"@sft\", data: \"@base/data/eval.jsonl\", template: r1-zero, system: " SYS ",\n"
-            "          k: \"2\", limit: \"20\", max-new-tokens: \"32\"}\n");
+            "          k: \"2\", limit: \"20\", max-new-tokens: \"32\"}\n"
+            /* distillation: a fresh student SFT'd on the sampled traces */
+            "  - {name: student, type: init, set: {shape: tiny, tokenizer: \"@base/data/tokenizer.json\", seed: \"7\", std: \"0.05\"}}\n"
+            "  - name: student_before\n    type: eval\n"
+            "    set: {model: \"@student\", data: \"@base/data/eval.jsonl\", template: r1-zero, system: " SYS ",\n"
+            "          k: \"2\", limit: \"50\", temperature: \"1\", top-p: \"1\", max-new-tokens: \"32\"}\n"
+            "  - name: distill\n    type: sft\n"
+            "    set: {model: \"@student\", data.path: \"@reject\", template: r1-zero, system_prompt: " SYS ",\n"
+            "          epochs: 4, batch: 16, optim.lr: 2e-3, quiet: \"true\"}\n"
+            "  - name: student_after\n    type: eval\n"
+            "    set: {model: \"@distill\", data: \"@base/data/eval.jsonl\", template: r1-zero, system: " SYS ",\n"
+            "          k: \"2\", limit: \"50\", temperature: \"1\", top-p: \"1\", max-new-tokens: \"32\"}\n");
     fclose(fp);
 }
 
@@ -62,15 +87,26 @@ int main(void) {
     write_recipe(recipe);
     /* full run */
     CHECK(sh("%s pipeline %s run_dir=%s/run >%s/log1 2>&1", R1C, recipe, D, D) == 0);
-    const char *stages[] = {"base", "cold_start", "rl", "reject", "sft", "eval"};
-    for (int i = 0; i < 6; i++) CHECKF(sh("test -s %s/run/%s/STAGE_DONE", D, stages[i]) == 0, "stage %s", stages[i]);
+    const char *stages[] = {"base", "cold_start", "rl", "reject", "sft", "eval", "student", "student_before", "distill",
+                            "student_after"};
+    enum { NST = sizeof stages / sizeof stages[0] };
+    for (int i = 0; i < NST; i++) CHECKF(sh("test -s %s/run/%s/STAGE_DONE", D, stages[i]) == 0, "stage %s", stages[i]);
+    /* the distilled student beats itself before distillation */
+    double before = -1, after = -1;
+    char path[256];
+    snprintf(path, sizeof path, "%s/run/student_before/results.json", D);
+    before = read_pass1(path);
+    snprintf(path, sizeof path, "%s/run/student_after/results.json", D);
+    after = read_pass1(path);
+    CHECKF(before >= 0 && after > before, "student pass@1 before %.3f, after %.3f", before, after);
+    printf("distilled student: held-out pass@1 %.3f -> %.3f\n", before, after);
     CHECK(sh("test -s %s/run/reject/data.jsonl && test -s %s/run/eval/results.json", D, D) == 0);
     CHECK(sh("grep -q 'step-6' %s/run/rl/STAGE_DONE", D) == 0);
     /* the RL stage started from the cold-start checkpoint */
     CHECK(sh("grep -q 'cold_start/checkpoints/step-' %s/run/rl/recipe.yaml", D) == 0);
     /* a second run does nothing */
     CHECK(sh("%s pipeline %s run_dir=%s/run >%s/log2 2>&1", R1C, recipe, D, D) == 0);
-    CHECK(sh("test $(grep -c 'done earlier' %s/log2) -eq 6", D) == 0);
+    CHECK(sh("test $(grep -c 'done earlier' %s/log2) -eq %d", D, (int)NST) == 0);
     /* killed in the middle (here: during or after the first stages), then continued */
     pid_t pid = fork();
     if (pid == 0) {
@@ -84,7 +120,8 @@ int main(void) {
     waitpid(pid, NULL, 0);
     sh("pkill -9 -f 'run_dir=%s/killed' 2>/dev/null; pkill -9 -f '%s/killed/' 2>/dev/null; sleep 1", D, D);
     CHECK(sh("%s pipeline %s run_dir=%s/killed >%s/log4 2>&1", R1C, recipe, D, D) == 0);
-    for (int i = 0; i < 6; i++) CHECKF(sh("test -s %s/killed/%s/STAGE_DONE", D, stages[i]) == 0, "after kill: %s", stages[i]);
+    for (int i = 0; i < NST; i++)
+        CHECKF(sh("test -s %s/killed/%s/STAGE_DONE", D, stages[i]) == 0, "after kill: %s", stages[i]);
     /* bad recipes */
     sh("printf 'run_dir: x\\nstages:\\n  - {name: a, type: pretrain}\\n' > %s/bad1.yaml", D);
     CHECK(sh("%s pipeline %s/bad1.yaml 2>%s/err1; test $? -eq 1 && grep -q \"bad1.yaml: stage 'a': type 'pretrain'\" %s/err1",

@@ -5,6 +5,7 @@
 
 #include "cli/backend_select.h"
 #include "cli/commands.h"
+#include "cli/dist_select.h"
 #include "cli/recipe_cli.h"
 #include "train/sft_run.h"
 
@@ -19,15 +20,29 @@ int cmd_sft(int argc, char **argv) {
         return code;
     recipe_cli_catch_signals(&sft_stop_requested);
     Err err = {{0}};
+    if (dist_select_device(cfg.backend, &err) != 0) {
+        fprintf(stderr, "r1c sft: %s\n", err.msg);
+        recipe_free(SFT_FIELDS, &cfg);
+        return 2;
+    }
     cfg.be = backend_select(cfg.backend, &err);
     if (!cfg.be) {
         fprintf(stderr, "r1c sft: %s\n", err.msg);
         recipe_free(SFT_FIELDS, &cfg);
         return 2;
     }
+    /* a data-parallel job (r1c launch, torchrun-style variables): join it */
+    if (dist_select_init(cfg.be, &cfg.comm, &err) != 0) {
+        fprintf(stderr, "r1c sft: %s\n", err.msg);
+        recipe_free(SFT_FIELDS, &cfg);
+        return 1;
+    }
     int rc = sft_run(&cfg, resume, &err);
     if (rc >= 0 && backend_select_check(cfg.be, &err) != 0) rc = -1;
-    if (rc < 0) fprintf(stderr, "r1c sft: %s\n", err.msg);
+    if (rc < 0) {
+        fprintf(stderr, "r1c sft: %s\n", err.msg);
+        dist_select_abort(cfg.comm); /* the other ranks fail now, not at their timeout */
+    } else comm_free(cfg.comm);
     recipe_free(SFT_FIELDS, &cfg);
     return rc < 0 ? 1 : rc == 1 ? 130 : 0;
 }

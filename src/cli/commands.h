@@ -17,6 +17,7 @@ int cmd_forward(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_grpo(int argc, char **argv);
 int cmd_init(int argc, char **argv);
+int cmd_launch(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_reward(int argc, char **argv);

@@ -16,6 +16,7 @@ static const Command COMMANDS[] = {
     {"generate", "sample completions (batched, KV cache, continuous batching)", cmd_generate},
     {"grpo", "GRPO reinforcement learning with rule-based rewards (R1-Zero)", cmd_grpo},
     {"init", "write a randomly initialised model of a named shape", cmd_init},
+    {"launch", "run a command as N data-parallel ranks (GPUs, or CPU processes; one or several nodes)", cmd_launch},
     {"pipeline", "run a multi-stage recipe (cold start, RL, rejection sampling, SFT, RL, distil)", cmd_pipeline},
     {"plot", "draw PNG curves from a run's metrics.jsonl", cmd_plot},
     {"reward", "score completions in a JSONL file with rule-based rewards", cmd_reward},

@@ -63,6 +63,24 @@ static int list_steps(const char *ck_dir, int64_t **steps, int *n) {
 
 int checkpoint_save(const char *run_dir, const Model *m, const AdamW *opt, const TrainState *st,
                     const char *const *carry, int n_carry, int keep, Err *err) {
+    if (!opt || !opt->m) return checkpoint_save_host(run_dir, m, NULL, NULL, opt ? opt->t : 0, st, carry, n_carry, keep, err);
+    if (adamw_sharded(opt, m)) /* this rank has a slice only */
+        return err_set(err, "%s: a sharded optimizer is saved with zero_checkpoint_save", run_dir);
+    /* moments live in backend memory: bring them to the host once */
+    float *hm = malloc(m->n_floats * sizeof(float)), *hv = malloc(m->n_floats * sizeof(float));
+    if (!hm || !hv) {
+        free(hm), free(hv);
+        return err_set(err, "%s: out of memory for the optimizer state", run_dir);
+    }
+    m->be->download(hm, opt->m, m->n_floats * sizeof(float));
+    m->be->download(hv, opt->v, m->n_floats * sizeof(float));
+    int rc = checkpoint_save_host(run_dir, m, hm, hv, opt->t, st, carry, n_carry, keep, err);
+    free(hm), free(hv);
+    return rc;
+}
+
+int checkpoint_save_host(const char *run_dir, const Model *m, const float *hm, const float *hv, int adam_t,
+                         const TrainState *st, const char *const *carry, int n_carry, int keep, Err *err) {
     char ck[4096], tmp[4096], fin[4096], p[4096];
     snprintf(ck, sizeof ck, "%s/checkpoints", run_dir);
     snprintf(fin, sizeof fin, "%s/step-%" PRId64, ck, st->step);
@@ -77,16 +95,7 @@ int checkpoint_save(const char *run_dir, const Model *m, const AdamW *opt, const
         snprintf(p, sizeof p, "%s/%s", tmp, base ? base + 1 : carry[i]);
         if (file_copy_atomic(carry[i], p, err) != 0) goto fail;
     }
-    if (opt && opt->m) {
-        /* moments live in backend memory: bring them to the host once */
-        float *hm = malloc(m->n_floats * sizeof(float)), *hv = malloc(m->n_floats * sizeof(float));
-        if (!hm || !hv) {
-            free(hm), free(hv);
-            err_set(err, "%s: out of memory for the optimizer state", fin);
-            goto fail;
-        }
-        m->be->download(hm, opt->m, m->n_floats * sizeof(float));
-        m->be->download(hv, opt->v, m->n_floats * sizeof(float));
+    if (hm && hv) {
         StWriteTensor *ts = calloc(2 * m->n_params, sizeof *ts);
         char(*names)[112] = calloc(2 * m->n_params, sizeof *names);
         for (int i = 0; i < m->n_params; i++) {
@@ -95,21 +104,20 @@ int checkpoint_save(const char *run_dir, const Model *m, const AdamW *opt, const
                 int j = 2 * i + k;
                 snprintf(names[j], sizeof names[j], "%s.%s", k ? "exp_avg_sq" : "exp_avg", pi->name);
                 ts[j] = (StWriteTensor){names[j], ST_DTYPE_F32, pi->ndim, {pi->shape[0], pi->shape[1]},
-                                        (k ? hv : hm) + pi->offset};
+                                        (const float *)(k ? hv : hm) + pi->offset};
             }
         }
         snprintf(p, sizeof p, "%s/optimizer.safetensors", tmp);
         int rc = st_write(p, ts, 2 * m->n_params, NULL, NULL, 0, err);
         free(ts);
         free(names);
-        free(hm), free(hv);
         if (rc) goto fail;
     }
     json_t *js = json_object();
     json_object_set_new(js, "step", json_integer(st->step));
     json_object_set_new(js, "data_pos", json_integer(st->data_pos));
     json_object_set_new(js, "epoch", json_integer(st->epoch));
-    json_object_set_new(js, "adam_t", json_integer(opt ? opt->t : 0));
+    json_object_set_new(js, "adam_t", json_integer(adam_t));
     json_t *rng = json_array();
     for (int i = 0; i < 4; i++) {
         char hex[32];
@@ -205,9 +213,14 @@ int checkpoint_load(const char *dir, Model *m, AdamW *opt, TrainState *st, Err *
                 char name[128];
                 snprintf(name, sizeof name, "%s.%s", k ? "exp_avg_sq" : "exp_avg", pi->name);
                 const StTensor *t = st_find(&f, name);
+                /* a sharded optimizer holds [lo, hi) of the flat layout: this tensor's part of it */
+                size_t lo = opt->lo, hi = opt->lo + opt->n;
+                size_t a = pi->offset > lo ? pi->offset : lo, b = pi->offset + pi->numel < hi ? pi->offset + pi->numel : hi;
                 if (!t || t->dtype != ST_DTYPE_F32 || (size_t)t->numel != pi->numel)
                     rc = err_set(err, "%s: missing or mis-shaped '%s'", p, name);
-                else m->be->upload((k ? opt->v : opt->m) + pi->offset, t->data, pi->numel * sizeof(float));
+                else if (a < b)
+                    m->be->upload((k ? opt->v : opt->m) + (a - lo), (const float *)t->data + (a - pi->offset),
+                                  (b - a) * sizeof(float));
             }
         }
         st_close(&f);

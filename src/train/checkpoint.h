@@ -27,10 +27,16 @@ typedef struct TrainState {
  * it; keeps the newest `keep` checkpoints (0 = all). */
 int checkpoint_save(const char *run_dir, const Model *m, const AdamW *opt, const TrainState *st,
                     const char *const *carry, int n_carry, int keep, Err *err);
+/* The same with the AdamW moments given as host arrays of all parameters
+ * (hm, hv: m->n_floats each, or NULL for no optimizer state) and its step
+ * count: how rank 0 saves moments gathered from a sharded optimizer. */
+int checkpoint_save_host(const char *run_dir, const Model *m, const float *hm, const float *hv, int adam_t,
+                         const TrainState *st, const char *const *carry, int n_carry, int keep, Err *err);
 /* Path of the newest complete checkpoint, or 1 if there is none. */
 int checkpoint_latest(const char *run_dir, char *out, size_t cap, Err *err);
-/* Loads weights into m (same config), moments into opt (created), state
- * into st (st->extra is a new reference the caller must decref). */
+/* Loads weights into m (same config), moments into opt (created; a
+ * sharded one takes its part), state into st (st->extra is a new reference
+ * the caller must decref). */
 int checkpoint_load(const char *dir, Model *m, AdamW *opt, TrainState *st, Err *err);
 
 #endif

@@ -3,7 +3,14 @@
  * advantages, then mu optimizer steps over those rollouts in micro-batches
  * (old-policy log-probs come from the first pass, so no extra forward),
  * and log everything. All randomness derives from (seed, step), so a run
- * resumed from a checkpoint repeats the uninterrupted one bit for bit. */
+ * resumed from a checkpoint repeats the uninterrupted one bit for bit.
+ *
+ * Data parallel (c->comm): every rank walks the same data order and takes
+ * a contiguous slice of each step's prompts (whole groups), with the random
+ * streams one process would use for them; per-completion rewards and
+ * lengths are all-gathered so every rank computes the same advantages,
+ * group keep/drop decisions, normalisers and metrics; gradients are summed
+ * across ranks before clipping. Only rank 0 writes files. */
 #include "base/clock.h"
 #include "train/grpo.h"
 #include "train/memplan.h"
@@ -17,6 +24,7 @@
 #include <unistd.h>
 
 #include "base/file.h"
+#include "dist/dist.h"
 #include "eval/rollout.h"
 #include "gen/prompt.h"
 #include "io/dataset.h"
@@ -29,6 +37,7 @@
 #include "train/grpo_loss.h"
 #include "train/optim.h"
 #include "train/schedule.h"
+#include "train/zero.h"
 
 volatile int grpo_stop_requested = 0;
 
@@ -57,6 +66,8 @@ typedef struct Trainer {
     int tf_open;
     Progress pg;
     LrConfig lrc;
+    Comm *cm;  /* NULL: one process */
+    int rank0; /* this rank writes the run directory */
 } Trainer;
 
 /* ---- setup ---- */
@@ -127,6 +138,8 @@ static int setup_stops(Trainer *t, Err *err) {
 static int trainer_setup(Trainer *t, GrpoConfig *c, Err *err) {
     memset(t, 0, sizeof *t);
     t->c = c;
+    t->cm = c->comm;
+    t->rank0 = comm_rank(t->cm) == 0;
     if (!c->model[0]) return err_set(err, "recipe: key 'model' is required (a checkpoint directory)");
     if (!c->data[0]) return err_set(err, "recipe: key 'data.path' is required (training prompts, JSON lines)");
     if (c->micro_batch > c->group_size * c->prompts_per_step) c->micro_batch = c->group_size * c->prompts_per_step;
@@ -148,8 +161,12 @@ static int trainer_setup(Trainer *t, GrpoConfig *c, Err *err) {
     const Backend *be = c->be ? c->be : backend_cpu();
     int Tmax = (int)(c->max_prompt_len + c->max_completion_len);
     MemPlanInput mi = {.train_batch = (int)c->micro_batch, .train_len = Tmax, .recompute = c->recompute,
-                       .has_ref = c->beta > 0, .gen_batch = (int)c->gen_batch, .gen_len = Tmax};
-    if (memplan_run(c->model, be, &mi, "lower micro_batch, gen_batch or max_prompt_len + max_completion_len, or set recompute: true",
+                       .has_ref = c->beta > 0, .gen_batch = (int)c->gen_batch, .gen_len = Tmax,
+                       .world = comm_world(t->cm), .zero = c->zero};
+    int print = t->rank0 && (be->mem_info || !c->quiet || comm_world(t->cm) > 1);
+    if (memplan_run(c->model, be, &mi, print,
+                    "lower micro_batch, gen_batch or max_prompt_len + max_completion_len, set recompute: true, "
+                    "or shard AdamW over more ranks (optim.zero)",
                     stderr, err) != 0)
         return -1;
     if (model_load(&t->policy, c->model, be, err) != 0) return -1;
@@ -162,8 +179,8 @@ static int trainer_setup(Trainer *t, GrpoConfig *c, Err *err) {
         t->has_ref = 1;
     }
     if (model_alloc_grads(&t->policy, err) != 0) return -1;
-    if (adamw_create(&t->opt, &t->policy, (float)c->beta1, (float)c->beta2, (float)c->adam_eps,
-                     (float)c->weight_decay, err) != 0)
+    if (zero_adamw_create(&t->opt, &t->policy, t->cm, c->zero, (float)c->beta1, (float)c->beta2, (float)c->adam_eps,
+                          (float)c->weight_decay, err) != 0)
         return -1;
     if (acts_create(&t->acts, &t->policy, (int)c->micro_batch, Tmax, c->recompute, err) != 0) return -1;
     t->order = malloc(t->train.n * sizeof(int64_t));
@@ -202,25 +219,32 @@ static void trainer_free(Trainer *t) {
 
 /* ---- evaluation on the held-out prompts ---- */
 
+/* Each rank evaluates its slice of the prompts; the sums are counts and
+ * integers, so adding the ranks' partial sums is exact. */
 static int run_eval(Trainer *t, double *pass1, double *fmt, double *len, Err *err) {
-    int n = t->eval.n, k = (int)t->c->eval_samples;
-    json_t **recs = malloc(n * sizeof *recs);
+    int n = t->eval.n, k = (int)t->c->eval_samples, lo, hi;
+    dist_slice(t->cm, n, &lo, &hi);
+    json_t **recs = malloc((n ? n : 1) * sizeof *recs);
     for (int i = 0; i < n; i++) recs[i] = t->eval.ex[i].record;
-    Rollout ro;
+    Rollout ro = {0};
     /* fixed streams: every evaluation sees the same sampling noise */
-    int rc = rollout_run(&t->policy, t->tok, t->eval_ids, recs, n, k, &t->rc, (uint64_t)1 << 62, &t->rs, &ro, err);
+    int rc = hi > lo ? rollout_run(&t->policy, t->tok, t->eval_ids + lo, recs + lo, hi - lo, k, &t->rc,
+                                   ((uint64_t)1 << 62) + (uint64_t)lo * k, &t->rs, &ro, err)
+                     : 0;
     free(recs);
     if (rc) return -1;
-    double a = 0, f = 0, l = 0;
+    double s[3] = {0, 0, 0}; /* accurate, formatted, tokens */
     for (int i = 0; i < ro.n; i++) {
-        a += t->acc_idx >= 0 && ro.each[(size_t)i * ro.n_rewards + t->acc_idx].score >= 1.0;
-        f += t->fmt_idx >= 0 && ro.each[(size_t)i * ro.n_rewards + t->fmt_idx].score >= 1.0;
-        l += ro.out[i].n;
+        s[0] += t->acc_idx >= 0 && ro.each[(size_t)i * ro.n_rewards + t->acc_idx].score >= 1.0;
+        s[1] += t->fmt_idx >= 0 && ro.each[(size_t)i * ro.n_rewards + t->fmt_idx].score >= 1.0;
+        s[2] += ro.out[i].n;
     }
-    *pass1 = a / ro.n;
-    *fmt = t->fmt_idx >= 0 ? f / ro.n : NAN;
-    *len = l / ro.n;
-    rollout_free(&ro);
+    if (hi > lo) rollout_free(&ro);
+    if (dist_sum_f64(t->cm, s, 3, err) != 0) return -1;
+    double total = (double)n * k;
+    *pass1 = s[0] / total;
+    *fmt = t->fmt_idx >= 0 ? s[1] / total : NAN;
+    *len = s[2] / total;
     return 0;
 }
 
@@ -234,9 +258,13 @@ typedef struct Seq {
     int off;    /* into per-token arrays (old, ref) */
 } Seq;
 
+/* Summed over ranks: loss .. ent_tokens (keep them first and in this
+ * order); logp_diff is a max. kl_sum / kl_tokens are the first pass's. */
 typedef struct StepStats {
-    double loss, kl, clip_low, clip_high, tokens, entropy, ent_tokens, grad_norm, lr, logp_diff;
+    double loss, kl_sum, kl_tokens, clip_low, clip_high, tokens, entropy, ent_tokens;
+    double logp_diff, grad_norm, lr;
 } StepStats;
+#define STEP_STATS_SUMMED 8
 
 /* Forward (and with dl, backward) over sequences seq[0..M); gathers the
  * completion log-probs into lp[off..]. */
@@ -267,14 +295,14 @@ static int micro_forward(Trainer *t, Model *m, Seq *seq, int M, float *lp, float
     return 0;
 }
 
-static int train_on(Trainer *t, Seq *seq, int S, StepStats *ss, Err *err) {
+/* Trains on this rank's S sequences; norm_seqs / norm_tokens are the
+ * global batch's, so the ranks' gradients sum to the full-batch one. */
+static int train_on(Trainer *t, Seq *seq, int S, double norm_seqs, double norm_tokens, StepStats *ss, Err *err) {
     GrpoConfig *c = t->c;
     int total = 0;
-    double norm_tokens = 0;
     for (int i = 0; i < S; i++) {
         seq[i].off = total;
         total += seq[i].out->n;
-        norm_tokens += seq[i].mask * seq[i].out->n;
     }
     float *old = malloc(total * sizeof(float)), *cur = malloc(total * sizeof(float));
     float *ref = t->has_ref ? malloc(total * sizeof(float)) : NULL, *ent = malloc(total * sizeof(float));
@@ -318,7 +346,7 @@ static int train_on(Trainer *t, Seq *seq, int S, StepStats *ss, Err *err) {
                     mask_b[k] = in ? sq[i].mask : 0;
                 }
             }
-            grpo_loss(&lc, M, Cm, lp_b, old_b, t->has_ref ? ref_b : NULL, mask_b, adv_b, S, norm_tokens, dl_b, &ls);
+            grpo_loss(&lc, M, Cm, lp_b, old_b, t->has_ref ? ref_b : NULL, mask_b, adv_b, norm_seqs, norm_tokens, dl_b, &ls);
             int Tm = t->acts.T;
             memset(dl, 0, (size_t)M * Tm * sizeof(float));
             for (int i = 0; i < M; i++) {
@@ -327,13 +355,14 @@ static int train_on(Trainer *t, Seq *seq, int S, StepStats *ss, Err *err) {
             }
             model_backward(&t->policy, &t->acts, dl);
         }
-        if (rc) break;
+        if (rc || (rc = dist_grads_allreduce(t->cm, &t->policy, err))) break;
         double gn = optim_clip_grad_norm(&t->policy, c->grad_clip);
         float lr = lr_at(&t->lrc, t->opt.t);
-        adamw_step(&t->opt, &t->policy, lr);
+        if ((rc = zero_step(t->cm, &t->opt, &t->policy, lr, err))) break;
+        if (dist_check_enabled() && (rc = dist_weights_check(t->cm, &t->policy, t->st.step + 1, err))) break;
         if (it == 0) {
             ss->loss = ls.loss;
-            ss->kl = ls.tokens > 0 ? ls.kl_sum / ls.tokens : 0;
+            ss->kl_sum = ls.kl_sum, ss->kl_tokens = ls.tokens;
         }
         ss->clip_low += ls.clip_low, ss->clip_high += ls.clip_high, ss->tokens += ls.tokens;
         ss->grad_norm = gn;
@@ -369,57 +398,95 @@ static void log_sample_group(Trainer *t, const Rollout *ro, int g, int prompt_id
     free(ptext);
 }
 
+/* Per completion, what every rank needs to know about every other rank's
+ * rollouts: [reward, length, truncated, score of each reward function]. */
+enum { REC_REWARD, REC_LEN, REC_TRUNC, REC_SCORES };
+
+/* Generates this rank's slice [lo, hi) of the round's `need` prompts and
+ * all-gathers the per-completion records of all of them into glob
+ * (need * G * NF, prompt-major, as one process would have them). */
+static int round_rollout(Trainer *t, const int *pidx, int need, int round, Rollout *ro, double *glob, Err *err) {
+    int G = (int)t->c->group_size, NF = REC_SCORES + t->rs.n, W = comm_world(t->cm), lo, hi;
+    dist_slice(t->cm, need, &lo, &hi);
+    memset(ro, 0, sizeof *ro);
+    if (hi > lo) {
+        TokIds *pr = malloc((hi - lo) * sizeof(TokIds));
+        json_t **recs = malloc((hi - lo) * sizeof(json_t *));
+        for (int i = lo; i < hi; i++) pr[i - lo] = t->train_ids[pidx[i]], recs[i - lo] = t->train.ex[pidx[i]].record;
+        /* the streams one process would use for these prompts */
+        uint64_t base = ((uint64_t)t->st.step << 24) | ((uint64_t)round << 20);
+        int rc = rollout_run(&t->policy, t->tok, pr, recs, hi - lo, G, &t->rc, base + (uint64_t)lo * G, &t->rs, ro, err);
+        free(pr);
+        free(recs);
+        if (rc) return -1;
+    }
+    size_t per = (size_t)dist_slice_max(t->cm, need) * G * NF; /* doubles per rank, padded */
+    double *mine = calloc(per ? per : 1, sizeof(double)), *all = malloc((size_t)W * (per ? per : 1) * sizeof(double));
+    for (int i = 0; i < ro->n; i++) {
+        double *r = mine + (size_t)i * NF;
+        r[REC_REWARD] = ro->reward[i];
+        r[REC_LEN] = ro->out[i].n;
+        r[REC_TRUNC] = ro->out[i].finish == GEN_FINISH_LENGTH;
+        for (int k = 0; k < t->rs.n; k++) r[REC_SCORES + k] = ro->each[(size_t)i * t->rs.n + k].score;
+    }
+    int rc = dist_allgather(t->cm, mine, per * sizeof(double), all, err);
+    for (int q = 0; !rc && q < W; q++) {
+        int qlo, qhi;
+        dist_slice_of(W, q, need, &qlo, &qhi);
+        memcpy(glob + (size_t)qlo * G * NF, all + (size_t)q * per, (size_t)(qhi - qlo) * G * NF * sizeof(double));
+    }
+    free(mine);
+    free(all);
+    if (rc && ro->n) rollout_free(ro);
+    return rc;
+}
+
 static int grpo_step(Trainer *t, Err *err) {
     GrpoConfig *c = t->c;
-    int G = (int)c->group_size, P = (int)c->prompts_per_step;
+    int G = (int)c->group_size, P = (int)c->prompts_per_step, NF = REC_SCORES + t->rs.n;
     double t0 = now_s();
     int rounds = c->dynamic_sampling ? (int)c->max_resample + 1 : 1;
     Rollout *ros = calloc(rounds, sizeof *ros);
     int **pidx = calloc(rounds, sizeof *pidx);
-    Seq *seq = calloc((size_t)P * G, sizeof *seq);
+    Seq *seq = calloc((size_t)P * G, sizeof *seq); /* this rank's kept completions */
+    int *seq_at = malloc((size_t)P * G * sizeof(int)); /* their place in the global kept batch */
+    double *glob = malloc((size_t)P * G * NF * sizeof(double));
     float *rew = malloc((size_t)P * G * sizeof(float)), *adv = malloc((size_t)P * G * sizeof(float));
-    int kept = 0, dropped = 0, n_ro = 0, rc = 0;
-    double gen_s = 0, rew_s = 0;
-    int64_t gen_tokens = 0;
+    int kept = 0, dropped = 0, n_ro = 0, n_seq = 0, rc = 0;
+    double gen_s = 0, rew_s = 0, norm_tokens = 0, kept_tok = 0;
+    double gen_tokens = 0;
     /* metrics over every generated completion of the step */
     double r_sum = 0, r_sq = 0, acc = 0, fmt = 0, len_sum = 0, trunc = 0;
     double *rf = calloc(t->rs.n ? t->rs.n : 1, sizeof(double));
     int len_min = 1 << 30, len_max = 0, n_gen = 0;
     for (int round = 0; round < rounds && kept < P && !rc; round++) {
-        int need = P - kept;
+        int need = P - kept, lo, hi;
+        dist_slice(t->cm, need, &lo, &hi);
         pidx[round] = malloc(need * sizeof(int));
-        TokIds *pr = malloc(need * sizeof(TokIds));
-        json_t **recs = malloc(need * sizeof(json_t *));
-        for (int i = 0; i < need; i++) {
-            pidx[round][i] = next_prompt(t);
-            pr[i] = t->train_ids[pidx[round][i]];
-            recs[i] = t->train.ex[pidx[round][i]].record;
-        }
-        uint64_t base = ((uint64_t)t->st.step << 24) | ((uint64_t)round << 20);
-        rc = rollout_run(&t->policy, t->tok, pr, recs, need, G, &t->rc, base, &t->rs, &ros[round], err);
-        free(pr);
-        free(recs);
-        if (rc) break;
+        for (int i = 0; i < need; i++) pidx[round][i] = next_prompt(t);
+        if ((rc = round_rollout(t, pidx[round], need, round, &ros[round], glob, err))) break;
         n_ro++;
         Rollout *ro = &ros[round];
-        gen_s += ro->seconds_gen, rew_s += ro->seconds_reward, gen_tokens += ro->gen_tokens;
-        for (int i = 0; i < ro->n; i++) {
-            double r = ro->reward[i];
+        gen_s += ro->seconds_gen, rew_s += ro->seconds_reward, gen_tokens += (double)ro->gen_tokens;
+        for (int i = 0; i < need * G; i++) {
+            const double *g = glob + (size_t)i * NF;
+            double r = g[REC_REWARD];
             r_sum += r, r_sq += r * r;
-            for (int k = 0; k < t->rs.n; k++) rf[k] += ro->each[(size_t)i * t->rs.n + k].score;
-            if (t->acc_idx >= 0) acc += ro->each[(size_t)i * t->rs.n + t->acc_idx].score >= 1.0;
-            if (t->fmt_idx >= 0) fmt += ro->each[(size_t)i * t->rs.n + t->fmt_idx].score >= 1.0;
-            int L = ro->out[i].n;
+            for (int k = 0; k < t->rs.n; k++) rf[k] += g[REC_SCORES + k];
+            if (t->acc_idx >= 0) acc += g[REC_SCORES + t->acc_idx] >= 1.0;
+            if (t->fmt_idx >= 0) fmt += g[REC_SCORES + t->fmt_idx] >= 1.0;
+            int L = (int)g[REC_LEN];
             len_sum += L, len_min = L < len_min ? L : len_min, len_max = L > len_max ? L : len_max;
-            trunc += ro->out[i].finish == GEN_FINISH_LENGTH;
+            trunc += g[REC_TRUNC];
             n_gen++;
         }
-        if (round == 0 && c->samples_every > 0 && (t->st.step + 1) % c->samples_every == 0)
+        /* group 0 is always rank 0's (dist_slice) */
+        if (round == 0 && t->rank0 && c->samples_every > 0 && (t->st.step + 1) % c->samples_every == 0)
             log_sample_group(t, ro, 0, pidx[0][0], err);
         for (int g = 0; g < need && kept < P; g++) {
-            double mn = ro->reward[g * G], mx = mn;
+            double mn = glob[(size_t)g * G * NF + REC_REWARD], mx = mn;
             for (int j = 1; j < G; j++) {
-                double r = ro->reward[g * G + j];
+                double r = glob[((size_t)g * G + j) * NF + REC_REWARD];
                 mn = r < mn ? r : mn, mx = r > mx ? r : mx;
             }
             if (c->dynamic_sampling && mx == mn) {
@@ -427,11 +494,18 @@ static int grpo_step(Trainer *t, Err *err) {
                 continue;
             }
             for (int j = 0; j < G; j++) {
-                int i = g * G + j, s = kept * G + j;
-                seq[s].prompt = &t->train_ids[pidx[round][g]];
-                seq[s].out = &ro->out[i];
-                seq[s].mask = (c->mask_truncated && ro->out[i].finish == GEN_FINISH_LENGTH) ? 0.0f : 1.0f;
-                rew[s] = (float)ro->reward[i];
+                const double *rec = glob + ((size_t)g * G + j) * NF;
+                int s = kept * G + j;
+                float mask = (c->mask_truncated && rec[REC_TRUNC] != 0) ? 0.0f : 1.0f;
+                rew[s] = (float)rec[REC_REWARD];
+                norm_tokens += mask * (int)rec[REC_LEN];
+                kept_tok += (double)t->train_ids[pidx[round][g]].n + rec[REC_LEN];
+                if (g >= lo && g < hi) { /* generated here: trained here */
+                    seq[n_seq].prompt = &t->train_ids[pidx[round][g]];
+                    seq[n_seq].out = &ro->out[(g - lo) * G + j];
+                    seq[n_seq].mask = mask;
+                    seq_at[n_seq++] = s;
+                }
             }
             kept++;
         }
@@ -440,17 +514,18 @@ static int grpo_step(Trainer *t, Err *err) {
     double t_train0 = now_s();
     if (!rc && kept > 0) {
         grpo_advantages(rew, kept, G, (AdvScale)c->scale_rewards, adv);
-        for (int s = 0; s < kept * G; s++) seq[s].adv = adv[s];
-        rc = train_on(t, seq, kept * G, &ss, err);
+        for (int i = 0; i < n_seq; i++) seq[i].adv = adv[seq_at[i]];
+        rc = train_on(t, seq, n_seq, (double)kept * G, norm_tokens, &ss, err);
     }
+    if (!rc) rc = dist_sum_f64(t->cm, &ss.loss, STEP_STATS_SUMMED, err);
+    if (!rc) rc = dist_max_f64(t->cm, &ss.logp_diff, 1, err);
+    if (!rc) rc = dist_sum_f64(t->cm, &gen_tokens, 1, err);
     double train_s = now_s() - t_train0;
-    if (!rc) {
-        t->st.step++;
+    if (!rc && t->rank0) {
+        double kl = ss.kl_tokens > 0 ? ss.kl_sum / ss.kl_tokens : 0;
         double secs = now_s() - t0;
-        int64_t tok = 0;
-        for (int s = 0; s < kept * G; s++) tok += (int64_t)seq[s].prompt->n + seq[s].out->n;
         MetricsWriter *w = &t->mw;
-        metrics_begin(w, t->st.step);
+        metrics_begin(w, t->st.step + 1);
         double mean = r_sum / n_gen;
         metrics_f64(w, "reward/mean", mean);
         metrics_f64(w, "reward/std", sqrt(fmax(0, r_sq / n_gen - mean * mean)));
@@ -466,7 +541,7 @@ static int grpo_step(Trainer *t, Err *err) {
         metrics_i64(w, "completion_len/max", len_max);
         metrics_f64(w, "truncated_rate", trunc / n_gen);
         metrics_f64(w, "loss", ss.loss);
-        metrics_f64(w, "kl", ss.kl);
+        metrics_f64(w, "kl", kl);
         metrics_f64(w, "clip_frac", ss.tokens > 0 ? (ss.clip_low + ss.clip_high) / ss.tokens : 0);
         metrics_f64(w, "clip_frac/low", ss.tokens > 0 ? ss.clip_low / ss.tokens : 0);
         metrics_f64(w, "clip_frac/high", ss.tokens > 0 ? ss.clip_high / ss.tokens : 0);
@@ -477,33 +552,36 @@ static int grpo_step(Trainer *t, Err *err) {
         metrics_i64(w, "groups/kept", kept);
         metrics_i64(w, "groups/dropped", dropped);
         metrics_i64(w, "epoch", t->st.epoch);
-        metrics_f64(w, "time/generate", gen_s);
+        metrics_f64(w, "time/generate", gen_s); /* rank 0's phases */
         metrics_f64(w, "time/reward", rew_s);
         metrics_f64(w, "time/train", train_s);
         metrics_f64(w, "time/step", secs);
-        metrics_f64(w, "tokens_per_s", (tok * c->mu + gen_tokens) / secs);
+        metrics_f64(w, "tokens_per_s", (kept_tok * c->mu + gen_tokens) / secs);
         rc = metrics_end(w, err);
         if (t->tf_open) {
-            tfevents_scalar(&t->tf, "reward/mean", t->st.step, mean, 0, NULL);
-            if (t->acc_idx >= 0) tfevents_scalar(&t->tf, "accuracy", t->st.step, acc / n_gen, 0, NULL);
-            if (t->fmt_idx >= 0) tfevents_scalar(&t->tf, "format_rate", t->st.step, fmt / n_gen, 0, NULL);
-            tfevents_scalar(&t->tf, "completion_len/mean", t->st.step, len_sum / n_gen, 0, NULL);
-            tfevents_scalar(&t->tf, "kl", t->st.step, ss.kl, 0, NULL);
-            tfevents_scalar(&t->tf, "loss", t->st.step, ss.loss, 0, NULL);
+            int64_t st = t->st.step + 1;
+            tfevents_scalar(&t->tf, "reward/mean", st, mean, 0, NULL);
+            if (t->acc_idx >= 0) tfevents_scalar(&t->tf, "accuracy", st, acc / n_gen, 0, NULL);
+            if (t->fmt_idx >= 0) tfevents_scalar(&t->tf, "format_rate", st, fmt / n_gen, 0, NULL);
+            tfevents_scalar(&t->tf, "completion_len/mean", st, len_sum / n_gen, 0, NULL);
+            tfevents_scalar(&t->tf, "kl", st, kl, 0, NULL);
+            tfevents_scalar(&t->tf, "loss", st, ss.loss, 0, NULL);
         }
         if (!c->quiet) {
             ProgressItem items[] = {{"reward", mean},
                                     {"acc", t->acc_idx >= 0 ? acc / n_gen : NAN},
                                     {"fmt", t->fmt_idx >= 0 ? fmt / n_gen : NAN},
                                     {"len", len_sum / n_gen},
-                                    {"kl", ss.kl},
+                                    {"kl", kl},
                                     {"s/step", secs}};
-            progress_update(&t->pg, t->st.step, items, sizeof items / sizeof items[0]);
+            progress_update(&t->pg, t->st.step + 1, items, sizeof items / sizeof items[0]);
         }
     }
-    for (int r = 0; r < n_ro; r++) rollout_free(&ros[r]);
+    if (!rc) t->st.step++;
+    for (int r = 0; r < n_ro; r++)
+        if (ros[r].n) rollout_free(&ros[r]);
     for (int r = 0; r < rounds; r++) free(pidx[r]);
-    free(ros), free(pidx), free(seq), free(rew), free(adv), free(rf);
+    free(ros), free(pidx), free(seq), free(seq_at), free(glob), free(rew), free(adv), free(rf);
     return rc;
 }
 
@@ -515,7 +593,9 @@ static int save(Trainer *t, Err *err) {
     const char *carry[] = {t->tok_path, cfgp, genp};
     json_decref(t->st.extra);
     t->st.extra = json_object();
-    return checkpoint_save(t->c->run_dir, &t->policy, &t->opt, &t->st, carry, 3, (int)t->c->keep_checkpoints, err);
+    /* rank 0 writes (moments gathered when sharded), the others wait */
+    return zero_checkpoint_save(t->cm, t->c->run_dir, &t->policy, &t->opt, &t->st, carry, 3,
+                                (int)t->c->keep_checkpoints, err);
 }
 
 static void eval_log(Trainer *t, Err *err) {
@@ -524,6 +604,7 @@ static void eval_log(Trainer *t, Err *err) {
         fprintf(stderr, "r1c grpo: evaluation failed: %s\n", err->msg);
         return;
     }
+    if (!t->rank0) return;
     metrics_begin(&t->mw, t->st.step);
     metrics_f64(&t->mw, "eval/pass1", p1);
     if (!isnan(f)) metrics_f64(&t->mw, "eval/format_rate", f);
@@ -538,29 +619,37 @@ int grpo_run(GrpoConfig *c, int resume, Err *err) {
     Trainer t;
     int rc = trainer_setup(&t, c, err);
     char path[4096];
-    if (!rc && dir_make(c->run_dir, err) != 0) rc = -1;
-    if (!rc && resume) {
+    if (!rc && t.rank0 && dir_make(c->run_dir, err) != 0) rc = -1;
+    if (!rc && resume) { /* every rank loads the same checkpoint, whatever the world size that wrote it */
         char ck[4096];
         int r = checkpoint_latest(c->run_dir, ck, sizeof ck, err);
         if (r == 1) rc = err_set(err, "%s: no checkpoint to resume from", c->run_dir);
         else if (r < 0 || checkpoint_load(ck, &t.policy, &t.opt, &t.st, err) != 0) rc = -1;
-        else fprintf(stderr, "r1c grpo: resuming from %s (step %" PRId64 ")\n", ck, t.st.step);
+        else if (t.rank0) fprintf(stderr, "r1c grpo: resuming from %s (step %" PRId64 ")\n", ck, t.st.step);
     }
     if (!rc) {
         if (!resume) rng_split(&t.st.rng, (uint64_t)c->seed, 0x7A1u);
         make_order(&t);
+    }
+    if (!rc && t.rank0) {
         snprintf(path, sizeof path, "%s/recipe.yaml", c->run_dir);
         if (recipe_save(GRPO_FIELDS, c, path, err) != 0) rc = -1;
     }
-    if (!rc) {
+    if (!rc && t.rank0) {
         snprintf(path, sizeof path, "%s/metrics.jsonl", c->run_dir);
         if (metrics_open(&t.mw, path, resume ? t.st.step : -1, err) != 0) rc = -1;
     }
-    if (!rc) {
+    if (!rc && t.rank0) {
         snprintf(path, sizeof path, "%s/samples.jsonl", c->run_dir);
         if (samples_open(&t.sw, path, resume ? t.st.step : -1, err) != 0) rc = -1;
     }
-    if (!rc && !resume) t.tf_open = tfevents_open(&t.tf, c->run_dir, err) == 0;
+    if (!rc && t.rank0 && !resume) t.tf_open = tfevents_open(&t.tf, c->run_dir, err) == 0;
+    if (!rc) rc = dist_check_recipe(t.cm, GRPO_FIELDS, c, err); /* before any other collective */
+    if (!rc && t.rank0 && comm_world(t.cm) > 1)
+        fprintf(stderr, "r1c grpo: data parallel over %d ranks (%s): %" PRId64 " prompts x %" PRId64
+                        " completions per step, about %d prompts per rank\n",
+                comm_world(t.cm), t.cm->ops->name, c->prompts_per_step, c->group_size,
+                dist_slice_max(t.cm, (int)c->prompts_per_step));
     if (rc) {
         trainer_free(&t);
         return -1;
@@ -573,10 +662,10 @@ int grpo_run(GrpoConfig *c, int resume, Err *err) {
         if ((rc = grpo_step(&t, err))) break;
         int last = t.st.step == c->steps;
         if (eval_on && !last && t.st.step % c->eval_every == 0) eval_log(&t, err);
-        if (grpo_stop_requested) interrupted = 1;
+        if ((rc = dist_any(t.cm, grpo_stop_requested, &interrupted, err))) break; /* all ranks stop together */
         if ((last && c->save_at_end) || interrupted || (c->save_every > 0 && t.st.step % c->save_every == 0))
             if ((rc = save(&t, err))) break;
-        if (c->plot_every > 0 && (last || interrupted || t.st.step % c->plot_every == 0)) {
+        if (t.rank0 && c->plot_every > 0 && (last || interrupted || t.st.step % c->plot_every == 0)) {
             RunPlotOptions po = {0};
             po.smooth = 0.6;
             int nw;
@@ -589,7 +678,7 @@ int grpo_run(GrpoConfig *c, int resume, Err *err) {
     progress_finish(&t.pg);
     metrics_close(&t.mw);
     samples_close(&t.sw);
-    if (!rc && interrupted)
+    if (!rc && interrupted && t.rank0)
         fprintf(stderr, "r1c grpo: interrupted; saved checkpoint at step %" PRId64 " (resume with --resume %s)\n",
                 t.st.step, c->run_dir);
     trainer_free(&t);

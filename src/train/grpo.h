@@ -33,11 +33,13 @@ typedef struct GrpoConfig {
     double epsilon, epsilon_high, beta;
     int kl_estimator, loss_type, scale_rewards;
     int dynamic_sampling, mask_truncated, recompute, save_at_end;
+    int zero; /* shard AdamW moments over the data-parallel ranks (ZeRO-1) */
     int64_t max_resample;
     int64_t seed, save_every, keep_checkpoints, samples_every, plot_every;
     int quiet;
     char *backend;       /* "cpu" | "cuda" (resolved by the command into be) */
     const struct Backend *be; /* op table to run on; NULL = CPU */
+    struct Comm *comm;        /* data-parallel job (docs/distributed.md); NULL = one process */
 } GrpoConfig;
 
 extern const RecipeField GRPO_FIELDS[];

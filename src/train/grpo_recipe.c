@@ -47,6 +47,7 @@ const RecipeField GRPO_FIELDS[] = {
     F("optim.eps", RECIPE_FLOAT, adam_eps, "1e-8", "AdamW epsilon", .has_min = 1, .min = 0),
     F("optim.weight_decay", RECIPE_FLOAT, weight_decay, "0", "decoupled weight decay (matrices only)", .has_min = 1, .min = 0),
     F("optim.grad_clip", RECIPE_FLOAT, grad_clip, "1.0", "clip the global gradient norm (0 = off)", .has_min = 1, .min = 0),
+    F("optim.zero", RECIPE_BOOL, zero, "false", "data parallel: shard AdamW moments over the ranks (ZeRO-1, 1/N of them each)"),
     F("steps", RECIPE_INT, steps, "100", "GRPO steps (each: generate, score, mu optimizer steps)", .has_min = 1, .min = 1),
     F("mu", RECIPE_INT, mu, "1", "optimizer steps per batch of rollouts (old-policy ratio when > 1)", .has_min = 1, .min = 1, .has_max = 1, .max = 64),
     F("micro_batch", RECIPE_INT, micro_batch, "8", "sequences per forward/backward (gradient accumulation)", .has_min = 1, .min = 1, .has_max = 1, .max = 4096),

@@ -50,7 +50,10 @@ void memplan_compute(MemPlan *p, const MemPlanInput *in) {
     double L = c->n_layers, KD = m.KD, QD = m.QD, QKVD = m.QKVD;
     add(p, 'p', P * 4, "policy weights (%.2fB parameters, fp32)", P / 1e9);
     add(p, 'p', P * 4, "gradients (fp32)");
-    add(p, 'p', P * 8, "AdamW moments (fp32)");
+    if (in->zero && in->world > 1)
+        add(p, 'p', (double)((size_t)(P + in->world - 1) / (size_t)in->world) * 8,
+            "AdamW moments (fp32, this rank's 1/%d slice)", in->world);
+    else add(p, 'p', P * 8, "AdamW moments (fp32)");
     if (in->cuda && in->bf16) add(p, 'p', P * 2, "bf16 copy of the policy weights");
     if (in->has_ref) {
         add(p, 'p', P * 4, "reference model weights (fp32)");
@@ -115,22 +118,30 @@ int memplan_check(const MemPlan *p, const Backend *be, const char *hint, Err *er
                    p->n ? p->item[big].bytes / 1e9 : 0.0, hint && hint[0] ? ": " : "", hint ? hint : "");
 }
 
-int memplan_run(const char *model_dir, const Backend *be, MemPlanInput *in, const char *hint, FILE *fp, Err *err) {
-    if (!be || !be->mem_info) return 0; /* only a GPU says how much it has */
+int memplan_run(const char *model_dir, const Backend *be, MemPlanInput *in, int print, const char *hint, FILE *fp,
+                Err *err) {
+    int gpu = be && be->mem_info;
+    if (!gpu && !(print && fp)) return 0;
     char path[4096];
     ModelConfig cfg;
     snprintf(path, sizeof path, "%s/config.json", model_dir);
     if (hf_config_load(&cfg, path, err) != 0) return -1;
     in->cfg = &cfg;
-    in->cuda = 1;
-    in->bf16 = be->weights_hint != NULL; /* an upper bound in fp32, where no copy is made */
+    in->cuda = gpu;
+    in->bf16 = gpu && be->weights_hint != NULL; /* an upper bound in fp32, where no copy is made */
     MemPlan p;
     memplan_compute(&p, in);
     in->cfg = NULL;
-    size_t fr = 0, tot = 0;
-    be->mem_info(&fr, &tot);
-    if (fp) {
-        fprintf(fp, "memory plan (%s backend, %.1f GB free of %.1f GB):\n", be->name, fr / 1e9, tot / 1e9);
+    int world = in->world > 1 ? in->world : 1;
+    if (print && fp) {
+        fprintf(fp, "memory per rank (%d rank%s, optim.zero %s)", world, world > 1 ? "s" : "",
+                in->zero && world > 1 ? "on" : "off");
+        if (gpu) {
+            size_t fr = 0, tot = 0;
+            be->mem_info(&fr, &tot);
+            fprintf(fp, ", %s backend with %.1f GB free of %.1f GB", be->name, fr / 1e9, tot / 1e9);
+        }
+        fprintf(fp, ":\n");
         memplan_print(&p, fp, "  ");
     }
     return memplan_check(&p, be, hint, err);

@@ -28,6 +28,7 @@ typedef struct MemPlanInput {
     int prefill_chunk;        /* prompt tokens per decode step (0: 512) */
     int cuda;                 /* count the CUDA backend's scratch */
     int bf16;                 /* CUDA bf16 precision: + a bf16 copy of each model's weights */
+    int world, zero;          /* data-parallel ranks; zero: AdamW moments sharded over them (ZeRO-1) */
 } MemPlanInput;
 
 enum { MEMPLAN_MAX = 16 };
@@ -50,9 +51,12 @@ void memplan_print(const MemPlan *p, FILE *fp, const char *prefix);
  * peak exceeds the free memory; else 0. */
 int memplan_check(const MemPlan *p, const Backend *be, const char *hint, Err *err);
 
-/* For a run about to load MODEL_DIR (its config.json) on be: fills in
- * in->cfg, computes the plan, prints it to fp (when not NULL and the
- * backend reports memory, i.e. on a GPU) and checks it (memplan_check). */
-int memplan_run(const char *model_dir, const Backend *be, MemPlanInput *in, const char *hint, FILE *fp, Err *err);
+/* For a run about to load MODEL_DIR (its config.json) on be, per rank:
+ * computes the plan, prints it to fp when `print`, and where the backend
+ * reports its memory (a GPU) refuses a plan that does not fit
+ * (memplan_check). Does nothing (not even reading the config) on a
+ * backend without a memory report when !print. */
+int memplan_run(const char *model_dir, const Backend *be, MemPlanInput *in, int print, const char *hint, FILE *fp,
+                Err *err);
 
 #endif

@@ -5,11 +5,17 @@
 #include <string.h>
 
 int adamw_create(AdamW *o, const Model *m, float beta1, float beta2, float eps, float weight_decay, Err *err) {
+    return adamw_create_shard(o, m, 0, m->n_floats, beta1, beta2, eps, weight_decay, err);
+}
+
+int adamw_create_shard(AdamW *o, const Model *m, size_t lo, size_t hi, float beta1, float beta2, float eps,
+                       float weight_decay, Err *err) {
     memset(o, 0, sizeof *o);
     o->beta1 = beta1, o->beta2 = beta2, o->eps = eps, o->weight_decay = weight_decay;
-    o->n = m->n_floats;
-    o->m = m->be->alloc(o->n * sizeof(float));
-    o->v = m->be->alloc(o->n * sizeof(float));
+    o->lo = lo;
+    o->n = hi - lo;
+    o->m = m->be->alloc((o->n ? o->n : 1) * sizeof(float));
+    o->v = m->be->alloc((o->n ? o->n : 1) * sizeof(float));
     if (!o->m || !o->v) {
         adamw_free(o, m);
         return err_set(err, "out of memory for AdamW state (%.1f MB)", 2.0 * o->n * 4 / 1e6);
@@ -27,10 +33,13 @@ void adamw_free(AdamW *o, const Model *m) {
 
 void adamw_step(AdamW *o, Model *m, float lr) {
     o->t++;
-    for (int i = 0; i < m->n_params; i++) {
+    size_t lo = o->lo, hi = o->lo + o->n;
+    for (int i = 0; i < m->n_params; i++) { /* each parameter's part inside [lo, hi) */
         const ParamInfo *p = &m->params[i];
-        m->be->adamw_update(m->param_mem + p->offset, m->grad_mem + p->offset, o->m + p->offset, o->v + p->offset,
-                            p->numel, lr, o->beta1, o->beta2, o->eps, p->decay ? o->weight_decay : 0.0f, o->t);
+        size_t a = p->offset > lo ? p->offset : lo, b = p->offset + p->numel < hi ? p->offset + p->numel : hi;
+        if (a >= b) continue;
+        m->be->adamw_update(m->param_mem + a, m->grad_mem + a, o->m + (a - lo), o->v + (a - lo), b - a, lr, o->beta1,
+                            o->beta2, o->eps, p->decay ? o->weight_decay : 0.0f, o->t);
     }
 }
 

@@ -10,13 +10,20 @@
 typedef struct AdamW {
     float beta1, beta2, eps, weight_decay;
     int t;          /* steps taken */
-    float *m, *v;   /* moments, parameter layout */
+    float *m, *v;   /* moments of parameters [lo, lo + n) of the flat layout */
     size_t n;
+    size_t lo;      /* 0 and n = all parameters, unless sharded (ZeRO-1, train/zero.h) */
 } AdamW;
 
 int adamw_create(AdamW *o, const Model *m, float beta1, float beta2, float eps, float weight_decay, Err *err);
+/* Moments for parameters [lo, hi) only; adamw_step then updates just those
+ * (the other ranks update the rest, train/zero.h). */
+int adamw_create_shard(AdamW *o, const Model *m, size_t lo, size_t hi, float beta1, float beta2, float eps,
+                       float weight_decay, Err *err);
+/* Holds moments for only part of the parameters. */
+static inline int adamw_sharded(const AdamW *o, const Model *m) { return o->lo != 0 || o->n != m->n_floats; }
 void adamw_free(AdamW *o, const Model *m);
-/* One update with learning rate lr from m->grad_mem. */
+/* One update with learning rate lr from m->grad_mem (of the shard). */
 void adamw_step(AdamW *o, Model *m, float lr);
 
 /* L2 norm of all gradients (double accumulation). */

@@ -9,10 +9,14 @@
 #include <time.h>
 
 #include "base/rng.h"
+#include "dist/dist.h"
 #include "io/progress.h"
 #include "train/optim.h"
+#include "train/zero.h"
 
 static double now_s(void) { return clock_seconds(); }
+
+static int sft_eval_sums(Model *m, const SftExample *ex, int n, int batch, double *sc, Err *err);
 
 /* Is token t of x trained (predicted from t - 1)? */
 static int sft_is_target(const SftExample *x, int t) { return x->mask ? x->mask[t] != 0 : t >= x->prompt_len; }
@@ -67,19 +71,24 @@ int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResu
                 continue;
             }
             int Bm = n - s0 < B ? n - s0 : B, Tm = 0;
-            double ctok = 0;
+            double ctok = 0; /* the whole batch's: every rank has the data, so no communication */
             for (int b = 0; b < Bm; b++) {
                 const SftExample *x = &ex[order[s0 + b]];
-                Tm = x->n > Tm ? x->n : Tm;
                 for (int t = 1; t < x->n; t++) ctok += sft_is_target(x, t);
             }
-            int rows = Bm;
+            /* this rank's slice of the batch (all of it for one process) */
+            int lo, hi;
+            dist_slice(c->comm, Bm, &lo, &hi);
+            const int *bo = order + s0 + lo;
+            int Bl = hi - lo;
+            for (int b = 0; b < Bl; b++) Tm = ex[bo[b]].n > Tm ? ex[bo[b]].n : Tm;
+            int rows = Bl;
             if (c->pack) { /* first fit, in order, into rows of pack_len */
-                int *fill = calloc((size_t)(Bm > 0 ? Bm : 1), sizeof(int));
+                int *fill = calloc((size_t)(Bl > 0 ? Bl : 1), sizeof(int));
                 rows = 0;
                 Tm = pack_len;
-                for (int b = 0; b < Bm; b++) {
-                    const SftExample *x = &ex[order[s0 + b]];
+                for (int b = 0; b < Bl; b++) {
+                    const SftExample *x = &ex[bo[b]];
                     int ri = 0;
                     while (ri < rows && fill[ri] + x->n > Tm) ri++;
                     if (ri == rows) rows++;
@@ -101,8 +110,8 @@ int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResu
                     }
                 free(fill);
             } else
-                for (int b = 0; b < Bm; b++) {
-                    const SftExample *x = &ex[order[s0 + b]];
+                for (int b = 0; b < Bl; b++) {
+                    const SftExample *x = &ex[bo[b]];
                     int32_t *row = ids + (size_t)b * Tm;
                     memcpy(row, x->ids, x->n * sizeof(int32_t));
                     for (int t = x->n; t < Tm; t++) row[t] = x->ids[x->n - 1];
@@ -110,17 +119,21 @@ int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResu
                         dl[(size_t)b * Tm + t] = (t + 1 < x->n && sft_is_target(x, t + 1)) ? (float)(-1.0 / ctok) : 0.0f;
                 }
             model_zero_grads(m);
-            if (c->pack) rc = model_forward_packed(m, &a, ids, seg, rows, Tm, 1.0f, err);
-            else rc = model_forward(m, &a, ids, Bm, Tm, 1.0f, NULL, err);
-            if (rc) break;
             double loss = 0;
-            for (int i = 0; i < rows * Tm; i++) loss += dl[i] * a.logp[i];
-            model_backward(m, &a, dl);
+            if (rows > 0) { /* a rank can get no example of a short last batch */
+                if (c->pack) rc = model_forward_packed(m, &a, ids, seg, rows, Tm, 1.0f, err);
+                else rc = model_forward(m, &a, ids, Bl, Tm, 1.0f, NULL, err);
+                if (rc) break;
+                for (int i = 0; i < rows * Tm; i++) loss += dl[i] * a.logp[i];
+                model_backward(m, &a, dl);
+            }
+            if ((rc = dist_grads_allreduce(c->comm, m, err)) || (rc = dist_sum_f64(c->comm, &loss, 1, err))) break;
             double gn = optim_clip_grad_norm(m, c->grad_clip);
             float lrv = lr_at(&lr, step);
-            adamw_step(opt, m, lrv);
+            if ((rc = zero_step(c->comm, opt, m, lrv, err))) break;
+            if (dist_check_enabled() && (rc = dist_weights_check(c->comm, m, step + 1, err))) break;
             hist[step] = loss;
-            ntok += (double)Bm * Tm;
+            ntok += (double)rows * Tm; /* this rank's */
             step++;
             if (c->metrics) {
                 metrics_begin(c->metrics, step);
@@ -164,11 +177,28 @@ int sft_total_steps(int n, int batch, int epochs) {
 }
 
 int sft_eval_loss(Model *m, const SftExample *ex, int n, int batch, double *loss, Err *err) {
+    return sft_eval_loss_dist(m, ex, n, batch, NULL, loss, err);
+}
+
+int sft_eval_loss_dist(Model *m, const SftExample *ex_all, int n_all, int batch, Comm *comm, double *loss, Err *err) {
+    if (n_all <= 0) return err_set(err, "sft: no eval examples");
+    int lo, hi;
+    dist_slice(comm, n_all, &lo, &hi);
+    const SftExample *ex = ex_all + lo;
+    int n = hi - lo;
+    double sc[2] = {0, 0}; /* NLL sum, target tokens */
+    if (n > 0 && sft_eval_sums(m, ex, n, batch, sc, err) != 0) return -1;
+    if (dist_sum_f64(comm, sc, 2, err) != 0) return -1;
+    *loss = sc[1] > 0 ? sc[0] / sc[1] : 0;
+    return 0;
+}
+
+static int sft_eval_sums(Model *m, const SftExample *ex, int n, int batch, double *sc, Err *err) {
     int maxlen = 0;
     for (int i = 0; i < n; i++) maxlen = ex[i].n > maxlen ? ex[i].n : maxlen;
     int B = batch < n ? batch : n;
     Acts a;
-    if (n <= 0 || acts_create(&a, m, B, maxlen, 0, err) != 0) return n <= 0 ? err_set(err, "sft: no eval examples") : -1;
+    if (acts_create(&a, m, B, maxlen, 0, err) != 0) return -1;
     int32_t *ids = malloc((size_t)B * maxlen * sizeof(int32_t));
     double sum = 0, cnt = 0;
     int rc = 0;
@@ -187,6 +217,6 @@ int sft_eval_loss(Model *m, const SftExample *ex, int n, int batch, double *loss
     }
     free(ids);
     acts_free(&a, m);
-    *loss = cnt > 0 ? sum / cnt : 0;
+    sc[0] = sum, sc[1] = cnt;
     return rc;
 }

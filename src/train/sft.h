@@ -40,6 +40,10 @@ typedef struct SftConfig {
      * non-zero return stops training (-1: error in err, 1: stop cleanly) */
     int (*on_step)(void *user, int step, int epoch, double loss, Err *err);
     void *user;
+    /* data parallel (docs/distributed.md), NULL = one process: each rank
+     * trains its slice of every batch with the batch's token count as the
+     * normaliser, gradients are summed, the loss is the batch's */
+    struct Comm *comm;
 } SftConfig;
 
 typedef struct SftResult {
@@ -51,6 +55,8 @@ typedef struct SftResult {
 int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResult *res, Err *err);
 /* Mean NLL over the target tokens of ex (no update); batch examples at a time. */
 int sft_eval_loss(Model *m, const SftExample *ex, int n, int batch, double *loss, Err *err);
+/* The same with the examples split across the ranks of comm (may be NULL). */
+int sft_eval_loss_dist(Model *m, const SftExample *ex, int n, int batch, struct Comm *comm, double *loss, Err *err);
 /* Optimizer steps sft_train takes for n examples. */
 int sft_total_steps(int n, int batch, int epochs);
 

@@ -10,11 +10,13 @@
 
 #include "base/file.h"
 #include "base/json.h"
+#include "dist/dist.h"
 #include "gen/prompt.h"
 #include "io/metrics.h"
 #include "io/runplot.h"
 #include "train/checkpoint.h"
 #include "train/sft.h"
+#include "train/zero.h"
 
 volatile int sft_stop_requested = 0;
 
@@ -45,6 +47,7 @@ const RecipeField SFT_FIELDS[] = {
     F("optim.min_lr_ratio", RECIPE_FLOAT, min_lr_ratio, "0", "decay floor as a fraction of lr", .has_min = 1, .min = 0, .has_max = 1, .max = 1),
     F("optim.weight_decay", RECIPE_FLOAT, weight_decay, "0", "decoupled weight decay (matrices only)", .has_min = 1, .min = 0),
     F("optim.grad_clip", RECIPE_FLOAT, grad_clip, "1.0", "global gradient-norm clip (0 = off)", .has_min = 1, .min = 0),
+    F("optim.zero", RECIPE_BOOL, zero, "false", "data parallel: shard AdamW moments over the ranks (ZeRO-1, 1/N of them each)"),
     F("seed", RECIPE_INT, seed, "0", "data order and eval split", .has_min = 1, .min = 0),
     F("save_every", RECIPE_INT, save_every, "0", "checkpoint every N steps (and at the end)", .has_min = 1, .min = 0),
     F("keep_checkpoints", RECIPE_INT, keep_checkpoints, "2", "newest checkpoints kept (0 = all)", .has_min = 1, .min = 0),
@@ -166,6 +169,8 @@ typedef struct Ctx {
     MetricsWriter *mw;
     char tok_path[4096];
     int total;
+    int rank0;   /* writes the run directory */
+    int stopped; /* a stop request every rank agreed on */
 } Ctx;
 
 static int save_ckpt(Ctx *c, int step, int epoch, Err *err) {
@@ -174,13 +179,15 @@ static int save_ckpt(Ctx *c, int step, int epoch, Err *err) {
     snprintf(cfgp, sizeof cfgp, "%s/tokenizer_config.json", c->r->model);
     snprintf(genp, sizeof genp, "%s/generation_config.json", c->r->model);
     const char *carry[] = {c->tok_path, cfgp, genp};
-    return checkpoint_save(c->r->run_dir, c->m, c->opt, &st, carry, 3, (int)c->r->keep_checkpoints, err);
+    /* rank 0 writes (moments gathered when sharded), the others wait */
+    return zero_checkpoint_save(c->r->comm, c->r->run_dir, c->m, c->opt, &st, carry, 3, (int)c->r->keep_checkpoints, err);
 }
 
 static int eval_log(Ctx *c, int step, Err *err) {
     if (!c->eval || c->eval->n == 0) return 0;
     double loss;
-    if (sft_eval_loss(c->m, c->eval->ex, c->eval->n, (int)c->r->batch, &loss, err) != 0) return -1;
+    if (sft_eval_loss_dist(c->m, c->eval->ex, c->eval->n, (int)c->r->batch, c->r->comm, &loss, err) != 0) return -1;
+    if (!c->rank0) return 0;
     metrics_begin(c->mw, step);
     metrics_f64(c->mw, "eval/loss", loss);
     if (!c->r->quiet) fprintf(stderr, "\nheld-out loss at step %d: %.4f\n", step, loss);
@@ -192,15 +199,16 @@ static int on_step(void *user, int step, int epoch, double loss, Err *err) {
     (void)loss;
     int last = step == c->total;
     if (c->r->eval_every > 0 && step % c->r->eval_every == 0 && !last && eval_log(c, step, err)) return -1;
-    if (sft_stop_requested || (c->r->save_every > 0 && step % c->r->save_every == 0 && !last))
+    if (dist_any(c->r->comm, sft_stop_requested, &c->stopped, err)) return -1; /* all ranks stop together */
+    if (c->stopped || (c->r->save_every > 0 && step % c->r->save_every == 0 && !last))
         if (save_ckpt(c, step, epoch, err)) return -1;
-    return sft_stop_requested ? 1 : 0;
+    return c->stopped ? 1 : 0;
 }
 
 int sft_run(SftRecipe *r, int resume, Err *err) {
     if (!r->model[0]) return err_set(err, "recipe: key 'model' is required");
     if (!r->data[0]) return err_set(err, "recipe: key 'data.path' is required");
-    Ctx c = {.r = r};
+    Ctx c = {.r = r, .rank0 = comm_rank(r->comm) == 0};
     if (r->tokenizer[0]) snprintf(c.tok_path, sizeof c.tok_path, "%s", r->tokenizer);
     else snprintf(c.tok_path, sizeof c.tok_path, "%s/tokenizer.json", r->model);
     Tokenizer *tok = NULL;
@@ -213,8 +221,10 @@ int sft_run(SftRecipe *r, int resume, Err *err) {
     if (!rc) rc = prompt_template_load(&tm, r->template_name, r->model, err);
     if (!rc) {
         int len = (int)r->max_len, pl = (int)r->pack_len;
-        MemPlanInput mi = {.train_batch = (int)r->batch, .train_len = r->pack && pl > len ? pl : len};
-        rc = memplan_run(r->model, r->be, &mi, "lower batch or max_len", stderr, err);
+        int world = comm_world(r->comm);
+        MemPlanInput mi = {.train_batch = ((int)r->batch + world - 1) / world, .train_len = r->pack && pl > len ? pl : len,
+                           .world = world, .zero = r->zero};
+        rc = memplan_run(r->model, r->be, &mi, c.rank0 && r->be && r->be->mem_info, "lower batch or max_len", stderr, err);
     }
     if (!rc) rc = model_load(&m, r->model, r->be ? r->be : backend_cpu(), err);
     int32_t eos = !rc && m.cfg.n_eos > 0 ? m.cfg.eos_ids[0] : -1;
@@ -238,41 +248,42 @@ int sft_run(SftRecipe *r, int resume, Err *err) {
             train.n -= ne;
         }
     }
-    if (!rc) rc = adamw_create(&opt, &m, 0.9f, 0.999f, 1e-8f, (float)r->weight_decay, err);
+    if (!rc) rc = zero_adamw_create(&opt, &m, r->comm, r->zero, 0.9f, 0.999f, 1e-8f, (float)r->weight_decay, err);
     TrainState st = {0};
     if (!rc && resume) {
         char ck[4096];
         int k = checkpoint_latest(r->run_dir, ck, sizeof ck, err);
         if (k == 1) rc = err_set(err, "%s: no checkpoint to resume from", r->run_dir);
         else if (k < 0 || checkpoint_load(ck, &m, &opt, &st, err) != 0) rc = -1;
-        else fprintf(stderr, "r1c sft: resuming from %s (step %" PRId64 ")\n", ck, st.step);
+        else if (c.rank0) fprintf(stderr, "r1c sft: resuming from %s (step %" PRId64 ")\n", ck, st.step);
         json_decref(st.extra);
     }
     char path[4096];
-    if (!rc) rc = dir_make(r->run_dir, err);
-    if (!rc) {
+    if (!rc && c.rank0) rc = dir_make(r->run_dir, err);
+    if (!rc && c.rank0) {
         snprintf(path, sizeof path, "%s/recipe.yaml", r->run_dir);
         rc = recipe_save(SFT_FIELDS, r, path, err);
     }
-    if (!rc) {
+    if (!rc && c.rank0) {
         snprintf(path, sizeof path, "%s/metrics.jsonl", r->run_dir);
         rc = metrics_open(&mw, path, resume ? st.step : -1, err);
     }
+    if (!rc) rc = dist_check_recipe(r->comm, SFT_FIELDS, r, err); /* before any other collective */
     int interrupted = 0;
     if (!rc) {
-        if (train.n > 0 && !r->quiet)
+        if (train.n > 0 && !r->quiet && c.rank0)
             fprintf(stderr, "r1c sft: %d examples (%d over max_len skipped), %d held out\n", train.n, train.skipped, ev.n);
         c.m = &m, c.opt = &opt, c.eval = &ev, c.mw = &mw;
         c.total = sft_total_steps(train.n, (int)r->batch, (int)r->epochs);
         SftConfig sc = {.epochs = (int)r->epochs, .batch = (int)r->batch,
                         .lr = {(float)r->lr, (LrSchedule)r->lr_schedule, (int)r->warmup_steps, c.total, (float)r->min_lr_ratio},
                         .weight_decay = (float)r->weight_decay, .grad_clip = (float)r->grad_clip, .seed = (uint64_t)r->seed,
-                        .metrics = &mw, .quiet = r->quiet, .opt = &opt, .pack = r->pack,
+                        .metrics = c.rank0 ? &mw : NULL, .quiet = r->quiet || !c.rank0, .opt = &opt, .pack = r->pack,
                         .pack_len = (int)(r->pack_len ? r->pack_len : r->max_len), .start_step = (int)st.step, .on_step = on_step,
-                        .user = &c};
+                        .user = &c, .comm = r->comm};
         SftResult res;
         if (st.step < c.total) rc = sft_train(&m, train.ex, train.n, &sc, &res, err);
-        interrupted = sft_stop_requested;
+        interrupted = c.stopped;
         if (!rc && !interrupted) {
             rc = eval_log(&c, c.total, err);
             if (!rc) rc = save_ckpt(&c, c.total, (int)r->epochs, err);
@@ -281,7 +292,7 @@ int sft_run(SftRecipe *r, int resume, Err *err) {
         RunPlotOptions po = {.smooth = 0.6};
         int nw;
         Err perr;
-        if (!rc) runplot_write(r->run_dir, &po, &nw, &perr);
+        if (!rc && c.rank0) runplot_write(r->run_dir, &po, &nw, &perr);
     }
     sft_data_free(&train);
     if (r->eval_data[0]) sft_data_free(&ev);

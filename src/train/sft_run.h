@@ -18,9 +18,11 @@ typedef struct SftRecipe {
     int64_t max_len, epochs, batch, warmup_steps, seed, save_every, keep_checkpoints, eval_every;
     double lr, min_lr_ratio, weight_decay, grad_clip;
     int lr_schedule, quiet, pack;
+    int zero; /* shard AdamW moments over the data-parallel ranks (ZeRO-1) */
     int64_t pack_len;
     char *backend;
     const struct Backend *be; /* NULL = CPU */
+    struct Comm *comm;        /* data-parallel job (docs/distributed.md); NULL = one process */
 } SftRecipe;
 
 extern const RecipeField SFT_FIELDS[];
