@@ -28,16 +28,18 @@ static int sh(const char *fmt, ...) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-/* "pass1" of an eval stage's results.json, or -1 */
-static double read_pass1(const char *path) {
+/* A number of an eval stage's results.json ("pass1", "answered"), or -1 */
+static double read_result(const char *path, const char *key) {
     FILE *fp = fopen(path, "r");
     if (!fp) return -1;
     char buf[4096];
     size_t n = fread(buf, 1, sizeof buf - 1, fp);
     fclose(fp);
     buf[n] = 0;
-    const char *p = strstr(buf, "\"pass1\":");
-    return p ? atof(p + 8) : -1;
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(buf, pat);
+    return p ? atof(p + strlen(pat)) : -1;
 }
 
 #define SYS "\"The Assistant thinks inside <think> </think> and then answers inside <answer> </answer>.\""
@@ -71,7 +73,7 @@ static void write_recipe(const char *path) {
             "          k: \"2\", limit: \"50\", temperature: \"1\", top-p: \"1\", max-new-tokens: \"32\"}\n"
             "  - name: distill\n    type: sft\n"
             "    set: {model: \"@student\", data.path: \"@reject\", template: r1-zero, system_prompt: " SYS ",\n"
-            "          epochs: 4, batch: 16, optim.lr: 2e-3, quiet: \"true\"}\n"
+            "          epochs: 25, batch: 8, optim.lr: 2e-3, quiet: \"true\"}\n"
             "  - name: student_after\n    type: eval\n"
             "    set: {model: \"@distill\", data: \"@base/data/eval.jsonl\", template: r1-zero, system: " SYS ",\n"
             "          k: \"2\", limit: \"50\", temperature: \"1\", top-p: \"1\", max-new-tokens: \"32\"}\n");
@@ -92,14 +94,14 @@ int main(void) {
     enum { NST = sizeof stages / sizeof stages[0] };
     for (int i = 0; i < NST; i++) CHECKF(sh("test -s %s/run/%s/STAGE_DONE", D, stages[i]) == 0, "stage %s", stages[i]);
     /* the distilled student beats itself before distillation */
-    double before = -1, after = -1;
-    char path[256];
-    snprintf(path, sizeof path, "%s/run/student_before/results.json", D);
-    before = read_pass1(path);
-    snprintf(path, sizeof path, "%s/run/student_after/results.json", D);
-    after = read_pass1(path);
+    char pb[256], pa[256];
+    snprintf(pb, sizeof pb, "%s/run/student_before/results.json", D);
+    snprintf(pa, sizeof pa, "%s/run/student_after/results.json", D);
+    double before = read_result(pb, "pass1"), after = read_result(pa, "pass1");
+    double ans0 = read_result(pb, "answered"), ans1 = read_result(pa, "answered");
     CHECKF(before >= 0 && after > before, "student pass@1 before %.3f, after %.3f", before, after);
-    printf("distilled student: held-out pass@1 %.3f -> %.3f\n", before, after);
+    CHECKF(ans0 >= 0 && ans1 > ans0, "student answers in the format: before %.3f, after %.3f", ans0, ans1);
+    printf("distilled student: held-out pass@1 %.3f -> %.3f, answered %.3f -> %.3f\n", before, after, ans0, ans1);
     CHECK(sh("test -s %s/run/reject/data.jsonl && test -s %s/run/eval/results.json", D, D) == 0);
     CHECK(sh("grep -q 'step-6' %s/run/rl/STAGE_DONE", D) == 0);
     /* the RL stage started from the cold-start checkpoint */
