@@ -70,13 +70,13 @@ static void write_recipe(const char *path) {
             "  - {name: student, type: init, set: {shape: tiny, tokenizer: \"@base/data/tokenizer.json\", seed: \"7\", std: \"0.05\"}}\n"
             "  - name: student_before\n    type: eval\n"
             "    set: {model: \"@student\", data: \"@base/data/eval.jsonl\", template: r1-zero, system: " SYS ",\n"
-            "          k: \"2\", limit: \"50\", temperature: \"1\", top-p: \"1\", max-new-tokens: \"32\"}\n"
+            "          k: \"2\", limit: \"100\", temperature: \"1\", top-p: \"1\", max-new-tokens: \"32\"}\n"
             "  - name: distill\n    type: sft\n"
             "    set: {model: \"@student\", data.path: \"@reject\", template: r1-zero, system_prompt: " SYS ",\n"
-            "          epochs: 25, batch: 8, optim.lr: 2e-3, quiet: \"true\"}\n"
+            "          epochs: 30, batch: 8, optim.lr: 2e-3, quiet: \"true\"}\n"
             "  - name: student_after\n    type: eval\n"
             "    set: {model: \"@distill\", data: \"@base/data/eval.jsonl\", template: r1-zero, system: " SYS ",\n"
-            "          k: \"2\", limit: \"50\", temperature: \"1\", top-p: \"1\", max-new-tokens: \"32\"}\n");
+            "          k: \"2\", limit: \"100\", temperature: \"1\", top-p: \"1\", max-new-tokens: \"32\"}\n");
     fclose(fp);
 }
 
