@@ -34,8 +34,9 @@ int dist_sum_f64(Comm *c, double *v, int n, Err *err);
 int dist_max_f64(Comm *c, double *v, int n, Err *err);
 /* 1 on every rank if flag is set on any (a stop request must be agreed). */
 int dist_any(Comm *c, int flag, int *any, Err *err);
-/* A barrier that waits `factor` times the usual timeout (rank 0 writing a
- * big checkpoint while the others wait). */
+/* A barrier after rank 0 wrote something big: the other ranks wait
+ * `factor` times the usual timeout for it, rank 0 the usual one (so a rank
+ * that hung meanwhile is still found in time). */
 int dist_barrier_long(Comm *c, int factor, Err *err);
 
 /* Fails on every rank, naming one that differs, unless all ranks hold
