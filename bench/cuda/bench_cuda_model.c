@@ -8,7 +8,7 @@
  *
  * usage: bench_cuda_model [--shape NAME] [--precision bf16|fp32] [-B 16]
  *        [-T 1024] [--steps 3] [-S 256] [-P 128] [-M 256] [--recompute]
- *        [--no-train] [--no-gen] [--profile] */
+ *        [--no-train] [--no-gen] [--profile] [--att-block ROWS] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +92,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--no-train")) do_train = 0;
         else if (!strcmp(a, "--no-gen")) do_gen = 0;
         else if (!strcmp(a, "--profile")) profile = 1;
+        else if (!strcmp(a, "--att-block") && v) cuda_set_attention_block_rows(atoi(v)), i++;
         else {
             fprintf(stderr, "usage: bench_cuda_model [--shape NAME] [--precision bf16|fp32] [-B N] [-T N] [--steps N]\n"
                             "       [-S seqs] [-P prompt] [-M new] [--recompute] [--no-train] [--no-gen]\n");

@@ -928,6 +928,14 @@ int main(void) {
     BIG(test_attention(4, 1024, 14, 2, 64)); /* several query blocks per head */
     test_attention(2, 65, 2, 2, 128);
     test_attention(3, 9, 6, 3, 5);
+    /* several query blocks per head (causal skipping of later keys),
+     * a short last block, and packed rows across block edges */
+    cuda_set_attention_block_rows(64);
+    test_attention(2, 300, 4, 2, 32);
+    BIG(test_attention(1, 1000, 14, 2, 64));
+    test_attention(3, 9, 6, 3, 5);
+    test_attention_seg(2, 150, 4, 2, 32);
+    cuda_set_attention_block_rows(0);
     test_attention_seg(2, 100, 4, 2, 32);
     BIG(test_attention_seg(2, 300, 14, 2, 64));
     BIG(test_decode(5, 3, 300, 14, 2, 64));

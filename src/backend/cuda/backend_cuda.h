@@ -55,6 +55,12 @@ const char *cuda_device_name(void);
  * end of a phase or of the process: the cuBLAS handle stays. */
 void cuda_trim(void);
 
+/* Query rows per block of the bf16 training attention (default: as many
+ * as fit its 512 MB score budget). Tests lower it to exercise several
+ * blocks per head; benchmarks to weigh causal block skipping against
+ * launch count; 0 restores it. */
+void cuda_set_attention_block_rows(int rows);
+
 /* Rows of logits the LM head computes at once (default: as many as fit in
  * 256 MB). Tests lower it to exercise the chunk loop; 0 restores it. */
 void cuda_set_lm_head_chunk(int rows);

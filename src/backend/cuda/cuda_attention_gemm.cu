@@ -14,6 +14,10 @@
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_reduce.cuh"
 
+extern "C" {
+#include "backend/cuda/backend_cuda.h"
+}
+
 #define AG_BUDGET ((size_t)512 << 20) /* bytes of S, dP, P, dS per block */
 
 /* dst(B,H,T,HD) bf16 <- src(B,T,H,HD) fp32 */
@@ -95,10 +99,15 @@ static void ag_from_heads(float *dst, const float *src, int B, int T, int H, int
     cuda_after_launch("attention (from heads)");
 }
 
+static int g_block_rows; /* 0: from AG_BUDGET */
+
+extern "C" void cuda_set_attention_block_rows(int rows) { g_block_rows = rows > 0 ? rows : 0; }
+
 /* Query rows per block: the scores of all B*KVH sequences-heads for tb
  * rows x T keys, at `per` bytes per score, within the budget; a multiple
  * of 64 (or T). */
 static int ag_rows(int B, int KVH, int T, size_t per) {
+    if (g_block_rows) return g_block_rows < T ? g_block_rows : T;
     size_t r = AG_BUDGET / ((size_t)B * KVH * T * per);
     if (r >= (size_t)T) return T;
     r = r / 64 * 64;
