@@ -188,10 +188,15 @@ int main(int argc, char **argv) {
     }
     if (do_train) {
         cuda_mem_reset_peak();
+        if (profile) backend_profile_reset();
         double sec = 0;
         if (bench_train(&m, B, T, steps, recompute, &sec, &err) != 0) return fail("train", &err);
         cuda_mem_info(NULL, &peak_train, NULL);
         train_tok_s = B * T / sec;
+        if (profile) {
+            printf("time per op over %d training steps (each op synchronised):\n", steps + 1);
+            backend_profile_report(stdout);
+        }
         /* 6 flops per parameter per token (embedding lookups included, an
          * upper bound), plus attention's 12 * L * T * C per token */
         double flops = 6.0 * m.n_floats + 12.0 * cfg.n_layers * T * cfg.n_heads * cfg.head_dim / 2;
