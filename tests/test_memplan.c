@@ -3,6 +3,8 @@
  * device memory from cudaMemGetInfo after every allocation), and the
  * refusal message through a backend that reports little free memory. */
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "check.h"
@@ -103,8 +105,45 @@ static void test_refusal(void) {
     CHECKF(strstr(buf, "peak") && strstr(buf, "AdamW moments"), "%s", buf);
 }
 
+/* r1c grpo / sft --plan print the same plan for a recipe, per rank */
+static void test_cli(void) {
+    const char *r1c = getenv("R1C_BIN") ? getenv("R1C_BIN") : "build/r1c";
+    char dir[64], cmd[1024];
+    snprintf(dir, sizeof dir, "/tmp/r1c-memplan-%d", (int)getpid());
+    snprintf(cmd, sizeof cmd, "%s init --shape tiny --out %s/m >/dev/null 2>&1", r1c, dir);
+    if (system(cmd) != 0) {
+        CHECKF(0, "%s failed", cmd);
+        return;
+    }
+    ModelConfig c = shape("tiny");
+    MemPlan p;
+    memplan_compute(&p, &(MemPlanInput){.cfg = &c, .train_batch = 4, .train_len = 96, .has_ref = 1, .gen_batch = 32,
+                                        .gen_len = 96, .cuda = 1, .bf16 = 1});
+    char want[64];
+    snprintf(want, sizeof want, "%8.2f GB  peak", p.peak / 1e9);
+    snprintf(cmd, sizeof cmd,
+             "%s grpo model=%s/m backend=cuda micro_batch=4 gen_batch=32 max_prompt_len=64 max_completion_len=32 "
+             "loss.beta=0.1 --plan > %s/plan.txt 2>&1 && grep -q 'memory per rank (1 rank, optim.zero off), planned for "
+             "the cuda backend' %s/plan.txt && grep -qF '%s' %s/plan.txt && grep -q 'KV cache (32 sequences x 96 tokens)' "
+             "%s/plan.txt",
+             r1c, dir, dir, dir, want, dir, dir);
+    CHECKF(system(cmd) == 0, "r1c grpo --plan: %s", cmd);
+    snprintf(cmd, sizeof cmd,
+             "%s sft model=%s/m batch=8 max_len=64 optim.zero=true --plan --ranks 4 > %s/plan2.txt 2>&1 && "
+             "grep -q 'memory per rank (4 ranks, optim.zero on), planned for the cpu backend' %s/plan2.txt && "
+             "grep -q \"AdamW moments (fp32, this rank's 1/4 slice)\" %s/plan2.txt && "
+             "grep -q 'micro-batch 2 x 64 tokens' %s/plan2.txt",
+             r1c, dir, dir, dir, dir, dir);
+    CHECKF(system(cmd) == 0, "r1c sft --plan: %s", cmd);
+    snprintf(cmd, sizeof cmd, "%s grpo model=%s/m --plan --ranks 0 2>/dev/null", r1c, dir);
+    CHECK(WEXITSTATUS(system(cmd)) == 2);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    (void)!system(cmd);
+}
+
 int main(void) {
     test_counts();
+    test_cli();
     test_measured();
     test_refusal();
     return check_summary("test_memplan");

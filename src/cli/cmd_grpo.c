@@ -7,15 +7,26 @@
 #include "cli/commands.h"
 #include "cli/dist_select.h"
 #include "cli/recipe_cli.h"
+#include "train/memplan.h"
 #include "train/grpo.h"
 
 int cmd_grpo(int argc, char **argv) {
     GrpoConfig cfg;
     memset(&cfg, 0, sizeof cfg);
-    int resume, code;
+    int resume, code, plan, ranks;
+    if (recipe_cli_take_plan(&argc, argv, "grpo", &plan, &ranks) != 0) return 2;
     if (recipe_cli_parse(argc, argv, "grpo", "  GRPO with rule-based rewards (docs/grpo.md).", GRPO_FIELDS, &cfg,
                          offsetof(GrpoConfig, run_dir), &resume, &code))
         return code;
+    if (plan) { /* the memory plan of this recipe, per rank, without running it */
+        Err perr = {{0}};
+        MemPlanInput mi;
+        grpo_plan_input(&cfg, ranks, &mi);
+        int prc = memplan_preview(cfg.model, cfg.backend, &mi, stdout, &perr);
+        if (prc) fprintf(stderr, "r1c grpo: %s\n", perr.msg);
+        recipe_free(GRPO_FIELDS, &cfg);
+        return prc ? 1 : 0;
+    }
     recipe_cli_catch_signals(&grpo_stop_requested);
     Err err = {{0}};
     if (dist_select_device(cfg.backend, &err) != 0) {

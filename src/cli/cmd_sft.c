@@ -7,17 +7,28 @@
 #include "cli/commands.h"
 #include "cli/dist_select.h"
 #include "cli/recipe_cli.h"
+#include "train/memplan.h"
 #include "train/sft_run.h"
 
 int cmd_sft(int argc, char **argv) {
     SftRecipe cfg;
     memset(&cfg, 0, sizeof cfg);
-    int resume, code;
+    int resume, code, plan, ranks;
+    if (recipe_cli_take_plan(&argc, argv, "sft", &plan, &ranks) != 0) return 2;
     if (recipe_cli_parse(argc, argv, "sft",
                          "  Supervised fine-tuning on chat JSONL ({\"messages\": [...]}) or prompt/completion pairs;\n"
                          "  loss on assistant tokens only (docs/sft.md).",
                          SFT_FIELDS, &cfg, offsetof(SftRecipe, run_dir), &resume, &code))
         return code;
+    if (plan) { /* the memory plan of this recipe, per rank, without running it */
+        Err perr = {{0}};
+        MemPlanInput mi;
+        sft_plan_input(&cfg, ranks, &mi);
+        int prc = memplan_preview(cfg.model, cfg.backend, &mi, stdout, &perr);
+        if (prc) fprintf(stderr, "r1c sft: %s\n", perr.msg);
+        recipe_free(SFT_FIELDS, &cfg);
+        return prc ? 1 : 0;
+    }
     recipe_cli_catch_signals(&sft_stop_requested);
     Err err = {{0}};
     if (dist_select_device(cfg.backend, &err) != 0) {

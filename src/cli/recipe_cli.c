@@ -35,7 +35,8 @@ int recipe_cli_parse(int argc, char **argv, const char *cmd, const char *about, 
             printf("usage: r1c %s [--recipe FILE.yaml] [key=value ...] [--resume RUN_DIR] [--check]\n%s\n"
                    "  Keys below (file first, then overrides). --resume continues RUN_DIR from its newest\n"
                    "  checkpoint with RUN_DIR/recipe.yaml (overrides still apply). Ctrl-C saves and stops.\n"
-                   "  --check validates the recipe, prints it with every default filled in, and exits.\n\n",
+                   "  --check validates the recipe, prints it with every default filled in, and exits.\n"
+                   "  --plan [--ranks N] prints the memory each rank will need (docs/cuda.md) and exits.\n\n",
                    cmd, about);
             recipe_help(fields, stdout);
             free(over);
@@ -88,5 +89,32 @@ int recipe_cli_parse(int argc, char **argv, const char *cmd, const char *about, 
         *run_dir = strdup(resume_dir);
     }
     *resume = resume_dir != NULL;
+    return 0;
+}
+
+int recipe_cli_take_plan(int *argc, char **argv, const char *cmd, int *plan, int *ranks) {
+    int n = 1;
+    *plan = 0;
+    *ranks = 1;
+    for (int i = 1; i < *argc; i++) {
+        if (!strcmp(argv[i], "--plan")) {
+            *plan = 1;
+            continue;
+        }
+        if (!strcmp(argv[i], "--ranks")) {
+            char *end = NULL;
+            long v = i + 1 < *argc ? strtol(argv[i + 1], &end, 10) : 0;
+            if (i + 1 >= *argc || !end || *end || v < 1 || v > 65536) {
+                fprintf(stderr, "r1c %s: --ranks expects a number of ranks from 1 to 65536\n", cmd);
+                return -1;
+            }
+            *ranks = (int)v;
+            i++;
+            continue;
+        }
+        argv[n++] = argv[i];
+    }
+    *argc = n;
+    argv[n] = NULL;
     return 0;
 }

@@ -13,5 +13,9 @@
 int recipe_cli_parse(int argc, char **argv, const char *cmd, const char *about, const RecipeField *fields, void *cfg,
                      size_t run_dir_offset, int *resume, int *exit_code);
 void recipe_cli_catch_signals(volatile int *stop_flag);
+/* Takes `--plan` and `--ranks N` out of argv (before recipe_cli_parse):
+ * *plan = 1 when --plan was given, *ranks = N (default 1). -1 with a
+ * message printed when N is not a positive integer. */
+int recipe_cli_take_plan(int *argc, char **argv, const char *cmd, int *plan, int *ranks);
 
 #endif

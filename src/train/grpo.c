@@ -135,6 +135,13 @@ static int setup_stops(Trainer *t, Err *err) {
     return 0;
 }
 
+void grpo_plan_input(const GrpoConfig *c, int world, MemPlanInput *mi) {
+    int T = (int)(c->max_prompt_len + c->max_completion_len);
+    *mi = (MemPlanInput){.train_batch = (int)c->micro_batch, .train_len = T, .recompute = c->recompute,
+                         .has_ref = c->beta > 0, .gen_batch = (int)c->gen_batch, .gen_len = T, .world = world,
+                         .zero = c->zero};
+}
+
 static int trainer_setup(Trainer *t, GrpoConfig *c, Err *err) {
     memset(t, 0, sizeof *t);
     t->c = c;
@@ -160,9 +167,8 @@ static int trainer_setup(Trainer *t, GrpoConfig *c, Err *err) {
     }
     const Backend *be = c->be ? c->be : backend_cpu();
     int Tmax = (int)(c->max_prompt_len + c->max_completion_len);
-    MemPlanInput mi = {.train_batch = (int)c->micro_batch, .train_len = Tmax, .recompute = c->recompute,
-                       .has_ref = c->beta > 0, .gen_batch = (int)c->gen_batch, .gen_len = Tmax,
-                       .world = comm_world(t->cm), .zero = c->zero};
+    MemPlanInput mi;
+    grpo_plan_input(c, comm_world(t->cm), &mi);
     int print = t->rank0 && (be->mem_info || !c->quiet || comm_world(t->cm) > 1);
     if (memplan_run(c->model, be, &mi, print,
                     "lower micro_batch, gen_batch or max_prompt_len + max_completion_len, set recompute: true, "

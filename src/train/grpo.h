@@ -48,6 +48,10 @@ extern const RecipeField GRPO_FIELDS[];
  * cfg->steps. Returns 0 when done, 1 when interrupted (SIGINT; a
  * checkpoint was saved), -1 on error. */
 int grpo_run(GrpoConfig *cfg, int resume, Err *err);
+/* What the memory plan (train/memplan.h) needs of a recipe, per rank of
+ * `world`. */
+struct MemPlanInput;
+void grpo_plan_input(const GrpoConfig *c, int world, struct MemPlanInput *mi);
 
 /* Set from a signal handler: finish the current step, save, stop. */
 extern volatile int grpo_stop_requested;

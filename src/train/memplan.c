@@ -146,3 +146,23 @@ int memplan_run(const char *model_dir, const Backend *be, MemPlanInput *in, int 
     }
     return memplan_check(&p, be, hint, err);
 }
+
+int memplan_preview(const char *model_dir, const char *backend, MemPlanInput *in, FILE *fp, Err *err) {
+    char path[4096];
+    ModelConfig cfg;
+    snprintf(path, sizeof path, "%s/config.json", model_dir);
+    if (hf_config_load(&cfg, path, err) != 0) return -1;
+    int cuda = backend && !strncmp(backend, "cuda", 4);
+    in->cfg = &cfg;
+    in->cuda = cuda;
+    in->bf16 = cuda && strcmp(backend, "cuda-fp32") != 0;
+    MemPlan p;
+    memplan_compute(&p, in);
+    in->cfg = NULL;
+    int world = in->world > 1 ? in->world : 1;
+    fprintf(fp, "memory per rank (%d rank%s, optim.zero %s), planned for the %s backend%s:\n", world,
+            world > 1 ? "s" : "", in->zero && world > 1 ? "on" : "off", backend ? backend : "cpu",
+            in->bf16 ? " (bf16 GEMMs)" : "");
+    memplan_print(&p, fp, "  ");
+    return 0;
+}

@@ -59,4 +59,9 @@ int memplan_check(const MemPlan *p, const Backend *be, const char *hint, Err *er
 int memplan_run(const char *model_dir, const Backend *be, MemPlanInput *in, int print, const char *hint, FILE *fp,
                 Err *err);
 
+/* Without a device: the plan of a run on the named backend ("cpu",
+ * "cuda", "cuda-bf16", "cuda-fp32") for MODEL_DIR, printed to fp with a
+ * header (r1c grpo / sft --plan). */
+int memplan_preview(const char *model_dir, const char *backend, MemPlanInput *in, FILE *fp, Err *err);
+
 #endif

@@ -205,6 +205,13 @@ static int on_step(void *user, int step, int epoch, double loss, Err *err) {
     return c->stopped ? 1 : 0;
 }
 
+void sft_plan_input(const SftRecipe *r, int world, MemPlanInput *mi) {
+    int len = (int)r->max_len, pl = (int)r->pack_len;
+    if (world < 1) world = 1;
+    *mi = (MemPlanInput){.train_batch = ((int)r->batch + world - 1) / world,
+                         .train_len = r->pack && pl > len ? pl : len, .world = world, .zero = r->zero};
+}
+
 int sft_run(SftRecipe *r, int resume, Err *err) {
     if (!r->model[0]) return err_set(err, "recipe: key 'model' is required");
     if (!r->data[0]) return err_set(err, "recipe: key 'data.path' is required");
@@ -220,10 +227,8 @@ int sft_run(SftRecipe *r, int resume, Err *err) {
     int rc = tokenizer_load(&tok, c.tok_path, err);
     if (!rc) rc = prompt_template_load(&tm, r->template_name, r->model, err);
     if (!rc) {
-        int len = (int)r->max_len, pl = (int)r->pack_len;
-        int world = comm_world(r->comm);
-        MemPlanInput mi = {.train_batch = ((int)r->batch + world - 1) / world, .train_len = r->pack && pl > len ? pl : len,
-                           .world = world, .zero = r->zero};
+        MemPlanInput mi;
+        sft_plan_input(r, comm_world(r->comm), &mi);
         rc = memplan_run(r->model, r->be, &mi, c.rank0 && r->be && r->be->mem_info, "lower batch or max_len", stderr, err);
     }
     if (!rc) rc = model_load(&m, r->model, r->be ? r->be : backend_cpu(), err);

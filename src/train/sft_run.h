@@ -29,6 +29,10 @@ extern const RecipeField SFT_FIELDS[];
 
 /* 0 done, 1 interrupted (checkpoint saved), -1 error. */
 int sft_run(SftRecipe *r, int resume, Err *err);
+/* What the memory plan (train/memplan.h) needs of a recipe, per rank of
+ * `world`. */
+struct MemPlanInput;
+void sft_plan_input(const SftRecipe *r, int world, struct MemPlanInput *mi);
 extern volatile int sft_stop_requested;
 
 #endif
