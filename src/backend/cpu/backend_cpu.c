@@ -80,16 +80,39 @@ static void rows_8x1(const float *w, const float *x, int K, int no, float *out) 
 }
 #define HAVE_ROWS_8X1 1
 #else
-/* Portable version of the same tile (the compiler vectorises the i loop). */
+/* Portable versions (AVX2 and others: the compiler vectorises the i loops;
+ * eight independent sums per loop keep the FMA units busy). */
 static void tile_4x4(const float *const w[4], const float *const x[4], int K, float out[4][4]) {
-    for (int r = 0; r < 4; r++)
-        for (int c = 0; c < 4; c++) {
-            float a = 0;
-#pragma omp simd reduction(+ : a)
-            for (int i = 0; i < K; i++) a += w[r][i] * x[c][i];
-            out[r][c] = a;
+    for (int r = 0; r < 4; r++) {
+        const float *restrict wr = w[r], *restrict x0 = x[0], *restrict x1 = x[1], *restrict x2 = x[2],
+                              *restrict x3 = x[3];
+        float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+#pragma omp simd reduction(+ : a0, a1, a2, a3)
+        for (int i = 0; i < K; i++) {
+            float wv = wr[i];
+            a0 += wv * x0[i], a1 += wv * x1[i], a2 += wv * x2[i], a3 += wv * x3[i];
         }
+        out[r][0] = a0, out[r][1] = a1, out[r][2] = a2, out[r][3] = a3;
+    }
 }
+/* One input row (batch-1 decoding): 8 weight rows against one x, so the
+ * weights stream once and x stays in registers/L1. */
+static void rows_8x1(const float *w, const float *x, int K, int no, float *out) {
+    const float *wr[8];
+    for (int r = 0; r < 8; r++) wr[r] = w + (size_t)(r < no ? r : 0) * K;
+    const float *restrict w0 = wr[0], *restrict w1 = wr[1], *restrict w2 = wr[2], *restrict w3 = wr[3],
+                          *restrict w4 = wr[4], *restrict w5 = wr[5], *restrict w6 = wr[6], *restrict w7 = wr[7];
+    float a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+#pragma omp simd reduction(+ : a0, a1, a2, a3, a4, a5, a6, a7)
+    for (int i = 0; i < K; i++) {
+        float xv = x[i];
+        a0 += w0[i] * xv, a1 += w1[i] * xv, a2 += w2[i] * xv, a3 += w3[i] * xv;
+        a4 += w4[i] * xv, a5 += w5[i] * xv, a6 += w6[i] * xv, a7 += w7[i] * xv;
+    }
+    float a[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+    for (int r = 0; r < no; r++) out[r] = a[r];
+}
+#define HAVE_ROWS_8X1 1
 #endif
 
 static void matmul_small_n(float *out, const float *inp, const float *w, int N, int K, int O) {
