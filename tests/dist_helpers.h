@@ -5,6 +5,7 @@
 #ifndef R1C_TESTS_DIST_HELPERS_H
 #define R1C_TESTS_DIST_HELPERS_H
 
+#include "shell.h"
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -21,16 +22,6 @@
 static const char *R1C = "build/r1c";
 static char D[64]; /* work directory */
 
-static inline int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static inline int sh(const char *fmt, ...) {
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
 
 /* Tolerances for "the same curve" (measured: 2-rank vs 1-rank relative
  * differences of 1e-8 .. 5e-6 over these runs; see docs/distributed.md). */

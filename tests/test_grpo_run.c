@@ -12,22 +12,13 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "shell.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
 
 static const char *R1C = "build/r1c"; /* R1C_BIN overrides (the SAN build) */
 static char D[64]; /* work directory */
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
 
 static const char *COMMON =
     "template=r1-zero 'system_prompt=The Assistant thinks inside <think> </think> and then answers inside <answer> "

@@ -13,20 +13,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "shell.h"
 
 static const char *R1C = "build/r1c";
 static char D[64];
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
 
 /* A number of an eval stage's results.json ("pass1", "answered"), or -1 */
 static double read_result(const char *path, const char *key) {

@@ -19,13 +19,11 @@ int cmd_grpo(int argc, char **argv) {
                          offsetof(GrpoConfig, run_dir), &resume, &code))
         return code;
     if (plan) { /* the memory plan of this recipe, per rank, without running it */
-        Err perr = {{0}};
         MemPlanInput mi;
         grpo_plan_input(&cfg, ranks, &mi);
-        int prc = memplan_preview(cfg.model, cfg.backend, &mi, stdout, &perr);
-        if (prc) fprintf(stderr, "r1c grpo: %s\n", perr.msg);
+        code = recipe_cli_print_plan("grpo", cfg.model, cfg.backend, &mi);
         recipe_free(GRPO_FIELDS, &cfg);
-        return prc ? 1 : 0;
+        return code;
     }
     recipe_cli_catch_signals(&grpo_stop_requested);
     Err err = {{0}};

@@ -21,13 +21,11 @@ int cmd_sft(int argc, char **argv) {
                          SFT_FIELDS, &cfg, offsetof(SftRecipe, run_dir), &resume, &code))
         return code;
     if (plan) { /* the memory plan of this recipe, per rank, without running it */
-        Err perr = {{0}};
         MemPlanInput mi;
         sft_plan_input(&cfg, ranks, &mi);
-        int prc = memplan_preview(cfg.model, cfg.backend, &mi, stdout, &perr);
-        if (prc) fprintf(stderr, "r1c sft: %s\n", perr.msg);
+        code = recipe_cli_print_plan("sft", cfg.model, cfg.backend, &mi);
         recipe_free(SFT_FIELDS, &cfg);
-        return prc ? 1 : 0;
+        return code;
     }
     recipe_cli_catch_signals(&sft_stop_requested);
     Err err = {{0}};

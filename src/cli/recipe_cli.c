@@ -1,5 +1,6 @@
 /* Shared command line of recipe-driven commands (see recipe_cli.h). */
 #include "cli/recipe_cli.h"
+#include "train/memplan.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -117,4 +118,11 @@ int recipe_cli_take_plan(int *argc, char **argv, const char *cmd, int *plan, int
     *argc = n;
     argv[n] = NULL;
     return 0;
+}
+
+int recipe_cli_print_plan(const char *cmd, const char *model, const char *backend, struct MemPlanInput *mi) {
+    Err err = {{0}};
+    if (memplan_preview(model, backend, mi, stdout, &err) == 0) return 0;
+    fprintf(stderr, "r1c %s: %s\n", cmd, err.msg);
+    return 1;
 }

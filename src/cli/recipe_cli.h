@@ -17,5 +17,9 @@ void recipe_cli_catch_signals(volatile int *stop_flag);
  * *plan = 1 when --plan was given, *ranks = N (default 1). -1 with a
  * message printed when N is not a positive integer. */
 int recipe_cli_take_plan(int *argc, char **argv, const char *cmd, int *plan, int *ranks);
+/* Prints the memory plan (train/memplan.h) of a run of MODEL on BACKEND to
+ * stdout; returns the command's exit code (1 with the error printed). */
+struct MemPlanInput;
+int recipe_cli_print_plan(const char *cmd, const char *model, const char *backend, struct MemPlanInput *mi);
 
 #endif
