@@ -66,6 +66,7 @@ static void test_resume_exact(void) {
     CHECK(sh("test -s %s/full/samples.jsonl && test -s %s/full/recipe.yaml", D, D) == 0);
     /* sampler and trainer agree on the sampled tokens' log-probs */
     CHECK(sh("grep -q '\"logp_diff/max\":[0-9.e-]*' %s/full/metrics.jsonl", D) == 0);
+    CHECK(sh("grep -q '\"logp_diff/mean\":[0-9.e-]*' %s/full/metrics.jsonl", D) == 0);
     CHECK(sh("awk -F'\"logp_diff/max\":' 'NF>1{split($2,a,\",\"); if (a[1]+0 > 1e-4) bad=1} END{exit bad}' "
              "%s/full/metrics.jsonl", D) == 0);
 }

@@ -264,13 +264,14 @@ typedef struct Seq {
     int off;    /* into per-token arrays (old, ref) */
 } Seq;
 
-/* Summed over ranks: loss .. ent_tokens (keep them first and in this
- * order); logp_diff is a max. kl_sum / kl_tokens are the first pass's. */
+/* Summed over ranks: loss .. lpd_n (keep them first and in this order);
+ * logp_diff is a max. kl_sum / kl_tokens are the first pass's; lpd_sum /
+ * lpd_n give the mean sampler-vs-trainer log-prob gap. */
 typedef struct StepStats {
-    double loss, kl_sum, kl_tokens, clip_low, clip_high, tokens, entropy, ent_tokens;
+    double loss, kl_sum, kl_tokens, clip_low, clip_high, tokens, entropy, ent_tokens, lpd_sum, lpd_n;
     double logp_diff, grad_norm, lr;
 } StepStats;
-#define STEP_STATS_SUMMED 8
+#define STEP_STATS_SUMMED 10
 
 /* Forward (and with dl, backward) over sequences seq[0..M); gathers the
  * completion log-probs into lp[off..]. */
@@ -344,6 +345,7 @@ static int train_on(Trainer *t, Seq *seq, int S, double norm_seqs, double norm_t
                         old[g] = cur[g];
                         double d = fabs((double)cur[g] - sq[i].out->logp[j]);
                         if (d > ss->logp_diff) ss->logp_diff = d;
+                        ss->lpd_sum += d, ss->lpd_n += 1;
                         if (sq[i].mask > 0) ss->entropy += ent[g], ss->ent_tokens += 1;
                     }
                     lp_b[k] = in ? cur[g] : 0;
@@ -555,6 +557,7 @@ static int grpo_step(Trainer *t, Err *err) {
         metrics_f64(w, "grad_norm", ss.grad_norm);
         metrics_f64(w, "lr", ss.lr);
         metrics_f64(w, "logp_diff/max", ss.logp_diff);
+        metrics_f64(w, "logp_diff/mean", ss.lpd_n > 0 ? ss.lpd_sum / ss.lpd_n : 0.0);
         metrics_i64(w, "groups/kept", kept);
         metrics_i64(w, "groups/dropped", dropped);
         metrics_i64(w, "epoch", t->st.epoch);
