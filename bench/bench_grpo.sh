@@ -41,6 +41,8 @@ print("GRPO step on %s, shape %s, %d prompts x G=%d, %d new tokens max (mean %.0
 for k in ("time/generate", "time/reward", "time/train", "time/step"):
     print("  %-14s %8.2f s" % (k[5:], m[k]))
 print("  %-14s %8.1f tokens/s (generated + trained tokens / step time)" % ("whole step", m["tokens_per_s"]))
+if "logp_diff/max" in m:
+    print("  %-14s max %.2e, mean %.2e (sampler vs trainer log-prob)" % ("log-prob gap", m["logp_diff/max"], m.get("logp_diff/mean", float("nan"))))
 if os.path.exists(mem) and os.path.getsize(mem):
     print("  %-14s %8.1f GB (nvidia-smi, whole device)" % ("peak memory", max(int(x) for x in open(mem) if x.strip()) / 1024))
 PY
