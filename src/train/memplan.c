@@ -118,24 +118,36 @@ int memplan_check(const MemPlan *p, const Backend *be, const char *hint, Err *er
                    p->n ? p->item[big].bytes / 1e9 : 0.0, hint && hint[0] ? ": " : "", hint ? hint : "");
 }
 
-int memplan_run(const char *model_dir, const Backend *be, MemPlanInput *in, int print, const char *hint, FILE *fp,
-                Err *err) {
-    int gpu = be && be->mem_info;
-    if (!gpu && !(print && fp)) return 0;
+/* The plan of a run of MODEL_DIR (its config.json) on a backend of the
+ * given kind, and the start of its printed header. */
+static int plan_model(const char *model_dir, int cuda, int bf16, MemPlanInput *in, MemPlan *p, Err *err) {
     char path[4096];
     ModelConfig cfg;
     snprintf(path, sizeof path, "%s/config.json", model_dir);
     if (hf_config_load(&cfg, path, err) != 0) return -1;
     in->cfg = &cfg;
-    in->cuda = gpu;
-    in->bf16 = gpu && be->weights_hint != NULL; /* an upper bound in fp32, where no copy is made */
-    MemPlan p;
-    memplan_compute(&p, in);
+    in->cuda = cuda;
+    in->bf16 = bf16;
+    memplan_compute(p, in);
     in->cfg = NULL;
+    return 0;
+}
+
+static void print_header(FILE *fp, const MemPlanInput *in) {
     int world = in->world > 1 ? in->world : 1;
+    fprintf(fp, "memory per rank (%d rank%s, optim.zero %s)", world, world > 1 ? "s" : "",
+            in->zero && world > 1 ? "on" : "off");
+}
+
+int memplan_run(const char *model_dir, const Backend *be, MemPlanInput *in, int print, const char *hint, FILE *fp,
+                Err *err) {
+    int gpu = be && be->mem_info;
+    if (!gpu && !(print && fp)) return 0;
+    MemPlan p;
+    /* bf16: an upper bound in fp32, where no weight copy is made */
+    if (plan_model(model_dir, gpu, gpu && be->weights_hint != NULL, in, &p, err) != 0) return -1;
     if (print && fp) {
-        fprintf(fp, "memory per rank (%d rank%s, optim.zero %s)", world, world > 1 ? "s" : "",
-                in->zero && world > 1 ? "on" : "off");
+        print_header(fp, in);
         if (gpu) {
             size_t fr = 0, tot = 0;
             be->mem_info(&fr, &tot);
@@ -148,21 +160,11 @@ int memplan_run(const char *model_dir, const Backend *be, MemPlanInput *in, int 
 }
 
 int memplan_preview(const char *model_dir, const char *backend, MemPlanInput *in, FILE *fp, Err *err) {
-    char path[4096];
-    ModelConfig cfg;
-    snprintf(path, sizeof path, "%s/config.json", model_dir);
-    if (hf_config_load(&cfg, path, err) != 0) return -1;
     int cuda = backend && !strncmp(backend, "cuda", 4);
-    in->cfg = &cfg;
-    in->cuda = cuda;
-    in->bf16 = cuda && strcmp(backend, "cuda-fp32") != 0;
     MemPlan p;
-    memplan_compute(&p, in);
-    in->cfg = NULL;
-    int world = in->world > 1 ? in->world : 1;
-    fprintf(fp, "memory per rank (%d rank%s, optim.zero %s), planned for the %s backend%s:\n", world,
-            world > 1 ? "s" : "", in->zero && world > 1 ? "on" : "off", backend ? backend : "cpu",
-            in->bf16 ? " (bf16 GEMMs)" : "");
+    if (plan_model(model_dir, cuda, cuda && strcmp(backend, "cuda-fp32") != 0, in, &p, err) != 0) return -1;
+    print_header(fp, in);
+    fprintf(fp, ", planned for the %s backend%s:\n", backend ? backend : "cpu", in->bf16 ? " (bf16 GEMMs)" : "");
     memplan_print(&p, fp, "  ");
     return 0;
 }

@@ -18,8 +18,7 @@ static cublasHandle_t g_blas;
 static int g_sync;               /* R1C_CUDA_SYNC=1: wait after every launch */
 static char g_name[320] = "none";
 static char g_err[768];          /* first error since the last cuda_check */
-static void *g_scr;
-static size_t g_scr_bytes;
+static CudaBuf g_scr;
 
 void cuda_note(const char *op, cudaError_t e) {
     if (e == cudaSuccess || g_err[0]) return;
@@ -73,28 +72,34 @@ extern "C" void cuda_mem_reset_peak(void) {
     cuda_mem_sample();
 }
 
-void *cuda_scratch(size_t bytes) {
-    if (bytes <= g_scr_bytes) return g_scr;
-    if (g_scr) cudaFree(g_scr); /* synchronises: earlier users are done */
+void *cuda_buf_grow(CudaBuf *b, size_t bytes, const char *what) {
+    if (b->p && bytes <= b->bytes) return b->p;
+    if (b->p) cudaFree(b->p); /* synchronises: earlier users are done */
     size_t want = bytes + (bytes >> 3);
-    g_scr = NULL;
-    g_scr_bytes = 0;
-    cudaError_t e = cudaMalloc(&g_scr, want);
+    b->p = NULL;
+    b->bytes = 0;
+    cudaError_t e = cudaMalloc(&b->p, want ? want : 256);
     if (e != cudaSuccess) {
-        cuda_note("scratch alloc", e);
-        g_scr = NULL;
+        cuda_note(what, e);
+        b->p = NULL;
         return NULL;
     }
-    g_scr_bytes = want;
+    b->bytes = want;
     cuda_mem_sample();
-    return g_scr;
+    return b->p;
 }
+
+void cuda_buf_free(CudaBuf *b) {
+    if (b->p) cuda_note("trim", cudaFree(b->p)); /* cudaFree waits for the ops using it */
+    b->p = NULL;
+    b->bytes = 0;
+}
+
+void *cuda_scratch(size_t bytes) { return cuda_buf_grow(&g_scr, bytes, "scratch alloc"); }
 
 extern "C" void cuda_trim(void) {
     if (!g_ok) return;
-    if (g_scr) cuda_note("trim", cudaFree(g_scr)); /* cudaFree waits for the ops using it */
-    g_scr = NULL;
-    g_scr_bytes = 0;
+    cuda_buf_free(&g_scr);
     cuda_sumsq_trim();
     cuda_bf16_trim();
 }

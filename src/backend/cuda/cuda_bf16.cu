@@ -139,31 +139,15 @@ static const __nv_bfloat16 *shadow_of(const float *a, size_t n) {
 
 /* ---- GEMM ---- */
 
-static __nv_bfloat16 *g_cvt;
-static size_t g_cvt_n;
+static CudaBuf g_cvt;
 
 extern "C" void cuda_bf16_trim(void) {
-    if (g_cvt) cuda_note("trim", cudaFree(g_cvt));
-    g_cvt = NULL;
-    g_cvt_n = 0;
+    cuda_buf_free(&g_cvt);
     cuda_shadow_trim();
 }
 
 static __nv_bfloat16 *cvt_buf(size_t n) {
-    if (n <= g_cvt_n) return g_cvt;
-    if (g_cvt) cudaFree(g_cvt); /* synchronises: earlier GEMMs are done with it */
-    g_cvt = NULL;
-    g_cvt_n = 0;
-    size_t want = n + (n >> 3);
-    cudaError_t e = cudaMalloc(&g_cvt, want * sizeof(__nv_bfloat16));
-    if (e != cudaSuccess) {
-        cuda_note("bf16 conversion buffer", e);
-        g_cvt = NULL;
-        return NULL;
-    }
-    g_cvt_n = want;
-    cuda_mem_sample();
-    return g_cvt;
+    return (__nv_bfloat16 *)cuda_buf_grow(&g_cvt, n * sizeof(__nv_bfloat16), "bf16 conversion buffer");
 }
 
 /* Elements a row-major (rows x cols, leading dimension ld) operand spans. */

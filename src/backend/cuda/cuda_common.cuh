@@ -25,6 +25,15 @@ void cuda_after_launch(const char *op);
 cublasHandle_t cuda_blas(void);
 /* After a cudaMalloc: updates the peak that cuda_mem_info reports. */
 void cuda_mem_sample(void);
+/* A grow-only device buffer: cuda_buf_grow returns at least `bytes` (1/8
+ * slack on growth; growing frees the old one, which waits for the ops
+ * using it), NULL on failure (noted as `what`); cuda_buf_free releases it. */
+typedef struct CudaBuf {
+    void *p;
+    size_t bytes;
+} CudaBuf;
+void *cuda_buf_grow(CudaBuf *b, size_t bytes, const char *what);
+void cuda_buf_free(CudaBuf *b);
 /* Grow-only device scratch shared by the ops (they run in stream order, so
  * one op's use ends before the next begins). NULL on failure (noted). */
 void *cuda_scratch(size_t bytes);
