@@ -13,8 +13,13 @@
 #   --shape    a shape of `r1c init` with the Qwen3 tokenizer and GSM8K prompts from
 #              ../shared/data (default for --gpus: qwen2.5-0.5b), or `demo` (default
 #              for --nproc: the tiny model `r1c demo --quick` trains, no data needed)
+#   --prompts P, --group G, --completion C, --micro-batch MB: the step's shape
+#              (default 8 prompts x G=4, 64 new tokens, micro-batch 8)
+#   --beta B   KL coefficient (default 0: no reference model)
+#   --zero     shard AdamW over the ranks (optim.zero)
+# Environment: TOK, DATA override the tokenizer and the prompts of a --shape run.
 set -e
-N=2 GPUS=0 SHAPE= STEPS=4 P=8 BUILD=build
+N=2 GPUS=0 SHAPE= STEPS=4 P=8 G= C= MB=8 BETA=0 ZERO=false BUILD=build
 while [ $# -gt 0 ]; do
     case "$1" in
     --gpus) GPUS=1 N=$2; shift 2;;
@@ -22,7 +27,12 @@ while [ $# -gt 0 ]; do
     --shape) SHAPE=$2; shift 2;;
     --steps) STEPS=$2; shift 2;;
     --prompts) P=$2; shift 2;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0;;
+    --group) G=$2; shift 2;;
+    --completion) C=$2; shift 2;;
+    --micro-batch) MB=$2; shift 2;;
+    --beta) BETA=$2; shift 2;;
+    --zero) ZERO=true; shift;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0;;
     *) BUILD=$1; shift;;
     esac
 done
@@ -30,12 +40,12 @@ done
 R1C=$(cd "$(dirname "$BUILD/r1c")" && pwd)/r1c
 W=$(mktemp -d /tmp/r1c-bench-dist-XXXXXX)
 trap 'rm -rf "$W"' EXIT
-G=4 C=64
 if [ "$SHAPE" = demo ]; then
     "$R1C" demo --quick --sft-epochs 1 --base-only --run-dir "$W/demo" >/dev/null 2>&1
-    MODEL="$W/demo/base-model" DATA="$W/demo/data/train.jsonl" TEMPLATE=r1-zero C=24 G=8
+    MODEL="$W/demo/base-model" DATA="$W/demo/data/train.jsonl" TEMPLATE=r1-zero C=${C:-24} G=${G:-8}
 else
-    TOK=../shared/data/tokenizers/qwen3/tokenizer.json DATA=../shared/data/gsm8k/train.jsonl
+    TOK=${TOK:-../shared/data/tokenizers/qwen3/tokenizer.json} DATA=${DATA:-../shared/data/gsm8k/train.jsonl}
+    C=${C:-64} G=${G:-4}
     if [ ! -f "$TOK" ] || [ ! -f "$DATA" ]; then
         echo "bench_dist: not measured: $TOK or $DATA is absent (try --shape demo)"
         exit 0
@@ -56,8 +66,10 @@ group_size: $G
 prompts_per_step: $P
 max_prompt_len: 256
 max_completion_len: $C
-micro_batch: 8
-optim: {lr: 1.0e-4}
+micro_batch: $MB
+gen_batch: $((P * G))
+loss: {beta: $BETA}
+optim: {lr: 1.0e-4, zero: $ZERO}
 steps: $STEPS
 save_every: 0
 save_at_end: false
@@ -70,14 +82,18 @@ ARGS="--recipe $W/recipe.yaml"
 NCPU=$(nproc)
 # shellcheck disable=SC2086
 if [ $GPUS = 1 ]; then
-    CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0} "$R1C" grpo $ARGS run_dir="$W/r1" >"$W/r1.log" 2>&1
-    "$R1C" launch --gpus "$N" -- grpo $ARGS run_dir="$W/rN" >"$W/rN.log" 2>&1
+    # peak memory per GPU of the N-rank run (nvidia-smi every 100 ms)
+    CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0} "$R1C" grpo $ARGS run_dir="$W/r1" >"$W/r1.log" 2>&1 &&
+    { nvidia-smi --query-gpu=index,memory.used --format=csv,noheader,nounits -lms 100 >"$W/mem.txt" 2>/dev/null &
+      SMI=$!
+      "$R1C" launch --gpus "$N" -- grpo $ARGS run_dir="$W/rN" >"$W/rN.log" 2>&1; rc=$?
+      kill $SMI 2>/dev/null; [ $rc = 0 ]; }
 else
     OMP_NUM_THREADS=$NCPU "$R1C" grpo $ARGS run_dir="$W/r1" >"$W/r1.log" 2>&1
     "$R1C" launch --nproc "$N" --backend tcp -- grpo $ARGS run_dir="$W/rN" >"$W/rN.log" 2>&1
 fi || { tail -20 "$W/r1.log" "$W/rN.log"; exit 1; }
-python3 - "$W/r1/metrics.jsonl" "$W/rN/metrics.jsonl" "$N" "$SHAPE" "$BACKEND" "$P" "$G" "$C" <<'PY'
-import json, sys
+python3 - "$W/r1/metrics.jsonl" "$W/rN/metrics.jsonl" "$N" "$SHAPE" "$BACKEND" "$P" "$G" "$C" "$W/mem.txt" <<'PY'
+import json, os, sys
 def load(p):
     rows = [json.loads(l) for l in open(p) if '"time/step"' in l]
     rows = rows[1:] if len(rows) > 1 else rows  # the first step warms up
@@ -93,4 +109,12 @@ print("%-22s %10.3f %12.1f %8s" % ("1 rank (baseline)", t1, k1, "1.00x"))
 print("%-22s %10.3f %12.1f %7.2fx" % ("%s ranks (%s)" % (n, comm), tn, kn, t1 / tn))
 print("loss, 1 rank:  %s" % " ".join("%.6g" % x for x in l1))
 print("loss, %s ranks: %s" % (n, " ".join("%.6g" % x for x in ln)))
+mem = sys.argv[9]
+if os.path.exists(mem) and os.path.getsize(mem):
+    peak = {}
+    for line in open(mem):
+        f = [x.strip() for x in line.split(",")]
+        if len(f) == 2 and f[0].isdigit() and f[1].isdigit():
+            peak[int(f[0])] = max(peak.get(int(f[0]), 0), int(f[1]))
+    print("peak memory per GPU, %s ranks (nvidia-smi): %s" % (n, ", ".join("GPU%d %.1f GB" % (g, peak[g] / 1024) for g in sorted(peak))))
 PY

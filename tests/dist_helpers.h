@@ -30,8 +30,9 @@ static char D[64]; /* work directory */
 static inline int near(double a, double b, double rel) { return fabs(a - b) <= rel * fmax(fabs(a), fabs(b)) + 1e-9; }
 
 /* Same rewards, lengths and groups exactly (same samples), loss / KL /
- * grad norm within rel, step by step. */
-static inline void compare_runs_tol(const char *a, const char *b, const char *what, double rel) {
+ * grad norm within rel, step by step, over the first `rows` steps (all
+ * when rows <= 0). */
+static inline void compare_runs_rows(const char *a, const char *b, const char *what, double rel, size_t rows) {
     char pa[300], pb[300];
     snprintf(pa, sizeof pa, "%s/%s/metrics.jsonl", D, a);
     snprintf(pb, sizeof pb, "%s/%s/metrics.jsonl", D, b);
@@ -42,6 +43,7 @@ static inline void compare_runs_tol(const char *a, const char *b, const char *wh
         return;
     }
     CHECKF(ta.n_rows == tb.n_rows && ta.n_rows > 0, "%s: %zu vs %zu metric rows", what, ta.n_rows, tb.n_rows);
+    if (rows == 0 || rows > ta.n_rows) rows = ta.n_rows;
     static const char *const EXACT[] = {"reward/mean", "reward/std", "accuracy", "format_rate", "completion_len/mean",
                                         "truncated_rate", "groups/kept", "groups/dropped", "eval/pass1",
                                         "eval/format_rate", "eval/completion_len", NULL};
@@ -52,7 +54,7 @@ static inline void compare_runs_tol(const char *a, const char *b, const char *wh
             int ca = metrics_col(&ta, name), cb = metrics_col(&tb, name);
             CHECKF((ca < 0) == (cb < 0), "%s: '%s' in one run only", what, name);
             if (ca < 0 || cb < 0) continue;
-            for (size_t r = 0; r < ta.n_rows && r < tb.n_rows; r++) {
+            for (size_t r = 0; r < rows && r < tb.n_rows; r++) {
                 double x = ta.cols[ca][r], y = tb.cols[cb][r];
                 if (isnan(x) && isnan(y)) continue;
                 CHECKF(pass ? near(x, y, rel) : x == y, "%s: step %lld %s: %.17g vs %.17g", what,
@@ -60,6 +62,10 @@ static inline void compare_runs_tol(const char *a, const char *b, const char *wh
             }
         }
     metrics_table_free(&ta), metrics_table_free(&tb);
+}
+
+static inline void compare_runs_tol(const char *a, const char *b, const char *what, double rel) {
+    compare_runs_rows(a, b, what, rel, 0);
 }
 
 static inline void compare_runs(const char *a, const char *b, const char *what) {
