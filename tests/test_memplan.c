@@ -39,11 +39,17 @@ static void test_counts(void) {
     CHECK_NEAR(item(&p, "AdamW"), 494032768.0 * 8, 0.5);
     CHECK(item(&p, "bf16 copy") < 0 && item(&p, "reference") < 0 && item(&p, "KV cache") < 0);
     CHECK_NEAR(p.peak, 494032768.0 * 16, 0.5);
-    /* the GPU's bf16 copies of the policy and the reference */
+    /* the GPU's bf16 copy of the policy; the frozen reference (model_freeze):
+     * 24 x 14,909,440 matrix weights in bf16, the 151936 x 896 embedding,
+     * 49 norms of 896 and 24 x 1152 biases in fp32, plus the embedding's
+     * bf16 shadow as the tied LM head */
     memplan_compute(&p, &(MemPlanInput){.cfg = &c, .has_ref = 1, .cuda = 1, .bf16 = 1});
     CHECK_NEAR(item(&p, "bf16 copy of the policy"), 494032768.0 * 2, 0.5);
-    CHECK_NEAR(item(&p, "reference model"), 494032768.0 * 4, 0.5);
-    CHECK_NEAR(item(&p, "bf16 copy of the reference"), 494032768.0 * 2, 0.5);
+    CHECK_NEAR(item(&p, "reference model, frozen"), 24.0 * 14909440 * 2, 0.5);
+    CHECK_NEAR(item(&p, "reference embedding"), (151936.0 * 896 + 49 * 896 + 24 * 1152) * 6, 0.5);
+    /* fp32 on the GPU: the reference as the policy */
+    memplan_compute(&p, &(MemPlanInput){.cfg = &c, .has_ref = 1, .cuda = 1});
+    CHECK_NEAR(item(&p, "reference model weights"), 494032768.0 * 4, 0.5);
     /* KV cache: 2 (k, v) x 24 layers x 64 sequences x 1000 tokens x 128 floats (2 kv heads x 64) x 4 bytes */
     memplan_compute(&p, &(MemPlanInput){.cfg = &c, .gen_batch = 64, .gen_len = 1000});
     CHECK_NEAR(item(&p, "KV cache"), 2.0 * 24 * 64 * 1000 * 128 * 4, 0.5);

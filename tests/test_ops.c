@@ -782,15 +782,16 @@ static void test_adamw_by_hand(void) {
 int main(void) {
     be = backend_cpu();
     CHECK(be != NULL && !strcmp(be->name, "cpu"));
-    /* every slot of the table is filled, but the two optional GPU ones
-     * (sample, mem_info, weights_hint: the host samples, and there is no second copy) */
+    /* every slot of the table is filled, but the optional GPU ones
+     * (sample, mem_info, weights_hint, weights_freeze: the host samples, and there is no second copy) */
     const void *const *slots = (const void *const *)((const char *)be + offsetof(Backend, alloc));
     size_t nslots = (sizeof(Backend) - offsetof(Backend, alloc)) / sizeof(void *);
     size_t opt0 = (offsetof(Backend, sample) - offsetof(Backend, alloc)) / sizeof(void *);
     size_t opt1 = (offsetof(Backend, weights_hint) - offsetof(Backend, alloc)) / sizeof(void *);
     size_t opt2 = (offsetof(Backend, mem_info) - offsetof(Backend, alloc)) / sizeof(void *);
+    size_t opt3 = (offsetof(Backend, weights_freeze) - offsetof(Backend, alloc)) / sizeof(void *);
     for (size_t i = 0; i < nslots; i++) {
-        if (i == opt0 || i == opt1 || i == opt2) CHECKF(slots[i] == NULL, "optional slot %zu should be NULL on the CPU", i);
+        if (i == opt0 || i == opt1 || i == opt2 || i == opt3) CHECKF(slots[i] == NULL, "optional slot %zu should be NULL on the CPU", i);
         else CHECKF(slots[i] != NULL, "Backend slot %zu is NULL", i);
     }
     rng_seed(&rng, 1234);

@@ -136,6 +136,15 @@ typedef struct Backend {
      * keep a lower-precision copy of it, refreshed after writes. n = 0
      * forgets p. */
     void (*weights_hint)(const float *p, size_t n);
+    /* Optional (NULL on the CPU): weights that will only be read by GEMMs
+     * from now on (a frozen reference model). Makes a read-only
+     * lower-precision copy of the n floats at p and returns a handle K
+     * standing for it: K + i may be passed as the weight operand of
+     * matmul_forward and the lm_head ops wherever p + i was, for the same
+     * result as p + i gives under weights_hint; no other op may read
+     * through K. The caller may then free p. NULL: not supported in this
+     * mode (keep p). weights_hint(K, 0) releases the copy. */
+    const float *(*weights_freeze)(const float *p, size_t n);
 
     void (*upload)(void *dst_backend, const void *src_host, size_t bytes);
     void (*download)(void *dst_host, const void *src_backend, size_t bytes);

@@ -59,6 +59,10 @@ typedef struct Model {
     float *rope_cos, *rope_sin; /* (rope_len, HD/2) */
     int rope_len;
     json_t *hf_json; /* config.json as loaded (kept verbatim on save), or NULL */
+    /* After model_freeze: param_mem is NULL, the GEMM weights are the
+     * backend's frozen copy (handle `frozen`), the rest in frozen_small. */
+    const float *frozen;
+    float *frozen_small;
 } Model;
 
 /* Shapes and parameter layout from cfg only (no backend, nothing
@@ -79,6 +83,13 @@ int model_init_random(Model *m, uint64_t seed, float std, Err *err);
  * atomically. Loads in transformers unchanged. */
 int model_save(const Model *m, const char *dir, StDtype dtype, Err *err);
 int model_alloc_grads(Model *m, Err *err);
+/* For a model that will only run forward from now on (a frozen reference):
+ * where the backend offers it (weights_freeze: CUDA in bf16), keeps the
+ * layers' matrices and an untied LM head as the backend's bf16 copy only
+ * and frees the fp32 buffer, 2 bytes per parameter instead of 4 + 2;
+ * results are bit for bit unchanged. Elsewhere a no-op. Afterwards the
+ * model can run model_forward (no backward, no save, no gradients). */
+int model_freeze(Model *m, Err *err);
 void model_zero_grads(Model *m);
 const ParamInfo *model_find_param(const Model *m, const char *name);
 /* Makes sure the RoPE tables cover positions [0, len). */

@@ -28,34 +28,37 @@ static ParamInfo *add_param(Model *m, int *cap, const char *name, int64_t d0, in
 }
 
 /* Points a ModelParams at base using the layout in m->params (which was
- * built in the order below, so we can walk it). */
-static void bind(const Model *m, ModelParams *mp, float *base) {
+ * built in the order below, so we can walk it); with `at`, parameter i is
+ * at at[i] instead of base + its offset. */
+static void bind(const Model *m, ModelParams *mp, float *base, float *const *at) {
     const ModelConfig *c = &m->cfg;
     int i = 0;
-    mp->embed = base + m->params[i++].offset;
+#define AT(j) (at ? at[j] : base + m->params[j].offset)
+    mp->embed = AT(i), i++;
     for (int l = 0; l < c->n_layers; l++) {
         LayerParams *lp = &mp->layers[l];
-        lp->attn_norm = base + m->params[i++].offset;
-        lp->wqkv = base + m->params[i].offset;
+        lp->attn_norm = AT(i), i++;
+        lp->wqkv = AT(i);
         i += 3; /* q, k, v */
         lp->bqkv = NULL;
         if (c->qkv_bias) {
-            lp->bqkv = base + m->params[i].offset;
+            lp->bqkv = AT(i);
             i += 3;
         }
         lp->q_norm = lp->k_norm = NULL;
         if (c->qk_norm) {
-            lp->q_norm = base + m->params[i++].offset;
-            lp->k_norm = base + m->params[i++].offset;
+            lp->q_norm = AT(i), i++;
+            lp->k_norm = AT(i), i++;
         }
-        lp->wo = base + m->params[i++].offset;
-        lp->mlp_norm = base + m->params[i++].offset;
-        lp->w_gu = base + m->params[i].offset;
+        lp->wo = AT(i), i++;
+        lp->mlp_norm = AT(i), i++;
+        lp->w_gu = AT(i);
         i += 2; /* gate, up */
-        lp->w_down = base + m->params[i++].offset;
+        lp->w_down = AT(i), i++;
     }
-    mp->final_norm = base + m->params[i++].offset;
-    mp->lm_head = c->tie_embeddings ? mp->embed : base + m->params[i++].offset;
+    mp->final_norm = AT(i), i++;
+    mp->lm_head = c->tie_embeddings ? mp->embed : AT(i);
+#undef AT
 }
 
 void model_layout(Model *m, const ModelConfig *cfg) {
@@ -107,13 +110,15 @@ int model_create(Model *m, const ModelConfig *cfg, const Backend *be, Err *err) 
         model_free(m);
         return err_set(err, "out of memory allocating %.1f MB of parameters", m->n_floats * 4.0 / 1e6);
     }
-    bind(m, &m->w, m->param_mem);
+    bind(m, &m->w, m->param_mem, NULL);
     if (be->weights_hint) be->weights_hint(m->param_mem, m->n_floats);
     return model_rope_reserve(m, 256, err);
 }
 
 void model_free(Model *m) {
     if (!m->be) return;
+    if (m->frozen && m->be->weights_hint) m->be->weights_hint(m->frozen, 0);
+    m->be->free(m->frozen_small);
     m->be->free(m->param_mem);
     m->be->free(m->grad_mem);
     m->be->free(m->rope_cos);
@@ -125,11 +130,54 @@ void model_free(Model *m) {
     memset(m, 0, sizeof *m);
 }
 
+/* Only GEMMs read the matrices of the layers and an untied LM head; the
+ * embedding table (gathered), norms and biases stay fp32. */
+static int gemm_only(const Model *m, int i) { return i > 0 && m->params[i].ndim == 2; }
+
+int model_freeze(Model *m, Err *err) {
+    const Backend *be = m->be;
+    if (!be || !be->weights_freeze || !m->param_mem || m->grad_mem || m->n_params < 2) return 0;
+    /* The embedding comes first; the copy covers everything after it. */
+    size_t lo = m->params[1].offset, n_small = 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (!gemm_only(m, i)) n_small += m->params[i].numel;
+    float **at = malloc(m->n_params * sizeof *at);
+    if (!at) return err_set(err, "out of memory freezing the model");
+    const float *key = be->weights_freeze(m->param_mem + lo, m->n_floats - lo);
+    float *small = key ? be->alloc(n_small * sizeof(float)) : NULL;
+    if (!small) { /* not supported, or no room: stay fp32 */
+        if (key) be->weights_hint(key, 0);
+        free(at);
+        return 0;
+    }
+    size_t o = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const ParamInfo *p = &m->params[i];
+        if (gemm_only(m, i)) {
+            at[i] = (float *)key + (p->offset - lo);
+        } else {
+            be->copy(small + o, m->param_mem + p->offset, p->numel * sizeof(float));
+            at[i] = small + o;
+            o += p->numel;
+        }
+    }
+    bind(m, &m->w, NULL, at);
+    free(at);
+    be->free(m->param_mem); /* also drops its shadow */
+    m->param_mem = NULL;
+    m->frozen = key;
+    m->frozen_small = small;
+    /* a tied LM head is the fp32 embedding: GEMMs get a shadow of it */
+    if (be->weights_hint) be->weights_hint(small, n_small);
+    return 0;
+}
+
 int model_alloc_grads(Model *m, Err *err) {
+    if (m->frozen) return err_set(err, "a frozen model has no gradients");
     if (m->grad_mem) return 0;
     m->grad_mem = m->be->alloc(m->n_floats * sizeof(float));
     if (!m->grad_mem) return err_set(err, "out of memory allocating gradients (%.1f MB)", m->n_floats * 4.0 / 1e6);
-    bind(m, &m->g, m->grad_mem);
+    bind(m, &m->g, m->grad_mem, NULL);
     return 0;
 }
 

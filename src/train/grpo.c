@@ -183,6 +183,7 @@ static int trainer_setup(Trainer *t, GrpoConfig *c, Err *err) {
         const char *rp = c->ref_model[0] ? c->ref_model : c->model;
         if (model_load(&t->ref, rp, be, err) != 0) return -1;
         t->has_ref = 1;
+        if (model_freeze(&t->ref, err) != 0) return -1;
     }
     if (model_alloc_grads(&t->policy, err) != 0) return -1;
     if (zero_adamw_create(&t->opt, &t->policy, t->cm, c->zero, (float)c->beta1, (float)c->beta2, (float)c->adam_eps,

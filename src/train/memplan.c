@@ -44,7 +44,6 @@ void memplan_compute(MemPlan *p, const MemPlanInput *in) {
     memset(p, 0, sizeof *p);
     Model m;
     model_layout(&m, in->cfg);
-    free(m.params);
     const ModelConfig *c = in->cfg;
     double P = (double)m.n_floats, C = c->hidden, I = c->intermediate, V = c->vocab_size;
     double L = c->n_layers, KD = m.KD, QD = m.QD, QKVD = m.QKVD;
@@ -56,8 +55,19 @@ void memplan_compute(MemPlan *p, const MemPlanInput *in) {
     else add(p, 'p', P * 8, "AdamW moments (fp32)");
     if (in->cuda && in->bf16) add(p, 'p', P * 2, "bf16 copy of the policy weights");
     if (in->has_ref) {
-        add(p, 'p', P * 4, "reference model weights (fp32)");
-        if (in->cuda && in->bf16) add(p, 'p', P * 2, "bf16 copy of the reference weights");
+        if (in->cuda && in->bf16) {
+            /* model_freeze: GEMM weights in bf16 only; the embedding,
+             * norms and biases fp32 (+ a bf16 shadow when the embedding
+             * is the LM head too) */
+            double small = 0;
+            for (int i = 0; i < m.n_params; i++)
+                if (i == 0 || m.params[i].ndim != 2) small += (double)m.params[i].numel;
+            add(p, 'p', (P - small) * 2, "reference model, frozen: GEMM weights (bf16)");
+            add(p, 'p', small * (c->tie_embeddings ? 6 : 4), "reference embedding, norms, biases (fp32%s)",
+                c->tie_embeddings ? " + bf16 LM head" : "");
+        } else {
+            add(p, 'p', P * 4, "reference model weights (fp32)");
+        }
     }
     double N = (double)in->train_batch * in->train_len;
     if (N > 0) {
@@ -86,6 +96,7 @@ void memplan_compute(MemPlan *p, const MemPlanInput *in) {
         double dec = cap * (4 * C + QKVD + 3 * QD + 3 * KD + 3 * I + 1 + c->n_heads) * 4 + cap * 16;
         add(p, 'g', dec + S * V * 4, "decode buffers and one step's logits");
     }
+    free(m.params);
     for (int i = 0; i < p->n; i++) {
         if (p->item[i].phase == 'p') p->persistent += p->item[i].bytes;
         else if (p->item[i].phase == 'g') p->gen += p->item[i].bytes;

@@ -295,6 +295,47 @@ static void test_step_matches_cpu(void) {
     free(w[1]);
 }
 
+/* A frozen model (model_freeze: GEMM weights as bf16 only, the GRPO
+ * reference) gives the same log-probs, bit for bit, as the same model
+ * kept in fp32 with bf16 shadows; in fp32 precision freezing is a no-op. */
+static void test_frozen_matches(const char *name) {
+    char dir[256];
+    snprintf(dir, sizeof dir, FIX "/%s", name);
+    const int32_t ids[12] = {3, 9, 27, 81, 5, 15, 45, 7, 1, 2, 4, 8};
+    float lp[2][12];
+    cuda_set_precision(CUDA_PREC_BF16);
+    for (int f = 0; f < 2; f++) {
+        Model m;
+        Acts a;
+        Err err = {{0}};
+        if (model_load(&m, dir, backend_cuda(), &err) != 0 || (f && model_freeze(&m, &err) != 0) ||
+            acts_create(&a, &m, 2, 6, 0, &err) != 0 || model_forward(&m, &a, ids, 2, 6, 1.0f, NULL, &err) != 0) {
+            CHECKF(0, "%s: %s", name, err.msg);
+            cuda_set_precision(CUDA_PREC_FP32);
+            return;
+        }
+        memcpy(lp[f], a.logp, sizeof lp[f]);
+        CHECKF(cuda_check(&err) == 0, "%s: %s", name, err.msg);
+        if (f) {
+            CHECKF(m.frozen && !m.param_mem, "%s: not frozen in bf16", name);
+            CHECK(model_alloc_grads(&m, &err) != 0 && strstr(err.msg, "frozen"));
+        }
+        acts_free(&a, &m);
+        model_free(&m);
+    }
+    int same = !memcmp(lp[0], lp[1], sizeof lp[0]);
+    CHECKF(same, "%s: frozen bf16 model's log-probs differ from the unfrozen one's", name);
+    printf("%s frozen (bf16 weights only): log-probs %s the fp32 model's bf16 GEMMs\n", name,
+           same ? "bit-identical to" : "DIFFERENT from");
+    cuda_set_precision(CUDA_PREC_FP32);
+    Model m;
+    Err err = {{0}};
+    if (model_load(&m, dir, backend_cuda(), &err) == 0) {
+        CHECK(model_freeze(&m, &err) == 0 && !m.frozen && m.param_mem);
+        model_free(&m);
+    }
+}
+
 int main(void) {
     setenv("R1C_CUDA_SYNC", "1", 0); /* name the op at fault if a kernel faults */
     if (!cuda_available()) {
@@ -322,5 +363,7 @@ int main(void) {
     test_generate_matches_cpu("llama3");
     test_step_matches_cpu();
     test_packed_matches_cpu();
+    const char *fz[] = {"qwen2", "qwen2_tied", "llama3", "qwen3"};
+    for (size_t i = 0; i < sizeof fz / sizeof fz[0]; i++) test_frozen_matches(fz[i]);
     return check_summary("test_cuda_model");
 }

@@ -241,6 +241,7 @@ static const Backend CUDA_BACKEND = {
     /* .sample = */ cu_sample,
     /* .mem_info = */ cu_mem_info,
     /* .weights_hint = */ cu_weights_hint,
+    /* .weights_freeze = */ cu_weights_freeze,
     /* .upload = */ cu_upload,
     /* .download = */ cu_download,
 };

@@ -19,6 +19,7 @@
 #include <cuda_bf16.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "backend/cuda/cuda_common.cuh"
 
@@ -44,10 +45,11 @@ extern "C" int cuda_precision_parse(const char *s, CudaPrecision *out) {
 #define MAX_SHADOWS 8 /* policy, reference, teacher ... */
 
 typedef struct Shadow {
-    const float *p; /* registered fp32 range */
+    const float *p; /* registered fp32 range, or a frozen copy's handle */
     size_t n;
     __nv_bfloat16 *bf; /* its bf16 copy (NULL until first needed) */
     int stale;
+    int frozen; /* p is a handle (weights_freeze): bf is the only copy */
 } Shadow;
 
 static Shadow g_sh[MAX_SHADOWS];
@@ -76,7 +78,10 @@ void cu_weights_hint(const float *p, size_t n) {
     for (int i = 0; i < MAX_SHADOWS; i++)
         if (g_sh[i].p == p) { /* re-registration (or n = 0: forget it) */
             if (g_sh[i].bf) cuda_note("weights_hint free", cudaFree(g_sh[i].bf));
+            if (g_sh[i].frozen) munmap((void *)g_sh[i].p, g_sh[i].n * sizeof(float));
+            int frozen = g_sh[i].frozen;
             memset(&g_sh[i], 0, sizeof g_sh[i]);
+            if (frozen) return; /* a handle is never re-registered */
         }
     if (!p || !n) return;
     for (int i = 0; i < MAX_SHADOWS; i++)
@@ -87,6 +92,40 @@ void cu_weights_hint(const float *p, size_t n) {
             return;
         }
     /* more than MAX_SHADOWS models: the extra ones round per GEMM, correct but slower */
+}
+
+/* A frozen model (the GRPO reference) keeps its GEMM weights in bf16 only:
+ * half the bytes, and the same bf16 values its GEMMs would read from a
+ * shadow, so its results are bit for bit those of the fp32 model. The
+ * handle standing for the copy is a range of reserved, inaccessible host
+ * address space (PROT_NONE, nothing committed) of the fp32 size: under
+ * unified addressing no device allocation can overlap it, so handle + i
+ * finds its bf16 element exactly like a registered fp32 pointer does,
+ * and a kernel that dereferenced it by mistake would fault instead of
+ * reading another buffer. */
+const float *cu_weights_freeze(const float *p, size_t n) {
+    if (g_prec == CUDA_PREC_FP32 || !p || !n) return NULL;
+    int slot = -1;
+    for (int i = 0; i < MAX_SHADOWS && slot < 0; i++)
+        if (!g_sh[i].p) slot = i;
+    if (slot < 0) return NULL;
+    void *key = mmap(NULL, n * sizeof(float), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (key == MAP_FAILED) return NULL;
+    __nv_bfloat16 *bf = NULL;
+    if (cudaMalloc(&bf, n * sizeof(__nv_bfloat16)) != cudaSuccess) {
+        cudaGetLastError();
+        munmap(key, n * sizeof(float));
+        return NULL; /* no room: the caller keeps the fp32 weights */
+    }
+    cuda_mem_sample();
+    cuda_to_bf16(bf, p, n);
+    Shadow *sh = &g_sh[slot];
+    sh->p = (const float *)key;
+    sh->n = n;
+    sh->bf = bf;
+    sh->stale = 0;
+    sh->frozen = 1;
+    return (const float *)key;
 }
 
 /* Called by every op that writes backend memory the caller names. */
@@ -106,7 +145,7 @@ void cuda_shadow_forget(const void *p) {
 
 extern "C" void cuda_shadow_trim(void) {
     for (int i = 0; i < MAX_SHADOWS; i++)
-        if (g_sh[i].bf) {
+        if (g_sh[i].bf && !g_sh[i].frozen) { /* a frozen copy is the only one */
             cuda_note("trim", cudaFree(g_sh[i].bf));
             g_sh[i].bf = NULL;
             g_sh[i].stale = 1;

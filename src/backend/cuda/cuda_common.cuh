@@ -58,6 +58,7 @@ void cuda_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n);
 void cuda_shadow_touch(const void *dst, size_t bytes);
 void cuda_shadow_forget(const void *p);
 void cu_weights_hint(const float *p, size_t n);
+const float *cu_weights_freeze(const float *p, size_t n);
 /* Training attention in bf16 (cuda_attention_gemm.cu): tensor-core GEMMs
  * over query blocks; the op entry points dispatch to them in bf16. */
 void cuda_attention_forward_gemm(float *out, float *lse, const float *q, const float *k, const float *v,
