@@ -112,7 +112,7 @@ CUDA_SRC    := $(sort $(wildcard src/backend/cuda/*.cu))
 CUDA_OBJ    := $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
 CUDA_TSRC   := $(sort $(wildcard tests/cuda/test_cuda_*.c))
 CUDA_TBIN   := $(CUDA_TSRC:tests/cuda/%.c=$(BUILD)/tests-cuda/%)
-CUDA_LDLIBS := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart -lstdc++
+CUDA_LDLIBS := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcublasLt -lcudart -lstdc++
 # GPU tests link the CPU reference and what it needs, not all of libr1c,
 # so a GPU machine needs only OpenBLAS besides the CUDA toolkit.
 CUDA_REF_OBJ := $(addprefix $(BUILD)/obj/src/,backend/cpu/backend_cpu.o backend/cpu/blas.o base/rng.o base/err.o gen/sampler.o)

@@ -1,7 +1,8 @@
 /* Throughput of the CUDA backend's heavy ops on the GPU, against two
  * ceilings measured in the same run: cuBLAS SGEMM (fp32, no TF32) for
  * arithmetic, and a device-to-device copy for bandwidth. Prints a table;
- * each row's last column is the fraction of its ceiling. */
+ * each row's last column is the fraction of its ceiling. Ends with bf16
+ * GEMMs at model shapes, batch-invariant path against cuBLAS's default. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,11 @@ static void run_gemm(void *p) {
     Ctx *c = p;
     gpu->matmul_forward(c->c, c->a, c->b, NULL, c->N, c->K, c->O);
 }
+/* the input gradient of the same layer: dinp(N,K) = dout(N,O) W */
+static void run_gemm_dinp(void *p) {
+    Ctx *c = p;
+    gpu->matmul_backward(c->c, NULL, NULL, c->a, NULL, c->b, c->N, c->K, c->O, 0);
+}
 static void run_copy(void *p) {
     Ctx *c = p;
     gpu->copy(c->b, c->a, c->n * sizeof(float));
@@ -113,6 +119,53 @@ static void run_emb_bwd(void *p) {
     gpu->embedding_backward(c->f, c->e, c->ids, c->N, c->K);
 }
 
+/* bf16 GEMMs at the Qwen2.5-0.5B shapes: the forward (x W^T) decode-sized
+ * (256 rows) and training-sized (16k rows), and the input gradient
+ * (dout W) at 16k rows (the LM head's at 441 rows, its logits chunk at
+ * this vocabulary): the batch-invariant cuBLASLt path (one algorithm per
+ * shape, no split-K) against cublasGemmEx's per-call choice. Weights come
+ * from their bf16 shadow (registered), the other operand is rounded per
+ * call, as in the model; the ratio is what invariance costs. */
+static void bench_batch_invariant(void) {
+    int shapes[][2] = {{896, 896}, {1152, 896}, {9728, 896}, {896, 4864}, {151936, 896}};
+    const char *names[] = {"o_proj", "qkv", "gate+up", "down", "lm_head"};
+    cuda_set_precision(CUDA_PREC_BF16);
+    printf("\nbf16 GEMM                                  %9s %9s %9s %9s %7s\n", "default", "TF/s", "invariant",
+           "TF/s", "ratio");
+    for (int s = 0; s < 5; s++) {
+        Ctx c = {0};
+        c.O = shapes[s][0], c.K = shapes[s][1];
+        int lm = c.O > 100000, rows = 16384;
+        size_t in = c.O > c.K ? c.O : c.K; /* columns: room for either form's input and output */
+        c.b = dev_rand((size_t)c.O * c.K, 0.05f);
+        gpu->weights_hint(c.b, (size_t)c.O * c.K);
+        /* LM head: 16k x 151936 floats of input gradient would be 10 GB
+         * for a GEMM the model never runs; its chunk of 441 rows is */
+        c.a = dev_rand((size_t)(lm ? 441 : rows) * in, 1.0f);
+        c.c = gpu->alloc((size_t)rows * in * sizeof(float)); /* zeros, no host copy (10 GB for the LM head) */
+        if (!c.a || !c.c) sync_or_die();
+        for (int form = 0; form < 3; form++) {
+            c.N = form == 0 ? 256 : form == 1 ? rows : lm ? 441 : rows;
+            RunFn f = form < 2 ? run_gemm : run_gemm_dinp;
+            double fl = 2.0 * c.N * c.K * c.O / 1e12, t[2];
+            for (int inv = 0; inv <= 1; inv++) {
+                cuda_set_batch_invariant(inv);
+                t[inv] = time_op(f, &c, 7);
+            }
+            char shape[64];
+            snprintf(shape, sizeof shape, "%s %s M=%d N=%d K=%d", names[s], form < 2 ? "fwd" : "dinp", c.N,
+                     form < 2 ? c.O : c.K, form < 2 ? c.K : c.O);
+            printf("%-42s %9.3f %9.1f %9.3f %9.1f %7.2f\n", shape, t[0] * 1e3, fl / t[0], t[1] * 1e3, fl / t[1],
+                   t[1] / t[0]);
+        }
+        gpu->free(c.a), gpu->free(c.b), gpu->free(c.c);
+    }
+    printf("(ms per GEMM, median of 7; ratio = invariant / default; %ld calls fell back to cublasGemmEx)\n",
+           cuda_batch_invariant_fallbacks());
+    cuda_set_batch_invariant(1);
+    cuda_set_precision(CUDA_PREC_FP32);
+}
+
 static void row(const char *op, const char *shape, double sec, double amount, const char *unit, double ceil) {
     double rate = amount / sec;
     printf("%-22s %-30s %9.3f %9.1f %-6s %6.1f%%\n", op, shape, sec * 1e3, rate, unit, 100.0 * rate / ceil);
@@ -123,7 +176,8 @@ int main(void) {
         printf("SKIP bench_cuda_ops: no usable CUDA device\n");
         return 0;
     }
-    printf("device: %s; fp32 throughout, cuBLAS without TF32\n", cuda_device_name());
+    printf("device: %s; fp32 (cuBLAS without TF32) except the bf16 GEMM table at the end\n", cuda_device_name());
+    cuda_set_precision(CUDA_PREC_FP32);
     printf("%-22s %-30s %9s %9s %-6s %7s\n", "op", "shape", "ms", "rate", "unit", "of ceil");
     char shape[64];
     Ctx c = {0};
@@ -198,5 +252,9 @@ int main(void) {
     t = time_op(run_emb_bwd, &c, 5);
     row("embedding_backward", shape, t, 3.0 * c.N * c.K * 4 / 1e9, "GB/s", bw);
     free(ids);
+    gpu->free(c.a), gpu->free(c.b), gpu->free(c.c), gpu->free(c.d), gpu->free(c.e), gpu->free(c.f);
+    gpu->free(c.ids);
+
+    bench_batch_invariant();
     return 0;
 }

@@ -781,6 +781,156 @@ static void test_samplers(void) {
     }
 }
 
+/* ---- batch-invariant bf16 GEMMs ---- */
+
+/* x rounded to bf16 (nearest even), as a float: operands made of such
+ * values pass through the GPU's bf16 rounding unchanged, so the host can
+ * form the exact product of what the tensor cores multiply. */
+static float bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    u &= 0xFFFF0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+/* n bf16-representable values uniform in [-scale, scale). xorshift, not
+ * rng_normal: the LM-head input gradient needs 6e8 of them. */
+static float *hbf16(size_t n, float scale, uint64_t seed) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        p[i] = bf16_round(scale * ((float)(s >> 40) / 16777216.0f * 2.0f - 1.0f));
+    }
+    return p;
+}
+
+/* Forward: C(M,N) = A(M,K) W^T; input gradient: C(M,K) (+)= A(M,N) W, with
+ * W (N,K): the two forms the invariant path serves (ta = 0). */
+static void bi_run(int dinp, int acc, float *C, const float *A, const float *W, int M, int N, int K) {
+    if (dinp) gpu->matmul_backward(C, NULL, NULL, A, NULL, W, M, K, N, acc);
+    else gpu->matmul_forward(C, A, W, NULL, M, K, N);
+}
+
+/* Relative Frobenius error of some rows of the GPU product against the
+ * product of the same (bf16-exact) operands in double. */
+static double bi_ref_err(const float *got, const float *a, const float *w, const float *c0, int dinp, int acc, int N,
+                         int K, int Mbig) {
+    int in = dinp ? N : K, out = dinp ? K : N;
+    int rows[] = {0, 1, 999, 1000, 1500, 2999, Mbig - 1};
+    double *r = malloc(out * sizeof(double)), num = 0, den = 0;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        size_t row = (size_t)rows[i];
+        const float *x = a + row * in;
+        if (!dinp)
+            for (int j = 0; j < N; j++) {
+                double s = 0;
+                const float *wj = w + (size_t)j * K;
+                for (int k = 0; k < K; k++) s += (double)x[k] * wj[k];
+                r[j] = s;
+            }
+        else {
+            for (int k = 0; k < K; k++) r[k] = 0;
+            for (int n = 0; n < N; n++) {
+                double xn = x[n];
+                const float *wn = w + (size_t)n * K;
+                for (int k = 0; k < K; k++) r[k] += xn * wn[k];
+            }
+        }
+        for (int j = 0; j < out; j++) {
+            double ref = r[j] + (acc ? c0[row * out + j] : 0.0), d = got[row * out + j] - ref;
+            num += d * d, den += ref * ref;
+        }
+    }
+    free(r);
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* Rows computed alone (M of them, from the start of the batch or from its
+ * middle through a pointer offset) must be bitwise the rows of the same
+ * product over 4096 rows, with the invariant path on; with it off
+ * (cublasGemmEx's own choice per call) the test only reports how often
+ * they agree. W sits at `wofs` floats into a registered weight buffer, as
+ * a model's weights do. `may_fall_back`: shapes whose leading dimensions
+ * cuBLASLt may have no kernel for; the fallback is then reported, not
+ * failed. */
+static void test_batch_invariance(int N, int K, int dinp, int acc, int wofs, int may_fall_back) {
+    static uint64_t seed = 1;
+    const int MBIG = 4096, Ms[] = {1, 3, 64, 256, 1000}, R0[] = {0, 1000};
+    enum { NM = 5, NR = 2 };
+    char tag[128];
+    snprintf(tag, sizeof tag, "%s N=%d K=%d%s", dinp ? (acc ? "dinp+=" : "dinp") : "fwd", N, K,
+             wofs ? " W+ofs" : "");
+    int in = dinp ? N : K, out = dinp ? K : N;
+    size_t na = (size_t)MBIG * in, nw = (size_t)N * K, nc = (size_t)MBIG * out, nsub = (size_t)1000 * out;
+    float *a = hbf16(na, 1.0f, seed++), *w = hbf16(nw, 0.5f, seed++);
+    float *c0 = acc ? hbf16(nc, 1.0f, seed++) : hnan(nc); /* overwritten outputs start as NaN */
+    float *d_a = dev_f(a, na), *d_wbuf = gpu->alloc((nw + wofs) * sizeof(float)), *d_w = d_wbuf + wofs;
+    float *d_c = gpu->alloc(nc * sizeof(float)), *d_s = gpu->alloc(nsub * sizeof(float));
+    Err err;
+    CHECK(d_wbuf && d_c && d_s && cuda_upload(d_w, w, nw * sizeof(float), &err) == 0);
+    gpu->weights_hint(d_wbuf, nw + wofs); /* W read from its bf16 shadow, as in the model */
+    int eq_on = 0, eq_off = 0, total = NM * NR;
+    long fell = 0;
+    double ref_err = NAN, tol = 1e-5;
+    for (int mode = 1; mode >= 0; mode--) {
+        cuda_set_batch_invariant(mode);
+        long fb0 = cuda_batch_invariant_fallbacks();
+        int eq[NM * NR];
+        CHECK(cuda_upload(d_c, c0, nc * sizeof(float), &err) == 0);
+        bi_run(dinp, acc, d_c, d_a, d_w, MBIG, N, K);
+        float *big = down(d_c, nc);
+        for (int ri = 0; ri < NR; ri++)
+            for (int mi = 0; mi < NM; mi++) {
+                int r0 = R0[ri], M = Ms[mi];
+                size_t off = (size_t)r0 * out, n = (size_t)M * out;
+                CHECK(cuda_upload(d_s, c0 + off, n * sizeof(float), &err) == 0);
+                bi_run(dinp, acc, d_s, d_a + (size_t)r0 * in, d_w, M, N, K);
+                float *sub = down(d_s, n);
+                eq[ri * NM + mi] = bits_equal(sub, big + off, n);
+                free(sub);
+            }
+        gpu_ok(tag);
+        int same = 0;
+        for (int i = 0; i < total; i++) same += eq[i];
+        if (!mode) {
+            eq_off = same;
+        } else {
+            eq_on = same;
+            fell = cuda_batch_invariant_fallbacks() - fb0;
+            if (!(fell && may_fall_back)) {
+                CHECKF(fell == 0, "batch invariance %s: %ld GEMM calls fell back to cublasGemmEx (the stderr line "
+                                  "above says why)", tag, fell);
+                for (int i = 0; i < total; i++)
+                    CHECKF(eq[i], "batch invariance %s: rows %d..%d computed in a %d-row GEMM differ bitwise from "
+                                  "the same rows of the %d-row GEMM", tag, R0[i / NM], R0[i / NM] + Ms[i % NM] - 1,
+                           Ms[i % NM], MBIG);
+            }
+            /* The product of bf16-exact operands, accumulated in fp32. The
+             * running sum is rounded once per MMA step (16 products), and
+             * tensor cores may round toward zero, so those errors can add
+             * up coherently: a relative error up to about len * 2e-9 for a
+             * length-len reduction of random-sign data. The tolerance is 5x
+             * that (at least 1e-5); a wrong layout or operand is off by
+             * O(1), a dropped 64-wide K tile by 2e-2 even at len 151936. */
+            int len = dinp ? N : K;
+            tol = 1e-5 * (len > 896 ? len / 896.0 : 1.0);
+            ref_err = bi_ref_err(big, a, w, c0, dinp, acc, N, K, MBIG);
+            CHECKF(ref_err <= tol, "batch invariance %s: relative error %.3g against the fp64 product of the bf16 "
+                                   "operands > %.3g", tag, ref_err, tol);
+        }
+        free(big);
+    }
+    printf("batch invariance %-22s invariant path: %2d/%d subsets bitwise%s, vs fp64 %.2e (tol %.1e); "
+           "cublasGemmEx: %2d/%d\n", tag, eq_on, total, fell ? " (FELL BACK to cublasGemmEx)" : "", ref_err, tol,
+           eq_off, total);
+    cuda_set_batch_invariant(1);
+    gpu->free(d_a), gpu->free(d_wbuf), gpu->free(d_c), gpu->free(d_s);
+    free(a), free(w), free(c0);
+}
+
 /* ---- bf16 weight shadows follow every write to the weights ---- */
 
 static void test_shadow(void) {
@@ -838,6 +988,7 @@ static void test_errors(void) {
 
 int main(void) {
     setenv("R1C_CUDA_SYNC", "1", 0); /* name the op at fault if a kernel faults */
+    setenv("R1C_CUDA_BI_VERBOSE", "1", 0); /* log each shape's batch-invariant GEMM algorithm */
     if (!cuda_available()) {
         SKIP("no usable CUDA device (driver or GPU missing): GPU op tests not run");
         return check_summary("test_cuda_ops");
@@ -945,6 +1096,26 @@ int main(void) {
     BIG(test_lm_head(300, 96, 50000, 0.7f, 0));
     test_layer_chain((Dims){2, 67, 128, 4, 2, 32, 352, 1000});
     BIG(test_layer_chain((Dims){1, 300, 896, 14, 2, 64, 4864, 32000}));
+
+    /* batch invariance (the switch defaults to on unless the environment
+     * says 0); N, K, input-gradient form, accumulate, weight offset */
+    const char *bi_env = getenv("R1C_CUDA_BATCH_INVARIANT");
+    CHECK(cuda_batch_invariant() == !(bi_env && !strcmp(bi_env, "0")));
+    test_batch_invariance(72, 96, 0, 0, 0, 0);
+    test_batch_invariance(72, 96, 1, 1, 0, 0);
+    test_batch_invariance(70, 96, 1, 0, 0, 1); /* 140-byte rows of A */
+    test_batch_invariance(37, 7, 0, 0, 0, 1);  /* 14-byte rows */
+    /* Qwen2.5-0.5B: o_proj, fused qkv (896 + 2 x 128), gate+up, down, LM head */
+    int bi_shapes[][2] = {{896, 896}, {1152, 896}, {9728, 896}, {896, 4864}, {151936, 896}};
+    for (int i = 0; i < 5; i++) {
+        BIG(test_batch_invariance(bi_shapes[i][0], bi_shapes[i][1], 0, 0, 0, 0));
+        BIG(test_batch_invariance(bi_shapes[i][0], bi_shapes[i][1], 1, 0, 0, 0));
+    }
+    BIG(test_batch_invariance(896, 896, 1, 1, 0, 0));
+    BIG(test_batch_invariance(896, 4864, 1, 1, 0, 0));
+    /* a weight 8 bytes (4 floats -> 4 bf16) off 16-byte alignment: its own algorithm */
+    BIG(test_batch_invariance(1152, 896, 0, 0, 4, 0));
+    BIG(test_batch_invariance(1152, 896, 1, 0, 4, 0));
     g_mode = "";
     FWD_TOL = 1e-5, BWD_TOL = 1e-4;
     cuda_set_precision(CUDA_PREC_FP32);

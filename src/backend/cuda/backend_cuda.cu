@@ -102,6 +102,7 @@ extern "C" void cuda_trim(void) {
     cuda_buf_free(&g_scr);
     cuda_sumsq_trim();
     cuda_bf16_trim();
+    cuda_gemm_lt_trim();
 }
 
 static void cuda_init(void) {

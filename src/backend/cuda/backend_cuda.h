@@ -25,6 +25,24 @@ const char *cuda_precision_name(CudaPrecision p);
 /* "bf16" or "fp32" -> 0, else -1. */
 int cuda_precision_parse(const char *s, CudaPrecision *out);
 
+/* Batch-invariant GEMMs (cuda_gemm_lt.cu), on by default. In bf16
+ * precision, GEMMs whose first operand is not transposed (the forward
+ * projections, the LM-head logits, the input gradients) run one cuBLASLt
+ * algorithm per shape, chosen once without regard to the row count M and
+ * without split-K, so each output row is bitwise the same whatever M is
+ * and whichever other rows share the batch: a decode step's rows equal the
+ * training batch's. Off: cuBLAS picks a kernel per call (cublasGemmEx),
+ * which can differ between M = 256 and M = 16k. R1C_CUDA_BATCH_INVARIANT=0
+ * turns it off (read at the first GEMM, and checked by the CLI's backend
+ * selection); the call overrides the environment. fp32 precision is
+ * unaffected. */
+void cuda_set_batch_invariant(int on);
+int cuda_batch_invariant(void);
+/* GEMM calls that wanted the invariant path but ran cublasGemmEx (no
+ * usable cuBLASLt algorithm for the shape, or not at that M); each shape
+ * says so once on stderr. For tests and diagnostics. */
+long cuda_batch_invariant_fallbacks(void);
+
 /* 1 when a CUDA device can be used (driver present, at least one device). */
 int cuda_available(void);
 

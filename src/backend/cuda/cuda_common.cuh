@@ -47,6 +47,17 @@ void cuda_sumsq_trim(void);
 void cuda_sgemm(const char *op, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc);
 
+/* Batch-invariant bf16 GEMM (cuda_gemm_lt.cu): row-major C(M,N) = alpha
+ * A op(B) + beta C, A (M x K, lda) and B (tb ? N x K : K x N, ldb) bf16
+ * device pointers, C fp32, fp32 accumulation, through one cuBLASLt
+ * algorithm per shape that does not depend on M. 0: done (a failure is
+ * noted for cuda_check); -1: no invariant algorithm for this call, nothing
+ * was launched: run the ordinary GEMM. cuda_gemm_lt_trim frees its
+ * workspace (allocated again on demand). */
+int cuda_gemm_bf16_invariant(const char *op, int tb, int M, int N, int K, float alpha, const void *A, int lda,
+                             const void *B, int ldb, float beta, float *C, int ldc);
+void cuda_gemm_lt_trim(void);
+
 /* The same over operands already in bf16, strided-batched. */
 void cuda_gemm_bf16_batched(const char *op, int ta, int tb, int M, int N, int K, float alpha, const void *A, int lda,
                             long long sa, const void *B, int ldb, long long sb, float beta, float *C, int ldc,

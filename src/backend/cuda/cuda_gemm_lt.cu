@@ -1,0 +1,364 @@
+/* Batch-invariant bf16 GEMMs through cuBLASLt.
+ *
+ * cublasGemmEx with CUBLAS_GEMM_DEFAULT asks cuBLAS's heuristic for a
+ * kernel on every call, and the heuristic looks at the whole problem
+ * shape: a 256-row decode step and a 16k-row training batch get different
+ * tile shapes and, for few rows, split-K. Each of those sums a row's dot
+ * products in another order, so the same input row times the same weight
+ * comes out different in the last fp32 bits depending on how many rows
+ * were in the batch; the next GEMM's bf16 rounding then turns those bits
+ * into visible differences between the sampler's and the trainer's
+ * log-probs.
+ *
+ * Here the algorithm is chosen once per shape (N, K, layout of the
+ * weight, leading dimensions, beta == 0, pointer alignment classes) and
+ * never from M: cuBLASLt's heuristic is asked at a fixed reference row
+ * count (LT_REF_M) with split-K and reduction schemes excluded, the answer
+ * is pinned to split-K 1 / no reduction, cached, and every later call with
+ * that shape runs exactly that algorithm, whatever M is. With the kernel,
+ * tile, stage count and split fixed, one output element is computed by
+ * one thread block walking the same K tiles in the same order with the
+ * same MMA instructions; M only changes how many tiles there are along the
+ * rows. So row r of C depends on row r of A and on B alone: bitwise the
+ * same for M = 1 and M = 16384, and whichever other rows share the batch.
+ *
+ * The algorithm is checked (cublasLtMatmulAlgoCheck, host only) for every
+ * new M; where it is not valid, or the shape has no usable algorithm at
+ * all, the call returns -1 and cuda_sgemm runs cublasGemmEx instead: the
+ * result is still correct, only not invariant, and the shape says so once
+ * on stderr (cuda_batch_invariant_fallbacks counts such calls).
+ *
+ * Pointer alignment is part of the key, in classes capped at 16 bytes
+ * (2, 4, 8, 16): the heuristic is told the class, so the algorithm it
+ * returns never needs more than the pointers have, and 16-byte aligned
+ * pointers (the normal case: the conversion buffer, cudaMalloc'd buffers,
+ * rows of 8-element multiples) all share one algorithm however much more
+ * they happen to be aligned. A weight that sits at an odd offset inside
+ * the parameter buffer gets its own (also M-independent) algorithm.
+ *
+ * Not thread-safe (the shape cache is a plain array), like the rest of the
+ * backend: ops are issued from one host thread onto the default stream. */
+#include <cublasLt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_common.cuh"
+
+extern "C" {
+#include "backend/cuda/backend_cuda.h"
+}
+
+/* Rows the heuristic is asked about: a training micro-batch's worth
+ * (micro_batch x seq_len), where almost all GEMM FLOPs are spent; decode
+ * steps then run the training kernel on fewer rows. */
+#define LT_REF_M 16384
+/* One fixed workspace size for the heuristic, the checks and the runs, so
+ * that an algorithm chosen under one size is never run under another. */
+#define LT_WS_BYTES ((size_t)32 << 20)
+#define LT_MAX_SHAPES 128
+#define LT_SEEN 32       /* row counts remembered as checked, per shape */
+#define LT_CANDIDATES 32 /* heuristic answers considered */
+
+/* ---- the switch ---- */
+
+static int g_bi = -1; /* -1: not decided yet (environment, default on) */
+static long g_fallbacks;
+
+extern "C" void cuda_set_batch_invariant(int on) { g_bi = on ? 1 : 0; }
+
+extern "C" int cuda_batch_invariant(void) {
+    if (g_bi < 0) {
+        const char *s = getenv("R1C_CUDA_BATCH_INVARIANT");
+        g_bi = !(s && !strcmp(s, "0"));
+    }
+    return g_bi;
+}
+
+extern "C" long cuda_batch_invariant_fallbacks(void) { return g_fallbacks; }
+
+static int verbose(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *s = getenv("R1C_CUDA_BI_VERBOSE");
+        v = s && s[0] == '1';
+    }
+    return v;
+}
+
+/* ---- handle and workspace ---- */
+
+static cublasLtHandle_t g_lt;
+static int g_lt_state; /* 0: not tried, 1: ready, -1: cublasLtCreate failed */
+static CudaBuf g_ws;
+
+static cublasLtHandle_t lt_handle(void) {
+    if (g_lt_state == 0) {
+        cublasStatus_t s = cublasLtCreate(&g_lt);
+        g_lt_state = s == CUBLAS_STATUS_SUCCESS ? 1 : -1;
+        if (g_lt_state < 0)
+            fprintf(stderr, "cuda: batch-invariant GEMMs: cublasLtCreate failed (cuBLAS status %d); every GEMM "
+                            "runs cublasGemmEx and is not batch-invariant\n", (int)s);
+    }
+    return g_lt_state > 0 ? g_lt : NULL;
+}
+
+void cuda_gemm_lt_trim(void) { cuda_buf_free(&g_ws); }
+
+/* ---- the shape cache ---- */
+
+typedef struct LtKey {
+    int tb, N, K, lda, ldb, ldc, beta0;
+    unsigned al_a, al_b, al_c; /* alignment classes of A, B, C in bytes */
+} LtKey;
+
+/* cuBLAS is column-major: row-major C(M,N) = A op(B) is computed as
+ * C^T(N,M) = op(B)^T A^T. So cuBLASLt's "A" is our B (the weight, shape
+ * fixed per key), its "B" is our A (M columns) and its C/D is our C (N
+ * rows, M columns). Only the last two depend on M. */
+typedef struct LtShape {
+    LtKey key;
+    const char *op; /* the op that first used the shape, for messages */
+    int ok;         /* 1: algo chosen; 0: none, calls fall back */
+    int warned;     /* the fallback message was printed */
+    cublasLtMatmulDescOpaque_t desc;
+    cublasLtMatrixLayoutOpaque_t lw; /* our B as cuBLASLt's A */
+    cublasLtMatmulAlgo_t algo;
+    int seen[LT_SEEN]; /* row counts the algo was checked valid for */
+    int nseen, next;
+} LtShape;
+
+static LtShape g_shapes[LT_MAX_SHAPES];
+static int g_nshapes;
+static int g_full_warned;
+
+static unsigned align_class(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    unsigned c = 16;
+    while (c > 1 && (a & (c - 1))) c >>= 1;
+    return c;
+}
+
+static void describe(const LtShape *e, char *buf, size_t n) {
+    const LtKey *k = &e->key;
+    snprintf(buf, n, "%s: N=%d K=%d %s lda=%d ldb=%d ldc=%d beta%s0 alignment A/B/C %u/%u/%u bytes", e->op, k->N,
+             k->K, k->tb ? "A B^T" : "A B", k->lda, k->ldb, k->ldc, k->beta0 ? "=" : "!=", k->al_a, k->al_b, k->al_c);
+}
+
+/* cuBLASLt's B (our A) and C/D layouts for M rows. */
+static int lt_layouts(const LtShape *e, int M, cublasLtMatrixLayoutOpaque_t *lx, cublasLtMatrixLayoutOpaque_t *lc) {
+    const LtKey *k = &e->key;
+    if (cublasLtMatrixLayoutInit(lx, CUDA_R_16BF, (uint64_t)k->K, (uint64_t)M, k->lda) != CUBLAS_STATUS_SUCCESS)
+        return -1;
+    if (cublasLtMatrixLayoutInit(lc, CUDA_R_32F, (uint64_t)k->N, (uint64_t)M, k->ldc) != CUBLAS_STATUS_SUCCESS)
+        return -1;
+    return 0;
+}
+
+/* 0 when `algo` can run the shape at M rows within the fixed workspace;
+ * *ws gets the workspace it needs. Host-only. */
+static int lt_check(LtShape *e, int M, const cublasLtMatmulAlgo_t *algo, size_t *ws) {
+    cublasLtMatrixLayoutOpaque_t lx, lc;
+    if (lt_layouts(e, M, &lx, &lc) != 0) return -1;
+    cublasLtMatmulHeuristicResult_t r;
+    memset(&r, 0, sizeof r);
+    cublasStatus_t s = cublasLtMatmulAlgoCheck(g_lt, &e->desc, &e->lw, &lx, &lc, &lc, algo, &r);
+    if (s != CUBLAS_STATUS_SUCCESS || r.state != CUBLAS_STATUS_SUCCESS) return -1;
+    if (ws) *ws = r.workspaceSize;
+    return r.workspaceSize <= LT_WS_BYTES ? 0 : -1;
+}
+
+static uint32_t cfg_u32(const cublasLtMatmulAlgo_t *a, cublasLtMatmulAlgoConfigAttributes_t at, uint32_t dflt) {
+    uint32_t v = dflt;
+    size_t w = 0;
+    return cublasLtMatmulAlgoConfigGetAttribute(a, at, &v, sizeof v, &w) == CUBLAS_STATUS_SUCCESS ? v : dflt;
+}
+
+static uint16_t cfg_u16(const cublasLtMatmulAlgo_t *a, cublasLtMatmulAlgoConfigAttributes_t at) {
+    uint16_t v = 0;
+    size_t w = 0;
+    return cublasLtMatmulAlgoConfigGetAttribute(a, at, &v, sizeof v, &w) == CUBLAS_STATUS_SUCCESS ? v : 0;
+}
+
+static void remember(LtShape *e, int M) {
+    e->seen[e->next] = M;
+    e->next = (e->next + 1) % LT_SEEN;
+    if (e->nseen < LT_SEEN) e->nseen++;
+}
+
+static int was_seen(const LtShape *e, int M) {
+    for (int i = 0; i < e->nseen; i++)
+        if (e->seen[i] == M) return 1;
+    return 0;
+}
+
+/* Builds the descriptors and picks the shape's algorithm (e->ok). */
+static void lt_choose(LtShape *e) {
+    const LtKey *k = &e->key;
+    char what[256];
+    describe(e, what, sizeof what);
+    e->ok = 0;
+    cublasOperation_t ta = k->tb ? CUBLAS_OP_T : CUBLAS_OP_N, tb = CUBLAS_OP_N;
+    /* our B read column-major: N x K (ld ldb) when not transposed, K x N when it is */
+    uint64_t wr = k->tb ? (uint64_t)k->K : (uint64_t)k->N, wc = k->tb ? (uint64_t)k->N : (uint64_t)k->K;
+    if (cublasLtMatmulDescInit(&e->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulDescSetAttribute(&e->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulDescSetAttribute(&e->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatrixLayoutInit(&e->lw, CUDA_R_16BF, wr, wc, k->ldb) != CUBLAS_STATUS_SUCCESS) {
+        fprintf(stderr, "cuda: batch-invariant GEMM %s: cuBLASLt descriptors failed; this shape runs cublasGemmEx and "
+                        "is not batch-invariant\n", what);
+        return;
+    }
+    cublasLtMatrixLayoutOpaque_t lx, lc;
+    if (lt_layouts(e, LT_REF_M, &lx, &lc) != 0) return;
+
+    /* Ask with split-K reductions masked out; if a cuBLASLt version
+     * answers nothing under the mask, ask again without it and pin split-K
+     * to 1 below (pass 2). */
+    cublasLtMatmulHeuristicResult_t res[LT_CANDIDATES];
+    int n = 0;
+    for (int masked = 1; masked >= 0 && n == 0; masked--) {
+        cublasLtMatmulPreferenceOpaque_t pref;
+        uint64_t ws = LT_WS_BYTES;
+        uint32_t red = CUBLASLT_REDUCTION_SCHEME_NONE;
+        /* cuBLASLt's A is our B, its B our A */
+        uint32_t al_a = k->al_b, al_b = k->al_a, al_c = k->al_c;
+        if (cublasLtMatmulPreferenceInit(&pref) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulPreferenceSetAttribute(&pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws) ||
+            (masked &&
+             cublasLtMatmulPreferenceSetAttribute(&pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &red, sizeof red)) ||
+            cublasLtMatmulPreferenceSetAttribute(&pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a) ||
+            cublasLtMatmulPreferenceSetAttribute(&pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b) ||
+            cublasLtMatmulPreferenceSetAttribute(&pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c) ||
+            cublasLtMatmulPreferenceSetAttribute(&pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c))
+            continue;
+        memset(res, 0, sizeof res);
+        if (cublasLtMatmulAlgoGetHeuristic(g_lt, &e->desc, &e->lw, &lx, &lc, &lc, &pref, LT_CANDIDATES, res, &n) !=
+            CUBLAS_STATUS_SUCCESS)
+            n = 0;
+    }
+
+    /* In the heuristic's order of preference, the first algorithm that
+     * runs the shape at the reference M and at M = 1:
+     *   pass 0: as answered, no split-K, no reduction, no workspace;
+     *   pass 1: the same, workspace allowed;
+     *   pass 2: split-K answers pinned to split-K 1, no reduction.
+     * Pass 0 comes first because an algorithm that asks for workspace at
+     * split-K 1 may still combine partial sums across thread blocks there
+     * (stream-K-style schedulers do), which would bring M back in. Only if
+     * none of them runs at M = 1 is one valid at the reference M alone
+     * taken (row counts it cannot run then fall back, and say so). */
+    int pick = -1, pass = 0, need_one = 1;
+    size_t pick_ws = 0;
+    for (; need_one >= 0 && pick < 0; need_one--)
+        for (pass = 0; pass < 3 && pick < 0; pass++)
+            for (int i = 0; i < n && pick < 0; i++) {
+                if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
+                cublasLtMatmulAlgo_t a = res[i].algo;
+                int32_t split = (int32_t)cfg_u32(&a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, 1);
+                uint32_t red = cfg_u32(&a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, CUBLASLT_REDUCTION_SCHEME_NONE);
+                int plain = split <= 1 && red == CUBLASLT_REDUCTION_SCHEME_NONE;
+                if (pass < 2 && !plain) continue;
+                if (pass == 2) {
+                    if (plain) continue; /* tried in passes 0 and 1 */
+                    int32_t one = 1;
+                    uint32_t none = CUBLASLT_REDUCTION_SCHEME_NONE;
+                    if (cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &one, sizeof one) ||
+                        cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &none,
+                                                             sizeof none))
+                        continue;
+                }
+                size_t w_ref = 0, w_one = 0;
+                if (lt_check(e, LT_REF_M, &a, &w_ref) != 0 || (need_one && lt_check(e, 1, &a, &w_one) != 0)) continue;
+                if (pass == 0 && (w_ref || w_one)) continue;
+                e->algo = a;
+                pick = i;
+                pick_ws = w_ref > w_one ? w_ref : w_one;
+                if (need_one) remember(e, 1);
+            }
+    if (pick < 0) {
+        fprintf(stderr, "cuda: batch-invariant GEMM %s: cuBLASLt offers no split-K-free algorithm (%d answers); this "
+                        "shape runs cublasGemmEx and is not batch-invariant\n", what, n);
+        return;
+    }
+    e->ok = 1;
+    remember(e, LT_REF_M);
+    if (verbose()) {
+        const cublasLtMatmulAlgo_t *a = &e->algo;
+        fprintf(stderr, "cuda: batch-invariant GEMM %s: algo %u tile %u stages %u split-K %d reduction %u swizzle %u "
+                        "custom %u inner shape %u cluster %u, workspace %zu bytes (answer %d of %d, pass %d%s)\n",
+                what, cfg_u32(a, CUBLASLT_ALGO_CONFIG_ID, 0), cfg_u32(a, CUBLASLT_ALGO_CONFIG_TILE_ID, 0),
+                cfg_u32(a, CUBLASLT_ALGO_CONFIG_STAGES_ID, 0), (int)cfg_u32(a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, 1),
+                cfg_u32(a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, 0), cfg_u32(a, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, 0),
+                cfg_u32(a, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, 0),
+                (unsigned)cfg_u16(a, CUBLASLT_ALGO_CONFIG_INNER_SHAPE_ID),
+                (unsigned)cfg_u16(a, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID), pick_ws, pick + 1, n, pass - 1,
+                need_one < 0 ? ", not valid at M=1" : "");
+    }
+}
+
+static LtShape *lt_shape(const char *op, const LtKey *k) {
+    for (int i = 0; i < g_nshapes; i++)
+        if (!memcmp(&g_shapes[i].key, k, sizeof *k)) return &g_shapes[i];
+    if (g_nshapes == LT_MAX_SHAPES) {
+        if (!g_full_warned)
+            fprintf(stderr, "cuda: batch-invariant GEMMs: more than %d GEMM shapes; the extra ones run cublasGemmEx "
+                            "and are not batch-invariant\n", LT_MAX_SHAPES);
+        g_full_warned = 1;
+        return NULL;
+    }
+    LtShape *e = &g_shapes[g_nshapes++];
+    memset(e, 0, sizeof *e);
+    e->key = *k;
+    e->op = op;
+    lt_choose(e);
+    return e;
+}
+
+static int fall_back(LtShape *e, int M, const char *why) {
+    g_fallbacks++;
+    if (e && !e->warned) {
+        char what[256];
+        describe(e, what, sizeof what);
+        fprintf(stderr, "cuda: batch-invariant GEMM %s: %s at M=%d rows; such calls run cublasGemmEx and are not "
+                        "batch-invariant\n", what, why, M);
+        e->warned = 1;
+    }
+    return -1;
+}
+
+int cuda_gemm_bf16_invariant(const char *op, int tb, int M, int N, int K, float alpha, const void *A, int lda,
+                             const void *B, int ldb, float beta, float *C, int ldc) {
+    if (!lt_handle()) {
+        g_fallbacks++; /* said once by lt_handle */
+        return -1;
+    }
+    LtKey key;
+    memset(&key, 0, sizeof key); /* memcmp'd: no stray padding bytes */
+    key.tb = tb ? 1 : 0;
+    key.N = N, key.K = K, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
+    key.beta0 = beta == 0.0f;
+    key.al_a = align_class(A), key.al_b = align_class(B), key.al_c = align_class(C);
+    LtShape *e = lt_shape(op, &key);
+    if (!e || !e->ok) { /* said once when the shape was first seen (or the table filled up) */
+        g_fallbacks++;
+        return -1;
+    }
+    if (!was_seen(e, M)) {
+        if (lt_check(e, M, &e->algo, NULL) != 0) return fall_back(e, M, "the shape's cuBLASLt algorithm is not valid");
+        remember(e, M);
+    }
+    void *ws = cuda_buf_grow(&g_ws, LT_WS_BYTES, "batch-invariant GEMM workspace");
+    if (!ws) return 0; /* noted for cuda_check, like any failed allocation */
+    cublasLtMatrixLayoutOpaque_t lx, lc;
+    if (lt_layouts(e, M, &lx, &lc) != 0) return fall_back(e, M, "cuBLASLt layouts failed");
+    cublasStatus_t s = cublasLtMatmul(g_lt, &e->desc, &alpha, B, &e->lw, A, &lx, &beta, C, &lc, C, &lc, &e->algo, ws,
+                                      LT_WS_BYTES, 0 /* the default stream, as every op */);
+    /* statuses that mean nothing was launched: the ordinary GEMM can still
+     * do the work */
+    if (s == CUBLAS_STATUS_NOT_SUPPORTED || s == CUBLAS_STATUS_INVALID_VALUE || s == CUBLAS_STATUS_ARCH_MISMATCH)
+        return fall_back(e, M, "cublasLtMatmul refused the call");
+    cuda_note_blas(op, s);
+    cuda_after_launch(op);
+    return 0;
+}
