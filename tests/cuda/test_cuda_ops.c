@@ -857,6 +857,7 @@ static double bi_ref_err(const float *got, const float *a, const float *w, const
  * cuBLASLt may have no kernel for; the fallback is then reported, not
  * failed. */
 static void test_batch_invariance(int N, int K, int dinp, int acc, int wofs, int may_fall_back) {
+    int was = cuda_batch_invariant();
     static uint64_t seed = 1;
     const int MBIG = 4096, Ms[] = {1, 3, 64, 256, 1000}, R0[] = {0, 1000};
     enum { NM = 5, NR = 2 };
@@ -926,7 +927,7 @@ static void test_batch_invariance(int N, int K, int dinp, int acc, int wofs, int
     printf("batch invariance %-22s invariant path: %2d/%d subsets bitwise%s, vs fp64 %.2e (tol %.1e); "
            "cublasGemmEx: %2d/%d\n", tag, eq_on, total, fell ? " (FELL BACK to cublasGemmEx)" : "", ref_err, tol,
            eq_off, total);
-    cuda_set_batch_invariant(1);
+    cuda_set_batch_invariant(was);
     gpu->free(d_a), gpu->free(d_wbuf), gpu->free(d_c), gpu->free(d_s);
     free(a), free(w), free(c0);
 }

@@ -25,15 +25,15 @@ const char *cuda_precision_name(CudaPrecision p);
 /* "bf16" or "fp32" -> 0, else -1. */
 int cuda_precision_parse(const char *s, CudaPrecision *out);
 
-/* Batch-invariant GEMMs (cuda_gemm_lt.cu), on by default. In bf16
+/* Batch-invariant GEMMs (cuda_gemm_lt.cu), off by default. In bf16
  * precision, GEMMs whose first operand is not transposed (the forward
  * projections, the LM-head logits, the input gradients) run one cuBLASLt
  * algorithm per shape, chosen once without regard to the row count M and
  * without split-K, so each output row is bitwise the same whatever M is
  * and whichever other rows share the batch: a decode step's rows equal the
  * training batch's. Off: cuBLAS picks a kernel per call (cublasGemmEx),
- * which can differ between M = 256 and M = 16k. R1C_CUDA_BATCH_INVARIANT=0
- * turns it off (read at the first GEMM, and checked by the CLI's backend
+ * which can differ between M = 256 and M = 16k. R1C_CUDA_BATCH_INVARIANT=1
+ * turns it on (read at the first GEMM, and checked by the CLI's backend
  * selection); the call overrides the environment. fp32 precision is
  * unaffected. */
 void cuda_set_batch_invariant(int on);

@@ -62,7 +62,7 @@ extern "C" {
 
 /* ---- the switch ---- */
 
-static int g_bi = -1; /* -1: not decided yet (environment, default on) */
+static int g_bi = -1; /* -1: not decided yet (environment, default off) */
 static long g_fallbacks;
 
 extern "C" void cuda_set_batch_invariant(int on) { g_bi = on ? 1 : 0; }
@@ -70,7 +70,7 @@ extern "C" void cuda_set_batch_invariant(int on) { g_bi = on ? 1 : 0; }
 extern "C" int cuda_batch_invariant(void) {
     if (g_bi < 0) {
         const char *s = getenv("R1C_CUDA_BATCH_INVARIANT");
-        g_bi = !(s && !strcmp(s, "0"));
+        g_bi = s && !strcmp(s, "1");
     }
     return g_bi;
 }
