@@ -99,14 +99,15 @@ def load(p):
     rows = rows[1:] if len(rows) > 1 else rows  # the first step warms up
     t = sum(r["time/step"] for r in rows) / len(rows)
     tps = sum(r["tokens_per_s"] for r in rows) / len(rows)
-    return t, tps, [r["loss"] for r in rows]
-(t1, k1, l1), (tn, kn, ln) = load(sys.argv[1]), load(sys.argv[2])
+    ph = [sum(r.get(k, 0) for r in rows) / len(rows) for k in ("time/generate", "time/train")]
+    return t, tps, [r["loss"] for r in rows], ph
+(t1, k1, l1, p1), (tn, kn, ln, pn) = load(sys.argv[1]), load(sys.argv[2])
 n, shape, be, P, G, C = sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7], sys.argv[8]
 comm = "nccl" if be == "cuda" else "tcp"
 print("data-parallel GRPO, shape %s, backend %s, %s prompts x G=%s, up to %s new tokens per step" % (shape, be, P, G, C))
-print("%-22s %10s %12s %8s" % ("", "s/step", "tokens/s", "ratio"))
-print("%-22s %10.3f %12.1f %8s" % ("1 rank (baseline)", t1, k1, "1.00x"))
-print("%-22s %10.3f %12.1f %7.2fx" % ("%s ranks (%s)" % (n, comm), tn, kn, t1 / tn))
+print("%-22s %10s %12s %8s %10s %10s" % ("", "s/step", "tokens/s", "ratio", "generate", "train"))
+print("%-22s %10.3f %12.1f %8s %9.2fs %9.2fs" % ("1 rank (baseline)", t1, k1, "1.00x", p1[0], p1[1]))
+print("%-22s %10.3f %12.1f %7.2fx %9.2fs %9.2fs" % ("%s ranks (%s)" % (n, comm), tn, kn, t1 / tn, pn[0], pn[1]))
 print("loss, 1 rank:  %s" % " ".join("%.6g" % x for x in l1))
 print("loss, %s ranks: %s" % (n, " ".join("%.6g" % x for x in ln)))
 mem = sys.argv[9]
