@@ -783,15 +783,17 @@ int main(void) {
     be = backend_cpu();
     CHECK(be != NULL && !strcmp(be->name, "cpu"));
     /* every slot of the table is filled, but the optional GPU ones
-     * (sample, mem_info, weights_hint, weights_freeze: the host samples, and there is no second copy) */
+     * (sample, mem_info, weights_hint, weights_freeze, graph_begin/end: the host samples, there is no second copy, and nothing to replay) */
     const void *const *slots = (const void *const *)((const char *)be + offsetof(Backend, alloc));
     size_t nslots = (sizeof(Backend) - offsetof(Backend, alloc)) / sizeof(void *);
     size_t opt0 = (offsetof(Backend, sample) - offsetof(Backend, alloc)) / sizeof(void *);
     size_t opt1 = (offsetof(Backend, weights_hint) - offsetof(Backend, alloc)) / sizeof(void *);
     size_t opt2 = (offsetof(Backend, mem_info) - offsetof(Backend, alloc)) / sizeof(void *);
     size_t opt3 = (offsetof(Backend, weights_freeze) - offsetof(Backend, alloc)) / sizeof(void *);
+    size_t opt4 = (offsetof(Backend, graph_begin) - offsetof(Backend, alloc)) / sizeof(void *);
+    size_t opt5 = (offsetof(Backend, graph_end) - offsetof(Backend, alloc)) / sizeof(void *);
     for (size_t i = 0; i < nslots; i++) {
-        if (i == opt0 || i == opt1 || i == opt2 || i == opt3) CHECKF(slots[i] == NULL, "optional slot %zu should be NULL on the CPU", i);
+        if (i == opt0 || i == opt1 || i == opt2 || i == opt3 || i == opt4 || i == opt5) CHECKF(slots[i] == NULL, "optional slot %zu should be NULL on the CPU", i);
         else CHECKF(slots[i] != NULL, "Backend slot %zu is NULL", i);
     }
     rng_seed(&rng, 1234);

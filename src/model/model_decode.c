@@ -79,6 +79,55 @@ void decode_scratch_free(DecodeScratch *s, const Model *m) {
     memset(s, 0, sizeof *s);
 }
 
+/* The step's ops on backend memory, from the uploaded ids to the logits
+ * of the output rows (issued once, or recorded and replayed as a graph). */
+static void decode_ops(Model *m, KVCache *kv, DecodeScratch *s, int n, const int *out_rows, int n_out) {
+    const ModelConfig *c = &m->cfg;
+    const Backend *be = m->be;
+    int32_t *d_tok = s->ints_be, *d_slot = d_tok + s->cap, *d_pos = d_slot + s->cap, *d_len = d_pos + s->cap;
+    int C = c->hidden, I = c->intermediate, HD = c->head_dim, NH = c->n_heads, KVH = c->n_kv_heads;
+    float eps = (float)c->rms_eps;
+    be->embedding_forward(s->x, d_tok, m->w.embed, n, C);
+    for (int l = 0; l < c->n_layers; l++) {
+        const LayerParams *w = &m->w.layers[l];
+        be->rmsnorm_forward(s->ln, s->rstd, s->x, w->attn_norm, n, C, eps);
+        be->matmul_forward(s->qkv, s->ln, w->wqkv, w->bqkv, n, C, m->QKVD);
+        if (c->qk_norm) {
+            be->qkv_split(s->q_pre, s->k_pre, s->v, s->qkv, n, m->QD, m->KD);
+            be->rmsnorm_forward(s->q, s->rstd_h, s->q_pre, w->q_norm, n * NH, HD, eps);
+            be->rmsnorm_forward(s->k, s->rstd_h, s->k_pre, w->k_norm, n * KVH, HD, eps);
+        } else be->qkv_split(s->q, s->k, s->v, s->qkv, n, m->QD, m->KD);
+        be->rope_apply(s->q, d_pos, m->rope_cos, m->rope_sin, n, NH, HD, 0);
+        be->rope_apply(s->k, d_pos, m->rope_cos, m->rope_sin, n, KVH, HD, 0);
+        be->kv_cache_write(kv->k[l], kv->v[l], s->k, s->v, d_slot, d_pos, kv->stride, n, m->KD);
+        be->attention_decode(s->att, s->q, kv->k[l], kv->v[l], d_slot, d_len, kv->stride, n, NH, KVH, HD);
+        be->matmul_forward(s->tmp, s->att, w->wo, NULL, n, m->QD, C);
+        be->add_inplace(s->x, s->tmp, (size_t)n * C);
+        be->rmsnorm_forward(s->ln, s->rstd, s->x, w->mlp_norm, n, C, eps);
+        be->matmul_forward(s->gu, s->ln, w->w_gu, NULL, n, C, 2 * I);
+        be->swiglu_forward(s->h, s->gu, n, I);
+        be->matmul_forward(s->tmp, s->h, w->w_down, NULL, n, I, C);
+        be->add_inplace(s->x, s->tmp, (size_t)n * C);
+    }
+    if (n_out <= 0) return;
+    /* the rows that get logits, gathered: runs of consecutive rows move in
+     * one copy (a pure decode step is one run, and needs none) */
+    const float *xs = s->x;
+    int ident = 1;
+    for (int i = 0; i < n_out && ident; i++) ident = out_rows[i] == i;
+    if (!ident) {
+        for (int i = 0; i < n_out;) {
+            int j = i + 1;
+            while (j < n_out && out_rows[j] == out_rows[j - 1] + 1) j++;
+            be->copy(s->xsel + (size_t)i * C, s->x + (size_t)out_rows[i] * C, (size_t)(j - i) * C * sizeof(float));
+            i = j;
+        }
+        xs = s->xsel;
+    }
+    be->rmsnorm_forward(s->ln, s->rstd, xs, m->w.final_norm, n_out, C, eps);
+    be->matmul_forward(s->logits_be, s->ln, m->w.lm_head, NULL, n_out, C, c->vocab_size);
+}
+
 int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens, const int32_t *slot,
                  const int32_t *pos, int n, const int *out_rows, int n_out, float *logits, Err *err) {
     const ModelConfig *c = &m->cfg;
@@ -111,47 +160,16 @@ int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens,
     be->upload(d_slot, slot, (size_t)n * sizeof(int32_t));
     be->upload(d_pos, pos, (size_t)n * sizeof(int32_t));
     be->upload(d_len, s->len, (size_t)n * sizeof(int32_t));
-    int C = c->hidden, I = c->intermediate, HD = c->head_dim, NH = c->n_heads, KVH = c->n_kv_heads;
-    float eps = (float)c->rms_eps;
-    be->embedding_forward(s->x, d_tok, m->w.embed, n, C);
-    for (int l = 0; l < c->n_layers; l++) {
-        const LayerParams *w = &m->w.layers[l];
-        be->rmsnorm_forward(s->ln, s->rstd, s->x, w->attn_norm, n, C, eps);
-        be->matmul_forward(s->qkv, s->ln, w->wqkv, w->bqkv, n, C, m->QKVD);
-        if (c->qk_norm) {
-            be->qkv_split(s->q_pre, s->k_pre, s->v, s->qkv, n, m->QD, m->KD);
-            be->rmsnorm_forward(s->q, s->rstd_h, s->q_pre, w->q_norm, n * NH, HD, eps);
-            be->rmsnorm_forward(s->k, s->rstd_h, s->k_pre, w->k_norm, n * KVH, HD, eps);
-        } else be->qkv_split(s->q, s->k, s->v, s->qkv, n, m->QD, m->KD);
-        be->rope_apply(s->q, d_pos, m->rope_cos, m->rope_sin, n, NH, HD, 0);
-        be->rope_apply(s->k, d_pos, m->rope_cos, m->rope_sin, n, KVH, HD, 0);
-        be->kv_cache_write(kv->k[l], kv->v[l], s->k, s->v, d_slot, d_pos, kv->stride, n, m->KD);
-        be->attention_decode(s->att, s->q, kv->k[l], kv->v[l], d_slot, d_len, kv->stride, n, NH, KVH, HD);
-        be->matmul_forward(s->tmp, s->att, w->wo, NULL, n, m->QD, C);
-        be->add_inplace(s->x, s->tmp, (size_t)n * C);
-        be->rmsnorm_forward(s->ln, s->rstd, s->x, w->mlp_norm, n, C, eps);
-        be->matmul_forward(s->gu, s->ln, w->w_gu, NULL, n, C, 2 * I);
-        be->swiglu_forward(s->h, s->gu, n, I);
-        be->matmul_forward(s->tmp, s->h, w->w_down, NULL, n, I, C);
-        be->add_inplace(s->x, s->tmp, (size_t)n * C);
-    }
-    if (n_out <= 0) return 0;
-    /* the rows that get logits, gathered: runs of consecutive rows move in
-     * one copy (a pure decode step is one run, and needs none) */
-    const float *xs = s->x;
-    int ident = 1;
-    for (int i = 0; i < n_out && ident; i++) ident = out_rows[i] == i;
-    if (!ident) {
-        for (int i = 0; i < n_out;) {
-            int j = i + 1;
-            while (j < n_out && out_rows[j] == out_rows[j - 1] + 1) j++;
-            be->copy(s->xsel + (size_t)i * C, s->x + (size_t)out_rows[i] * C, (size_t)(j - i) * C * sizeof(float));
-            i = j;
-        }
-        xs = s->xsel;
-    }
-    be->rmsnorm_forward(s->ln, s->rstd, xs, m->w.final_norm, n_out, C, eps);
-    be->matmul_forward(s->logits_be, s->ln, m->w.lm_head, NULL, n_out, C, c->vocab_size);
+    /* A pure decode step (one sampled row per token, in order) is the same
+     * sequence of ops every time for a given row count: replayed as a
+     * graph where the backend offers it (CUDA: one launch instead of
+     * ~450). Prefill steps vary and run op by op. */
+    int pure = n_out == n;
+    for (int i = 0; i < n_out && pure; i++) pure = out_rows[i] == i;
+    uint64_t key[4] = {(uint64_t)(uintptr_t)m, (uint64_t)(uintptr_t)kv, (uint64_t)(uintptr_t)s, (uint64_t)n};
+    int g = pure && be->graph_begin ? be->graph_begin(key, 4) : -1;
+    if (g != 1) decode_ops(m, kv, s, n, out_rows, n_out);
+    if (g == 0 && be->graph_end() != 0) decode_ops(m, kv, s, n, out_rows, n_out);
     if (logits) be->download(logits, s->logits_be, need * sizeof(float));
     return 0;
 }

@@ -15,6 +15,8 @@ extern "C" {
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static int g_ok;                 /* device usable and handle created */
 static cublasHandle_t g_blas;
+static cudaStream_t g_stream;    /* every op's stream (see cuda_stream) */
+static void *g_blas_ws;          /* cuBLAS workspace, fixed (graph capture) */
 static int g_sync;               /* R1C_CUDA_SYNC=1: wait after every launch */
 static char g_name[320] = "none";
 static char g_err[768];          /* first error since the last cuda_check */
@@ -32,10 +34,17 @@ void cuda_note_blas(const char *op, cublasStatus_t s) {
 
 void cuda_after_launch(const char *op) {
     cuda_note(op, cudaGetLastError());
-    if (g_sync) cuda_note(op, cudaDeviceSynchronize());
+    /* nothing runs while a graph is being recorded (and waiting is not
+     * allowed then): the graph's launch is waited for instead */
+    if (g_sync && !cuda_graph_recording()) cuda_note(op, cudaDeviceSynchronize());
 }
 
+int cuda_error_pending(void) { return g_err[0] != 0; }
+void cuda_error_clear(void) { g_err[0] = 0; }
+
 cublasHandle_t cuda_blas(void) { return g_blas; }
+cudaStream_t cuda_stream(void) { return g_stream; }
+int cuda_sync_mode(void) { return g_sync; }
 
 /* Device memory in use (everything on the device, as the driver counts
  * it: our buffers, cuBLAS workspaces, the context), sampled after every
@@ -74,6 +83,7 @@ extern "C" void cuda_mem_reset_peak(void) {
 
 void *cuda_buf_grow(CudaBuf *b, size_t bytes, const char *what) {
     if (b->p && bytes <= b->bytes) return b->p;
+    cuda_graph_invalidate();
     if (b->p) cudaFree(b->p); /* synchronises: earlier users are done */
     size_t want = bytes + (bytes >> 3);
     b->p = NULL;
@@ -90,6 +100,7 @@ void *cuda_buf_grow(CudaBuf *b, size_t bytes, const char *what) {
 }
 
 void cuda_buf_free(CudaBuf *b) {
+    if (b->p) cuda_graph_invalidate();
     if (b->p) cuda_note("trim", cudaFree(b->p)); /* cudaFree waits for the ops using it */
     b->p = NULL;
     b->bytes = 0;
@@ -120,7 +131,20 @@ static void cuda_init(void) {
      * never picks TF32 tensor cores for Sgemm (only CUBLAS_TF32_TENSOR_OP_MATH
      * or NVIDIA_TF32_OVERRIDE would), so results match the CPU to ~1e-6. */
     cublasSetMathMode(g_blas, CUBLAS_DEFAULT_MATH);
-    cublasSetStream(g_blas, 0);
+    /* One blocking stream for every op instead of the legacy default
+     * stream, which cannot be captured into a CUDA graph (cuda_graph.cu).
+     * Blocking: the synchronous cudaMemcpy of upload / download, on the
+     * legacy stream, still waits for the ops before it and the ops after
+     * it wait for the copy, so stream order is what it was. */
+    if (cudaStreamCreate(&g_stream) != cudaSuccess) {
+        cudaGetLastError();
+        return;
+    }
+    cublasSetStream(g_blas, g_stream);
+    /* A workspace of our own, so cuBLAS never allocates while a graph is
+     * being captured (32 MB: what cuBLAS takes by default on Hopper). */
+    if (cudaMalloc(&g_blas_ws, 32u << 20) == cudaSuccess) cublasSetWorkspace(g_blas, g_blas_ws, 32u << 20);
+    else cudaGetLastError();
     const char *s = getenv("R1C_CUDA_SYNC");
     g_sync = s && s[0] == '1';
     g_ok = 1;
@@ -174,13 +198,14 @@ static void *cu_alloc(size_t bytes) {
 
 static void cu_free(void *p) {
     if (!p) return;
+    cuda_graph_invalidate(); /* a recorded graph may use p */
     cuda_shadow_forget(p);
     cuda_note("free", cudaFree(p));
 }
 
 static void cu_zero(void *p, size_t bytes) {
     cuda_shadow_touch(p, bytes);
-    if (bytes) cuda_note("zero", cudaMemsetAsync(p, 0, bytes, 0));
+    if (bytes) cuda_note("zero", cudaMemsetAsync(p, 0, bytes, cuda_stream()));
 }
 
 /* memmove semantics: cudaMemcpy leaves overlapping ranges undefined, so
@@ -192,11 +217,11 @@ static void cu_copy(void *dst, const void *src, size_t bytes) {
     if (d < s + bytes && s < d + bytes) {
         void *tmp = cuda_scratch(bytes);
         if (!tmp) return;
-        cuda_note("copy", cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, 0));
-        cuda_note("copy", cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, 0));
+        cuda_note("copy", cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, cuda_stream()));
+        cuda_note("copy", cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, cuda_stream()));
         return;
     }
-    cuda_note("copy", cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
+    cuda_note("copy", cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_stream()));
 }
 
 /* The table's transfer ops: synchronous cudaMemcpy; a failure is kept for
@@ -243,6 +268,8 @@ static const Backend CUDA_BACKEND = {
     /* .mem_info = */ cu_mem_info,
     /* .weights_hint = */ cu_weights_hint,
     /* .weights_freeze = */ cu_weights_freeze,
+    /* .graph_begin = */ cu_graph_begin,
+    /* .graph_end = */ cu_graph_end,
     /* .upload = */ cu_upload,
     /* .download = */ cu_download,
 };

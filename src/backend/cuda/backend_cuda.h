@@ -37,6 +37,12 @@ int cuda_precision_parse(const char *s, CudaPrecision *out);
  * selection); the call overrides the environment. fp32 precision is
  * unaffected. */
 void cuda_set_batch_invariant(int on);
+/* CUDA graphs for the decode step (cuda_graph.cu), on by default;
+ * R1C_CUDA_GRAPHS=0 or cuda_set_graphs(0) turns them off. Stats: graphs
+ * recorded and replays since the start. */
+void cuda_set_graphs(int on);
+int cuda_graphs(void);
+void cuda_graph_stats(long *recorded, long *replayed);
 int cuda_batch_invariant(void);
 /* GEMM calls that wanted the invariant path but ran cublasGemmEx (no
  * usable cuBLASLt algorithm for the shape, or not at that M); each shape

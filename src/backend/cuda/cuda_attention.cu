@@ -125,13 +125,13 @@ static int att_nr(int HD) {
     do {                                                                                             \
         switch (NRV) {                                                                               \
         case 1: cudaFuncSetAttribute(KERNEL<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);  \
-            KERNEL<1><<<GRID, ATT_WARPS * 32, SMEM>>>(__VA_ARGS__); break;                          \
+            KERNEL<1><<<GRID, ATT_WARPS * 32, SMEM, cuda_stream()>>>(__VA_ARGS__); break;                          \
         case 2: cudaFuncSetAttribute(KERNEL<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);  \
-            KERNEL<2><<<GRID, ATT_WARPS * 32, SMEM>>>(__VA_ARGS__); break;                          \
+            KERNEL<2><<<GRID, ATT_WARPS * 32, SMEM, cuda_stream()>>>(__VA_ARGS__); break;                          \
         case 4: cudaFuncSetAttribute(KERNEL<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);  \
-            KERNEL<4><<<GRID, ATT_WARPS * 32, SMEM>>>(__VA_ARGS__); break;                          \
+            KERNEL<4><<<GRID, ATT_WARPS * 32, SMEM, cuda_stream()>>>(__VA_ARGS__); break;                          \
         default: cudaFuncSetAttribute(KERNEL<8>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM); \
-            KERNEL<8><<<GRID, ATT_WARPS * 32, SMEM>>>(__VA_ARGS__); break;                          \
+            KERNEL<8><<<GRID, ATT_WARPS * 32, SMEM, cuda_stream()>>>(__VA_ARGS__); break;                          \
         }                                                                                            \
     } while (0)
 
@@ -186,7 +186,7 @@ __global__ void attn_bwd_dot_kernel(float *D, const float *dout, const float *ou
 
 void cuda_attention_rowdot(float *D, const float *dout, const float *out, size_t rows, int B, int T, int NH,
                            int HD) {
-    attn_bwd_dot_kernel<<<(unsigned)((rows * 32 + 255) / 256), 256>>>(D, dout, out, B, T, NH, HD);
+    attn_bwd_dot_kernel<<<(unsigned)((rows * 32 + 255) / 256), 256, 0, cuda_stream()>>>(D, dout, out, B, T, NH, HD);
     cuda_after_launch("attention_backward D");
 }
 
@@ -719,7 +719,7 @@ void cu_attention_decode(float *out, const float *q, const float *k_cache, const
     case NRV:                                                                                                      \
         cudaFuncSetAttribute(attn_decode_gqa_bf16_kernel<NRV>, cudaFuncAttributeMaxDynamicSharedMemorySize,        \
                              (int)gsm);                                                                           \
-        attn_decode_gqa_bf16_kernel<NRV><<<gg, DEC_WARPS * 32, gsm>>>(out, q, k_cache, v_cache, slot, len,         \
+        attn_decode_gqa_bf16_kernel<NRV><<<gg, DEC_WARPS * 32, gsm, cuda_stream()>>>(out, q, k_cache, v_cache, slot, len,         \
                                                                      cache_stride, NH, KVH, HD, scale);            \
         break;
                 DECB(1) DECB(2) DECB(4) DECB(8)
@@ -732,7 +732,7 @@ void cu_attention_decode(float *out, const float *q, const float *k_cache, const
 #define DECG(NRV)                                                                                                  \
     case NRV:                                                                                                      \
         cudaFuncSetAttribute(attn_decode_gqa_kernel<NRV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)gsm);   \
-        attn_decode_gqa_kernel<NRV><<<gg, DEC_WARPS * 32, gsm>>>(out, q, k_cache, v_cache, slot, len, cache_stride, \
+        attn_decode_gqa_kernel<NRV><<<gg, DEC_WARPS * 32, gsm, cuda_stream()>>>(out, q, k_cache, v_cache, slot, len, cache_stride, \
                                                                 NH, KVH, HD, scale);                               \
         break;
             DECG(1) DECG(2) DECG(4) DECG(8)
@@ -747,7 +747,7 @@ void cu_attention_decode(float *out, const float *q, const float *k_cache, const
 #define DEC(NRV)                                                                                              \
     case NRV:                                                                                                 \
         cudaFuncSetAttribute(attn_decode_kernel<NRV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem); \
-        attn_decode_kernel<NRV><<<grid, 32, smem>>>(out, q, k_cache, v_cache, slot, len, cache_stride, NH, KVH, \
+        attn_decode_kernel<NRV><<<grid, 32, smem, cuda_stream()>>>(out, q, k_cache, v_cache, slot, len, cache_stride, NH, KVH, \
                                                     HD, scale);                                               \
         break;
         DEC(1) DEC(2) DEC(4) DEC(8)

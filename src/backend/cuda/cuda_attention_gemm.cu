@@ -89,13 +89,13 @@ __global__ void ag_dsoftmax_kernel(__nv_bfloat16 *P, __nv_bfloat16 *dS, const fl
 
 static void ag_to_heads(__nv_bfloat16 *dst, const float *src, int B, int T, int H, int HD) {
     size_t n = (size_t)B * T * H * HD;
-    ag_to_heads_kernel<<<cuda_blocks(n, 256), 256>>>(dst, src, B, T, H, HD);
+    ag_to_heads_kernel<<<cuda_blocks(n, 256), 256, 0, cuda_stream()>>>(dst, src, B, T, H, HD);
     cuda_after_launch("attention (to heads)");
 }
 
 static void ag_from_heads(float *dst, const float *src, int B, int T, int H, int HD) {
     size_t n = (size_t)B * T * H * HD;
-    ag_from_heads_kernel<<<cuda_blocks(n, 256), 256>>>(dst, src, B, T, H, HD);
+    ag_from_heads_kernel<<<cuda_blocks(n, 256), 256, 0, cuda_stream()>>>(dst, src, B, T, H, HD);
     cuda_after_launch("attention (from heads)");
 }
 
@@ -140,7 +140,7 @@ void cuda_attention_forward_gemm(float *out, float *lse, const float *q, const f
             cuda_gemm_bf16_batched("attention_forward S", 0, 1, rows, nk, HD, scale, qb, HD, (long long)G * T * HD, kh,
                                    HD, (long long)T * HD, 0.0f, S, nk, (long long)rows * nk, nb);
             int nr = nb * rows;
-            ag_softmax_kernel<<<(nr + 7) / 8, 256>>>(P, lse, S, seg, rows, nk, t0, g, G, KVH, NH, T, nr);
+            ag_softmax_kernel<<<(nr + 7) / 8, 256, 0, cuda_stream()>>>(P, lse, S, seg, rows, nk, t0, g, G, KVH, NH, T, nr);
             cuda_after_launch("attention_forward softmax");
             /* O_i(rows, HD) = P_i V_i, into head-major fp32 */
             cuda_gemm_bf16_batched("attention_forward PV", 0, 0, rows, HD, nk, 1.0f, P, nk, (long long)rows * nk, vh,
@@ -173,8 +173,8 @@ void cuda_attention_backward_gemm(float *dq, float *dk, float *dv, const float *
     ag_to_heads(kh, k, B, T, KVH, HD);
     ag_to_heads(vh, v, B, T, KVH, HD);
     ag_to_heads(doh, dout, B, T, NH, HD);
-    cuda_note("attention_backward zero", cudaMemsetAsync(dkh, 0, nkv * 4, 0)); /* dK, dV accumulate */
-    cuda_note("attention_backward zero", cudaMemsetAsync(dvh, 0, nkv * 4, 0));
+    cuda_note("attention_backward zero", cudaMemsetAsync(dkh, 0, nkv * 4, cuda_stream())); /* dK, dV accumulate */
+    cuda_note("attention_backward zero", cudaMemsetAsync(dvh, 0, nkv * 4, cuda_stream()));
     float scale = 1.0f / sqrtf((float)HD);
     long long sq = (long long)G * T * HD, skv = (long long)T * HD;
     for (int g = 0; g < G; g++)
@@ -186,7 +186,7 @@ void cuda_attention_backward_gemm(float *dq, float *dk, float *dv, const float *
                                    0.0f, S, nk, ss, nb);
             cuda_gemm_bf16_batched("attention_backward dP", 0, 1, rows, nk, HD, 1.0f, doh + qoff, HD, sq, vh, HD, skv,
                                    0.0f, dP, nk, ss, nb);
-            ag_dsoftmax_kernel<<<(nr + 7) / 8, 256>>>(P, dS, S, dP, lse, D, seg, rows, nk, t0, g, G, KVH, NH, T, nr);
+            ag_dsoftmax_kernel<<<(nr + 7) / 8, 256, 0, cuda_stream()>>>(P, dS, S, dP, lse, D, seg, rows, nk, t0, g, G, KVH, NH, T, nr);
             cuda_after_launch("attention_backward dsoftmax");
             /* dQ = scale dS K; dK += scale dS^T Q; dV += P^T dO */
             cuda_gemm_bf16_batched("attention_backward dQ", 0, 0, rows, HD, nk, scale, dS, nk, ss, kh, HD, skv, 0.0f,

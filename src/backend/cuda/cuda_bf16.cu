@@ -70,13 +70,14 @@ __global__ void f32_to_bf16_kernel(__nv_bfloat16 *dst, const float *src, size_t 
 
 void cuda_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n) {
     if (!n) return;
-    f32_to_bf16_kernel<<<cuda_blocks((n + 3) / 4, 256), 256>>>(dst, src, n);
+    f32_to_bf16_kernel<<<cuda_blocks((n + 3) / 4, 256), 256, 0, cuda_stream()>>>(dst, src, n);
     cuda_after_launch("to bf16");
 }
 
 void cu_weights_hint(const float *p, size_t n) {
     for (int i = 0; i < MAX_SHADOWS; i++)
         if (g_sh[i].p == p) { /* re-registration (or n = 0: forget it) */
+            cuda_graph_invalidate();
             if (g_sh[i].bf) cuda_note("weights_hint free", cudaFree(g_sh[i].bf));
             if (g_sh[i].frozen) munmap((void *)g_sh[i].p, g_sh[i].n * sizeof(float));
             int frozen = g_sh[i].frozen;
@@ -146,6 +147,7 @@ void cuda_shadow_forget(const void *p) {
 extern "C" void cuda_shadow_trim(void) {
     for (int i = 0; i < MAX_SHADOWS; i++)
         if (g_sh[i].bf && !g_sh[i].frozen) { /* a frozen copy is the only one */
+            cuda_graph_invalidate();
             cuda_note("trim", cudaFree(g_sh[i].bf));
             g_sh[i].bf = NULL;
             g_sh[i].stale = 1;
@@ -158,6 +160,7 @@ static const __nv_bfloat16 *shadow_of(const float *a, size_t n) {
         Shadow *s = &g_sh[i];
         if (!s->p || a < s->p || a + n > s->p + s->n) continue;
         if (!s->bf) {
+            cuda_graph_invalidate();
             cudaError_t e = cudaMalloc(&s->bf, s->n * sizeof(__nv_bfloat16));
             if (e != cudaSuccess) {
                 cudaGetLastError();
@@ -174,6 +177,16 @@ static const __nv_bfloat16 *shadow_of(const float *a, size_t n) {
         return s->bf + (a - s->p);
     }
     return NULL;
+}
+
+void cuda_shadow_refresh_all(void) {
+    for (int i = 0; i < MAX_SHADOWS; i++) {
+        Shadow *s = &g_sh[i];
+        if (s->p && s->bf && s->stale && !s->frozen) {
+            cuda_to_bf16(s->bf, s->p, s->n);
+            s->stale = 0;
+        }
+    }
 }
 
 /* ---- GEMM ---- */

@@ -23,6 +23,23 @@ void cuda_note_blas(const char *op, cublasStatus_t s);
 void cuda_after_launch(const char *op);
 
 cublasHandle_t cuda_blas(void);
+/* The stream every op runs on (blocking, created at init). */
+cudaStream_t cuda_stream(void);
+/* R1C_CUDA_SYNC=1: every launch is waited for. */
+int cuda_sync_mode(void);
+/* CUDA graphs of fixed op sequences (cuda_graph.cu): the table's
+ * graph_begin / graph_end, and invalidation, called wherever device
+ * memory a recorded graph could use is freed or reallocated. */
+int cu_graph_begin(const uint64_t *key, int n_words);
+int cu_graph_end(void);
+void cuda_graph_invalidate(void);
+int cuda_graph_recording(void);
+/* The sticky error record: set since the last cuda_check?; forget it. */
+int cuda_error_pending(void);
+void cuda_error_clear(void);
+/* Refreshes every stale bf16 weight copy now (before a graph replays
+ * GEMMs that read them without the host-side check). */
+void cuda_shadow_refresh_all(void);
 /* After a cudaMalloc: updates the peak that cuda_mem_info reports. */
 void cuda_mem_sample(void);
 /* A grow-only device buffer: cuda_buf_grow returns at least `bytes` (1/8

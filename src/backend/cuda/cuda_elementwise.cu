@@ -23,7 +23,7 @@ __global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *x, 
 
 void cu_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps) {
     if (N <= 0) return;
-    rmsnorm_forward_kernel<<<N, 256>>>(out, rstd, x, w, C, eps);
+    rmsnorm_forward_kernel<<<N, 256, 0, cuda_stream()>>>(out, rstd, x, w, C, eps);
     cuda_after_launch("rmsnorm_forward");
 }
 
@@ -43,7 +43,7 @@ __global__ void rmsnorm_backward_kernel(float *dx, const float *dout, const floa
 void cu_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
                          int N, int C) {
     if (N <= 0) return;
-    rmsnorm_backward_kernel<<<N, 256>>>(dx, dout, x, w, rstd, C);
+    rmsnorm_backward_kernel<<<N, 256, 0, cuda_stream()>>>(dx, dout, x, w, rstd, C);
     cuda_after_launch("rmsnorm_backward dx");
     if (dw) cuda_colsum("rmsnorm_backward dw", dw, dout, x, rstd, N, C); /* dw += sum g * x * r */
 }
@@ -71,7 +71,7 @@ void cu_rope_apply(float *x, const int32_t *pos, const float *cos_t, const float
                    int inverse) {
     size_t total = (size_t)N * H * (HD / 2);
     if (!total) return;
-    rope_kernel<<<cuda_blocks(total, 256), 256>>>(x, pos, cos_t, sin_t, N, H, HD, inverse ? -1.0f : 1.0f);
+    rope_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(x, pos, cos_t, sin_t, N, H, HD, inverse ? -1.0f : 1.0f);
     cuda_after_launch("rope_apply");
 }
 
@@ -98,14 +98,14 @@ __global__ void swiglu_backward_kernel(float *dgu, const float *dh, const float 
 void cu_swiglu_forward(float *h, const float *gu, int N, int K) {
     size_t total = (size_t)N * K;
     if (!total) return;
-    swiglu_forward_kernel<<<cuda_blocks(total, 256), 256>>>(h, gu, N, K);
+    swiglu_forward_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(h, gu, N, K);
     cuda_after_launch("swiglu_forward");
 }
 
 void cu_swiglu_backward(float *dgu, const float *dh, const float *gu, int N, int K) {
     size_t total = (size_t)N * K;
     if (!total) return;
-    swiglu_backward_kernel<<<cuda_blocks(total, 256), 256>>>(dgu, dh, gu, N, K);
+    swiglu_backward_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(dgu, dh, gu, N, K);
     cuda_after_launch("swiglu_backward");
 }
 
@@ -132,13 +132,13 @@ __global__ void embedding_backward_kernel(float *dtable, const float *__restrict
 void cu_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int C) {
     size_t total = (size_t)N * C;
     if (!total) return;
-    embedding_forward_kernel<<<cuda_blocks(total, 256), 256>>>(out, ids, table, N, C);
+    embedding_forward_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(out, ids, table, N, C);
     cuda_after_launch("embedding_forward");
 }
 
 void cu_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int C) {
     if (N <= 0 || C <= 0) return;
-    embedding_backward_kernel<<<(C + 63) / 64, 64>>>(dtable, dout, ids, N, C);
+    embedding_backward_kernel<<<(C + 63) / 64, 64, 0, cuda_stream()>>>(dtable, dout, ids, N, C);
     cuda_after_launch("embedding_backward");
 }
 
@@ -151,7 +151,7 @@ __global__ void add_kernel(float *y, const float *x, size_t n) {
 void cu_add_inplace(float *y, const float *x, size_t n) {
     if (!n) return;
     cuda_shadow_touch(y, n * sizeof(float));
-    add_kernel<<<cuda_blocks(n, 256), 256>>>(y, x, n);
+    add_kernel<<<cuda_blocks(n, 256), 256, 0, cuda_stream()>>>(y, x, n);
     cuda_after_launch("add_inplace");
 }
 
@@ -171,14 +171,14 @@ __global__ void qkv_kernel(float *qkv, float *q, float *k, float *v, int N, int 
 void cu_qkv_split(float *q, float *k, float *v, const float *qkv, int N, int QD, int KD) {
     size_t total = (size_t)N * (QD + 2 * (size_t)KD);
     if (!total) return;
-    qkv_kernel<<<cuda_blocks(total, 256), 256>>>((float *)qkv, q, k, v, N, QD, KD, 0);
+    qkv_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>((float *)qkv, q, k, v, N, QD, KD, 0);
     cuda_after_launch("qkv_split");
 }
 
 void cu_qkv_merge(float *qkv, const float *q, const float *k, const float *v, int N, int QD, int KD) {
     size_t total = (size_t)N * (QD + 2 * (size_t)KD);
     if (!total) return;
-    qkv_kernel<<<cuda_blocks(total, 256), 256>>>(qkv, (float *)q, (float *)k, (float *)v, N, QD, KD, 1);
+    qkv_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(qkv, (float *)q, (float *)k, (float *)v, N, QD, KD, 1);
     cuda_after_launch("qkv_merge");
 }
 
@@ -196,6 +196,6 @@ void cu_kv_cache_write(float *k_cache, float *v_cache, const float *k, const flo
                        const int32_t *pos, size_t cache_stride, int N, int KD) {
     size_t total = (size_t)N * KD;
     if (!total) return;
-    kv_cache_write_kernel<<<cuda_blocks(total, 256), 256>>>(k_cache, v_cache, k, v, slot, pos, cache_stride, N, KD);
+    kv_cache_write_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(k_cache, v_cache, k, v, slot, pos, cache_stride, N, KD);
     cuda_after_launch("kv_cache_write");
 }

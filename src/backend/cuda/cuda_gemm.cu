@@ -34,7 +34,7 @@ __global__ void colsum_kernel(float *dst, const float *a, const float *b, const 
 
 void cuda_colsum(const char *op, float *dst, const float *a, const float *b, const float *rs, int N, int C) {
     if (C <= 0) return;
-    colsum_kernel<<<(C + 31) / 32, dim3(32, COLSUM_ROWS)>>>(dst, a, b, rs, N, C);
+    colsum_kernel<<<(C + 31) / 32, dim3(32, COLSUM_ROWS), 0, cuda_stream()>>>(dst, a, b, rs, N, C);
     cuda_after_launch(op);
 }
 
@@ -42,7 +42,7 @@ void cu_matmul_forward(float *out, const float *inp, const float *w, const float
     cuda_sgemm("matmul_forward", 0, 1, N, O, K, 1.0f, inp, K, w, K, 0.0f, out, O);
     if (bias && N > 0 && O > 0) {
         size_t total = (size_t)N * O;
-        bias_add_kernel<<<cuda_blocks(total, 256), 256>>>(out, bias, total, O);
+        bias_add_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(out, bias, total, O);
         cuda_after_launch("matmul_forward bias");
     }
 }

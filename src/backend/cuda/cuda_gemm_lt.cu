@@ -37,7 +37,7 @@
  * the parameter buffer gets its own (also M-independent) algorithm.
  *
  * Not thread-safe (the shape cache is a plain array), like the rest of the
- * backend: ops are issued from one host thread onto the default stream. */
+ * backend: ops are issued from one host thread onto the backend's stream. */
 #include <cublasLt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -353,7 +353,7 @@ int cuda_gemm_bf16_invariant(const char *op, int tb, int M, int N, int K, float 
     cublasLtMatrixLayoutOpaque_t lx, lc;
     if (lt_layouts(e, M, &lx, &lc) != 0) return fall_back(e, M, "cuBLASLt layouts failed");
     cublasStatus_t s = cublasLtMatmul(g_lt, &e->desc, &alpha, B, &e->lw, A, &lx, &beta, C, &lc, C, &lc, &e->algo, ws,
-                                      LT_WS_BYTES, 0 /* the default stream, as every op */);
+                                      LT_WS_BYTES, cuda_stream() /* the backend's stream, as every op */);
     /* statuses that mean nothing was launched: the ordinary GEMM can still
      * do the work */
     if (s == CUBLAS_STATUS_NOT_SUPPORTED || s == CUBLAS_STATUS_INVALID_VALUE || s == CUBLAS_STATUS_ARCH_MISMATCH)

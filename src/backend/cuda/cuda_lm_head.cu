@@ -77,7 +77,7 @@ void cu_lm_head_logprob_forward(float *logp, float *ent, float *logits_out, cons
         float *lg = logits_out ? logits_out + (size_t)r0 * V : buf;
         cuda_sgemm("lm_head_logprob_forward logits", 0, 1, rows, V, C, 1.0f, x + (size_t)r0 * C, C, w, C, 0.0f, lg,
                    V);
-        lm_forward_rows_kernel<<<rows, LM_THREADS>>>(logp, ent, lg, target, r0, V, inv_t);
+        lm_forward_rows_kernel<<<rows, LM_THREADS, 0, cuda_stream()>>>(logp, ent, lg, target, r0, V, inv_t);
         cuda_after_launch("lm_head_logprob_forward rows");
     }
 }
@@ -117,7 +117,7 @@ void cu_lm_head_logprob_backward(float *dx, float *dw, const float *dlogp, const
         if (logits) src = logits + (size_t)r0 * V;
         else cuda_sgemm("lm_head_logprob_backward logits", 0, 1, rows, V, C, 1.0f, x + (size_t)r0 * C, C, w, C, 0.0f,
                         lg, V);
-        lm_backward_rows_kernel<<<rows, LM_THREADS>>>(lg, src, dlogp, target, r0, V, inv_t);
+        lm_backward_rows_kernel<<<rows, LM_THREADS, 0, cuda_stream()>>>(lg, src, dlogp, target, r0, V, inv_t);
         cuda_after_launch("lm_head_logprob_backward rows");
         cuda_sgemm("lm_head_logprob_backward dx", 0, 0, rows, C, V, 1.0f, lg, V, w, C, 0.0f, dx + (size_t)r0 * C, C);
         if (dw) cuda_sgemm("lm_head_logprob_backward dw", 1, 0, V, C, rows, 1.0f, lg, V, x + (size_t)r0 * C, C, 1.0f,

@@ -51,9 +51,9 @@ double cu_sumsq(const float *x, size_t n) {
         }
         g_part_n = nc + 1;
     }
-    sumsq_chunks_kernel<<<(unsigned)nc, SUMSQ_THREADS>>>(g_part, x, n);
+    sumsq_chunks_kernel<<<(unsigned)nc, SUMSQ_THREADS, 0, cuda_stream()>>>(g_part, x, n);
     cuda_after_launch("sumsq chunks");
-    sumsq_final_kernel<<<1, 1024>>>(g_part + nc, g_part, nc);
+    sumsq_final_kernel<<<1, 1024, 0, cuda_stream()>>>(g_part + nc, g_part, nc);
     cuda_after_launch("sumsq final");
     double s = NAN;
     cuda_note("sumsq result", cudaMemcpy(&s, g_part + nc, sizeof s, cudaMemcpyDeviceToHost));
@@ -68,7 +68,7 @@ __global__ void scale_kernel(float *x, float s, size_t n) {
 void cu_scale(float *x, float s, size_t n) {
     if (!n) return;
     cuda_shadow_touch(x, n * sizeof(float));
-    scale_kernel<<<cuda_blocks(n, 256), 256>>>(x, s, n);
+    scale_kernel<<<cuda_blocks(n, 256), 256, 0, cuda_stream()>>>(x, s, n);
     cuda_after_launch("scale");
 }
 
@@ -92,6 +92,6 @@ void cu_adamw_update(float *p, const float *g, float *m, float *v, size_t n, flo
     cuda_shadow_touch(p, n * sizeof(float));
     float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
     float step = lr / bc1, bc2s = sqrtf(bc2), decay = 1.0f - lr * wd;
-    adamw_kernel<<<cuda_blocks(n, 256), 256>>>(p, g, m, v, n, beta1, beta2, eps, step, bc2s, decay);
+    adamw_kernel<<<cuda_blocks(n, 256), 256, 0, cuda_stream()>>>(p, g, m, v, n, beta1, beta2, eps, step, bc2s, decay);
     cuda_after_launch("adamw_update");
 }

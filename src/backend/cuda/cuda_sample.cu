@@ -181,6 +181,6 @@ __global__ void __launch_bounds__(SMP_THREADS) sample_kernel(int32_t *tok_out, f
 void cu_sample(int32_t *tok, float *logp, const float *logits, const double *u, int N, int V, float temperature,
                int top_k, float top_p, float min_p) {
     if (N <= 0 || V <= 0) return;
-    sample_kernel<<<N, SMP_THREADS>>>(tok, logp, logits, u, V, temperature, top_k, top_p, min_p);
+    sample_kernel<<<N, SMP_THREADS, 0, cuda_stream()>>>(tok, logp, logits, u, V, temperature, top_k, top_p, min_p);
     cuda_after_launch("sample");
 }
