@@ -147,7 +147,8 @@ typedef struct Backend {
     const float *(*weights_freeze)(const float *p, size_t n);
     /* Optional (NULL on the CPU): replaying a fixed sequence of ops (CUDA
      * graphs: one launch instead of hundreds). key (n_words <= 8 words)
-     * names the sequence the caller is about to issue: the same key must
+     * names the sequence the caller is about to issue (rows: the batch it
+     * works on; a backend may decline large ones): the same key must
      * mean the same ops on the same buffers with the same sizes (the
      * buffers' contents may differ). graph_begin returns 1 when it has
      * just replayed that sequence (issue nothing), 0 when it started
@@ -155,7 +156,7 @@ typedef struct Backend {
      * graph_end), -1 otherwise (issue the ops as usual). graph_end: 0 when
      * the recorded ops have been run; -1 when the recording failed and
      * nothing ran: issue the ops again. */
-    int (*graph_begin)(const uint64_t *key, int n_words);
+    int (*graph_begin)(const uint64_t *key, int n_words, int rows);
     int (*graph_end)(void);
 
     void (*upload)(void *dst_backend, const void *src_host, size_t bytes);

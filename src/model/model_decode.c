@@ -162,12 +162,12 @@ int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens,
     be->upload(d_len, s->len, (size_t)n * sizeof(int32_t));
     /* A pure decode step (one sampled row per token, in order) is the same
      * sequence of ops every time for a given row count: replayed as a
-     * graph where the backend offers it (CUDA: one launch instead of
-     * ~450). Prefill steps vary and run op by op. */
+     * graph where the backend offers it (CUDA, small batches: one launch
+     * instead of ~450). Prefill steps vary and run op by op. */
     int pure = n_out == n;
     for (int i = 0; i < n_out && pure; i++) pure = out_rows[i] == i;
     uint64_t key[4] = {(uint64_t)(uintptr_t)m, (uint64_t)(uintptr_t)kv, (uint64_t)(uintptr_t)s, (uint64_t)n};
-    int g = pure && be->graph_begin ? be->graph_begin(key, 4) : -1;
+    int g = pure && be->graph_begin ? be->graph_begin(key, 4, n) : -1;
     if (g != 1) decode_ops(m, kv, s, n, out_rows, n_out);
     if (g == 0 && be->graph_end() != 0) decode_ops(m, kv, s, n, out_rows, n_out);
     if (logits) be->download(logits, s->logits_be, need * sizeof(float));

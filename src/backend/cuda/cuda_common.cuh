@@ -30,7 +30,7 @@ int cuda_sync_mode(void);
 /* CUDA graphs of fixed op sequences (cuda_graph.cu): the table's
  * graph_begin / graph_end, and invalidation, called wherever device
  * memory a recorded graph could use is freed or reallocated. */
-int cu_graph_begin(const uint64_t *key, int n_words);
+int cu_graph_begin(const uint64_t *key, int n_words, int rows);
 int cu_graph_end(void);
 void cuda_graph_invalidate(void);
 int cuda_graph_recording(void);

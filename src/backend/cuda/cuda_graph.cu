@@ -22,7 +22,14 @@
  *   stale: every stale copy is refreshed before a replay or a recording.
  * A recording that fails (an op that cannot be captured) runs nothing;
  * graphs are then turned off for the process with one line on stderr and
- * the caller issues the ops directly. R1C_CUDA_GRAPHS=0 turns them off. */
+ * the caller issues the ops directly. R1C_CUDA_GRAPHS=0 turns them off.
+ *
+ * Only small batches are replayed: measured on an H200 at the 0.5B shape
+ * (bench_cuda_model --no-train -M 128), graphs make 16 sequences 10-12%
+ * faster (4.2k vs 3.8k tokens/s) but 256 sequences 10% slower (22.5k vs
+ * 25.0k): there the step is bound by the kernels themselves, and cuBLAS
+ * under capture does not pick the kernels it picks for direct calls. So a
+ * step of more than R1C_CUDA_GRAPH_ROWS rows (default 32) runs op by op. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +41,7 @@ extern "C" {
 }
 
 #define GRAPH_MAX 1024 /* distinct keys; past it, steps run without graphs */
+#define GRAPH_ROWS 32  /* default largest batch replayed */
 #define KEY_WORDS 8
 
 typedef struct GraphEntry {
@@ -49,6 +57,7 @@ static int g_on = -1;                       /* -1: from the environment */
 static int g_recording, g_rec_idx, g_err_before;
 static unsigned long g_rec_epoch;
 static long g_recorded, g_replayed;
+static int g_max_rows = -1;
 
 void cuda_graph_invalidate(void) { g_epoch++; }
 int cuda_graph_recording(void) { return g_recording; }
@@ -91,8 +100,12 @@ static GraphEntry *graph_find(const uint64_t *key, int nw) {
     return NULL;
 }
 
-int cu_graph_begin(const uint64_t *key, int nw) {
-    if (!cuda_graphs() || g_recording || nw < 1 || nw > KEY_WORDS) return -1;
+int cu_graph_begin(const uint64_t *key, int nw, int rows) {
+    if (g_max_rows < 0) {
+        const char *s = getenv("R1C_CUDA_GRAPH_ROWS");
+        g_max_rows = s && atoi(s) >= 0 ? atoi(s) : GRAPH_ROWS;
+    }
+    if (!cuda_graphs() || g_recording || nw < 1 || nw > KEY_WORDS || rows > g_max_rows) return -1;
     if (g_tab_epoch != g_epoch) { /* something a graph may use was freed */
         graph_clear();
         g_tab_epoch = g_epoch;
