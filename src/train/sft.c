@@ -70,6 +70,7 @@ int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResu
                 step++;
                 continue;
             }
+            double ts = now_s();
             int Bm = n - s0 < B ? n - s0 : B, Tm = 0;
             double ctok = 0; /* the whole batch's: every rank has the data, so no communication */
             for (int b = 0; b < Bm; b++) {
@@ -127,7 +128,11 @@ int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResu
                 for (int i = 0; i < rows * Tm; i++) loss += dl[i] * a.logp[i];
                 model_backward(m, &a, dl);
             }
-            if ((rc = dist_grads_allreduce(c->comm, m, err)) || (rc = dist_sum_f64(c->comm, &loss, 1, err))) break;
+            /* the loss and the tokens processed (rows x length, padding
+             * included: what the GEMMs ran over) summed over the ranks */
+            double sums[2] = {loss, (double)rows * Tm};
+            if ((rc = dist_grads_allreduce(c->comm, m, err)) || (rc = dist_sum_f64(c->comm, sums, 2, err))) break;
+            loss = sums[0];
             double gn = optim_clip_grad_norm(m, c->grad_clip);
             float lrv = lr_at(&lr, step);
             if ((rc = zero_step(c->comm, opt, m, lrv, err))) break;
@@ -141,6 +146,10 @@ int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResu
                 metrics_f64(c->metrics, "grad_norm", gn);
                 metrics_f64(c->metrics, "lr", lrv);
                 metrics_i64(c->metrics, "epoch", e);
+                double dt = now_s() - ts;
+                metrics_f64(c->metrics, "tokens", sums[1]);
+                metrics_f64(c->metrics, "time/step", dt);
+                metrics_f64(c->metrics, "tokens_per_s", dt > 0 ? sums[1] / dt : 0);
                 if ((rc = metrics_end(c->metrics, err))) break;
             }
             if (!c->quiet) {
