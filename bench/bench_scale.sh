@@ -1,7 +1,7 @@
 #!/bin/sh
 # Data-parallel scaling table at one model shape, for each rank count in a
 # list: GRPO step time, tokens/s, speed-up and scaling efficiency against
-# the 1-rank run of the same invocation; SFT tokens/s, efficiency and MFU;
+# the first count in the list (normally 1); SFT tokens/s, efficiency and MFU;
 # peak memory per GPU (nvidia-smi). The same global batch at every count.
 #
 # usage: bench/bench_scale.sh [--gpus "1 2 4 8" | --nproc "1 2"] [--shape SHAPE]
