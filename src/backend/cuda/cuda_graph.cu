@@ -86,6 +86,13 @@ extern "C" void cuda_graph_stats(long *recorded, long *replayed) {
     if (replayed) *replayed = g_replayed;
 }
 
+/* A graph just launched: with R1C_CUDA_SYNC=1, wait for it as for any op,
+ * so a fault inside it is reported here. */
+static void graph_launched(void) {
+    g_replayed++;
+    if (cuda_sync_mode()) cuda_note("decode step (CUDA graph)", cudaStreamSynchronize(cuda_stream()));
+}
+
 static void graph_off(const char *why, cudaError_t e) {
     cudaGetLastError();
     fprintf(stderr, "r1c: cuda: CUDA graphs turned off: %s (%s); the steps run op by op\n", why,
@@ -126,7 +133,7 @@ int cu_graph_begin(const uint64_t *key, int nw, int rows) {
             graph_off("a graph launch failed", r);
             return -1;
         }
-        g_replayed++;
+        graph_launched();
         return 1;
     }
     g_err_before = cuda_error_pending();
@@ -170,6 +177,6 @@ int cu_graph_end(void) {
         graph_off("a graph launch failed", r);
         return -1;
     }
-    g_replayed++;
+    graph_launched();
     return 0;
 }
