@@ -135,9 +135,8 @@ peak = float(peak) * 1e12 if peak else (989e12 if be == "cuda" else 0)
 def load(kind, n):
     rows = [json.loads(l) for l in open("%s/%s-%d/metrics.jsonl" % (W, kind, n)) if '"time/step"' in l]
     rows = rows[1:] if len(rows) > 1 else rows  # warm-up
-    t = sum(r["time/step"] for r in rows) / len(rows)
-    k = sum(r["tokens_per_s"] for r in rows) / len(rows)
-    return t, k
+    mean = lambda k: sum(r.get(k, 0) for r in rows) / len(rows)
+    return mean("time/step"), mean("tokens_per_s"), mean("time/generate"), mean("time/train"), [r["loss"] for r in rows]
 def peakmem(kind, n):
     f = "%s/%s-%d.mem" % (W, kind, n)
     if not os.path.exists(f) or not os.path.getsize(f): return "-"
@@ -148,19 +147,23 @@ def peakmem(kind, n):
     return "%.1f GB" % (max(m.values()) / 1024 * 1.048576) if m else "-"
 dev = "GPUs" if be == "cuda" else "ranks"
 print("GRPO, shape %s, backend %s: %s prompts x G=%s, up to %s new tokens per step" % (shape, be, P, G, C))
-print("%6s %10s %12s %9s %11s %14s" % (dev, "s/step", "tokens/s", "speed-up", "efficiency", "peak per GPU"))
-base = None
+print("%6s %10s %12s %9s %11s %9s %9s %14s" % (dev, "s/step", "tokens/s", "speed-up", "efficiency", "generate",
+                                               "train", "peak per GPU"))
+base, losses = None, []
 for n in ns:
-    t, k = load("grpo", n)
+    t, k, tg, tt, loss = load("grpo", n)
     base = base or (t, k, n)
     sp = base[0] / t
-    print("%6d %10.3f %12.1f %8.2fx %10.0f%% %14s" % (n, t, k, sp, 100 * sp * base[2] / n, peakmem("grpo", n)))
+    print("%6d %10.3f %12.1f %8.2fx %10.0f%% %8.2fs %8.2fs %14s" % (n, t, k, sp, 100 * sp * base[2] / n, tg, tt,
+                                                                   peakmem("grpo", n)))
+    losses.append("loss per step, %d %s: %s" % (n, dev, " ".join("%.6g" % x for x in loss)))
+print("\n".join(losses))
 if sft == "1":
     print("SFT, shape %s, backend %s: %s examples of up to %s tokens per step" % (shape, be, SB, SL))
     print("%6s %10s %12s %9s %11s %6s %14s" % (dev, "s/step", "tokens/s", "speed-up", "efficiency", "MFU", "peak per GPU"))
     base = None
     for n in ns:
-        t, k = load("sft", n)
+        t, k = load("sft", n)[:2]
         base = base or (t, k, n)
         sp = base[0] / t
         mfu = "%5.1f%%" % (100 * 6 * params * k / (n * peak)) if peak and params else "     -"
