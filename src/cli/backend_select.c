@@ -34,11 +34,11 @@ const Backend *backend_select(const char *name, Err *err) {
     cuda_set_precision(p);
     /* batch-invariant bf16 GEMMs with R1C_CUDA_BATCH_INVARIANT=1 (docs/cuda.md) */
     const char *bi = getenv("R1C_CUDA_BATCH_INVARIANT");
-    if (bi && strcmp(bi, "0") != 0 && strcmp(bi, "1") != 0) {
-        err_set(err, "R1C_CUDA_BATCH_INVARIANT='%s': expected 0 or 1", bi);
+    if (bi && strcmp(bi, "0") != 0 && strcmp(bi, "1") != 0 && strcmp(bi, "2") != 0) {
+        err_set(err, "R1C_CUDA_BATCH_INVARIANT='%s': expected 0, 1 or 2", bi);
         return NULL;
     }
-    cuda_set_batch_invariant(bi && !strcmp(bi, "1"));
+    cuda_set_batch_invariant(bi ? bi[0] - '0' : 0);
     return be;
 #else
     err_set(err, "--backend cuda: this r1c was built without CUDA (build with nvcc on the PATH, CUDA=1)");

@@ -414,6 +414,34 @@ static void test_decode(int N, int S, int Lmax, int NH, int KVH, int HD) {
     free(kc), free(vc), free(slot), free(pos), free(len), free(k), free(v), free(q), free(out), free(nan_q);
 }
 
+/* Batch invariance (level 1): the bf16 training forward of a (B, T) batch
+ * equals, bit for bit, decoding each of its rows from a KV cache holding
+ * the batch's K and V (slot b, length t + 1): the arithmetic the sampler
+ * used when it drew the token. */
+static void test_rows_match_decode(int B, int T, int NH, int KVH, int HD) {
+    char tag[96];
+    snprintf(tag, sizeof tag, "B=%d T=%d NH=%d KVH=%d HD=%d", B, T, NH, KVH, HD);
+    int N = B * T, KD = KVH * HD;
+    size_t nq = (size_t)N * NH * HD, nk = (size_t)N * KD, nl = (size_t)B * NH * T;
+    float *q = hrand(nq, 1.0f), *k = hrand(nk, 1.0f), *v = hrand(nk, 1.0f), *nan_q = hnan(nq), *nan_l = hnan(nl);
+    float *d_q = dev_f(q, nq), *d_k = dev_f(k, nk), *d_v = dev_f(v, nk);
+    float *d_out = dev_f(nan_q, nq), *d_dec = dev_f(nan_q, nq), *d_lse = dev_f(nan_l, nl);
+    int32_t *slot = malloc(N * sizeof(int32_t)), *len = malloc(N * sizeof(int32_t));
+    for (int n = 0; n < N; n++) slot[n] = n / T, len[n] = n % T + 1;
+    int32_t *d_slot = dev_i(slot, N), *d_len = dev_i(len, N);
+    cuda_set_batch_invariant(1);
+    gpu->attention_forward(d_out, d_lse, d_q, d_k, d_v, B, T, NH, KVH, HD);
+    cuda_set_batch_invariant(0);
+    gpu->attention_decode(d_dec, d_q, d_k, d_v, d_slot, d_len, (size_t)T * KD, N, NH, KVH, HD);
+    float *a = down(d_out, nq), *b = down(d_dec, nq);
+    CHECKF(bits_equal(a, b, nq), "batch-invariant attention_forward %s differs from decoding its rows", tag);
+    gpu_ok(tag);
+    printf("batch-invariant attention_forward %-28s bit-identical to decode: %s\n", tag, bits_equal(a, b, nq) ? "yes" : "NO");
+    gpu->free(d_q), gpu->free(d_k), gpu->free(d_v), gpu->free(d_out), gpu->free(d_dec), gpu->free(d_lse);
+    gpu->free(d_slot), gpu->free(d_len);
+    free(q), free(k), free(v), free(nan_q), free(nan_l), free(slot), free(len), free(a), free(b);
+}
+
 /* ---- qkv split / merge, swiglu, embedding ---- */
 
 static void test_qkv(int N, int QD, int KD) {
@@ -877,7 +905,7 @@ static void test_batch_invariance(int N, int K, int dinp, int acc, int wofs, int
     long fell = 0;
     double ref_err = NAN, tol = 1e-5;
     for (int mode = 1; mode >= 0; mode--) {
-        cuda_set_batch_invariant(mode);
+        cuda_set_batch_invariant(mode ? 2 : 0); /* 2: the input-gradient form too */
         long fb0 = cuda_batch_invariant_fallbacks();
         int eq[NM * NR];
         CHECK(cuda_upload(d_c, c0, nc * sizeof(float), &err) == 0);
@@ -1093,6 +1121,18 @@ int main(void) {
     BIG(test_decode(5, 3, 300, 14, 2, 64));
     test_decode(9, 4, 40, 4, 4, 128);
     test_decode(4, 2, 20, 6, 3, 5);
+    /* batch invariance: the training forward through the decode kernel,
+     * against the CPU (out, lse; the backward reads them) and bitwise
+     * against decoding */
+    cuda_set_batch_invariant(1);
+    test_attention(2, 37, 4, 2, 32);
+    BIG(test_attention(1, 300, 14, 2, 64));
+    test_attention(2, 65, 2, 2, 128);
+    test_attention(3, 9, 6, 3, 5);
+    cuda_set_batch_invariant(0);
+    test_rows_match_decode(2, 37, 4, 2, 32);
+    test_rows_match_decode(1, 300, 14, 2, 64);
+    test_rows_match_decode(3, 9, 6, 3, 5);
     test_lm_head(37, 129, 5003, 1.3f, 7);
     BIG(test_lm_head(300, 96, 50000, 0.7f, 0));
     test_layer_chain((Dims){2, 67, 128, 4, 2, 32, 352, 1000});

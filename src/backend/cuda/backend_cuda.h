@@ -25,18 +25,21 @@ const char *cuda_precision_name(CudaPrecision p);
 /* "bf16" or "fp32" -> 0, else -1. */
 int cuda_precision_parse(const char *s, CudaPrecision *out);
 
-/* Batch-invariant GEMMs (cuda_gemm_lt.cu), off by default. In bf16
- * precision, GEMMs whose first operand is not transposed (the forward
- * projections, the LM-head logits, the input gradients) run one cuBLASLt
- * algorithm per shape, chosen once without regard to the row count M and
- * without split-K, so each output row is bitwise the same whatever M is
- * and whichever other rows share the batch: a decode step's rows equal the
- * training batch's. Off: cuBLAS picks a kernel per call (cublasGemmEx),
- * which can differ between M = 256 and M = 16k. R1C_CUDA_BATCH_INVARIANT=1
- * turns it on (read at the first GEMM, and checked by the CLI's backend
- * selection); the call overrides the environment. fp32 precision is
- * unaffected. */
-void cuda_set_batch_invariant(int on);
+/* Batch invariance (cuda_gemm_lt.cu, cuda_attention.cu), off (level 0)
+ * by default. In bf16 precision, level 1 runs the forward GEMMs (the
+ * projections and the LM-head logits: weights transposed) through one
+ * cuBLASLt algorithm per shape, chosen once without regard to the row
+ * count M and without split-K, so each output row is bitwise the same
+ * whatever M is and whichever other rows share the batch; and the
+ * training attention's forward (unpacked rows) runs the decode attention
+ * kernel, row by row. A sampled token's logits are then computed by the
+ * same arithmetic in decoding and in training. Level 2 makes the input
+ * gradients' GEMMs invariant too (for tests; they cost training speed).
+ * Off: cuBLAS picks a kernel per call (cublasGemmEx), which can differ
+ * between M = 256 and M = 16k. R1C_CUDA_BATCH_INVARIANT=1 (or 2) turns it
+ * on (read at the first GEMM, and checked by the CLI's backend selection);
+ * the call overrides the environment. fp32 precision is unaffected. */
+void cuda_set_batch_invariant(int level);
 /* CUDA graphs for the decode step (cuda_graph.cu), on by default;
  * R1C_CUDA_GRAPHS=0 or cuda_set_graphs(0) turns them off. Stats: graphs
  * recorded and replays since the start. */

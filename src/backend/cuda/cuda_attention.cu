@@ -143,10 +143,16 @@ static int att_shape_ok(const char *op, int NH, int KVH, int HD) {
     return 1;
 }
 
+static int attn_forward_rows(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
+                             int NH, int KVH, int HD);
+
 static void attn_forward(float *out, float *lse, const float *q, const float *k, const float *v, const int32_t *seg,
                          int B, int T, int NH, int KVH, int HD) {
     if (B <= 0 || T <= 0 || NH <= 0 || !att_shape_ok("attention_forward", NH, KVH, HD)) return;
     if (cuda_precision() == CUDA_PREC_BF16) {
+        /* batch invariance: the decode kernel's arithmetic, row by row */
+        if (!seg && cuda_batch_invariant() >= 1 && attn_forward_rows(out, lse, q, k, v, B, T, NH, KVH, HD) == 0)
+            return;
         cuda_attention_forward_gemm(out, lse, q, k, v, seg, B, T, NH, KVH, HD);
         return;
     }
@@ -592,7 +598,7 @@ __global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_bf16_kernel(fl
                                                                              const float *v_cache,
                                                                              const int32_t *slot, const int32_t *len,
                                                                              size_t stride, int NH, int KVH, int HD,
-                                                                             float scale) {
+                                                                             float scale, float *lse_out, int T) {
     extern __shared__ float sm[];
     int G = NH / KVH, KD = KVH * HD;
     float *qs = sm, *os = qs + G * HD, *ms = os + DEC_WARPS * G * HD, *ls = ms + DEC_WARPS * G;
@@ -684,6 +690,10 @@ __global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_bf16_kernel(fl
                 if (ms[ww * G + g] != -INFINITY) S += ls[ww * G + g] * expf(ms[ww * G + g] - M);
             m[g] = M;
             l[g] = S > 0.0f ? 1.0f / S : 0.0f;
+            /* training rows (attn_forward_rows): the row's log-sum-exp for
+             * the backward, (B, NH, T) with n = b T + t */
+            if (lse_out && threadIdx.x == 0)
+                lse_out[((size_t)(n / T) * NH + kh * G + g) * T + n % T] = S > 0.0f ? M + logf(S) : -INFINITY;
         }
     }
 #pragma unroll
@@ -720,7 +730,7 @@ void cu_attention_decode(float *out, const float *q, const float *k_cache, const
         cudaFuncSetAttribute(attn_decode_gqa_bf16_kernel<NRV>, cudaFuncAttributeMaxDynamicSharedMemorySize,        \
                              (int)gsm);                                                                           \
         attn_decode_gqa_bf16_kernel<NRV><<<gg, DEC_WARPS * 32, gsm, cuda_stream()>>>(out, q, k_cache, v_cache, slot, len,         \
-                                                                     cache_stride, NH, KVH, HD, scale);            \
+                                                                     cache_stride, NH, KVH, HD, scale, NULL, 1);   \
         break;
                 DECB(1) DECB(2) DECB(4) DECB(8)
 #undef DECB
@@ -754,4 +764,51 @@ void cu_attention_decode(float *out, const float *q, const float *k_cache, const
 #undef DEC
     }
     cuda_after_launch("attention_decode");
+}
+
+/* ---- the training forward through the decode kernel ---- */
+
+/* Row n = b T + t of a (B, T) batch is sequence b's query at position t:
+ * it sees keys 0..t of its own row, i.e. slot b of a "cache" holding the
+ * batch's K and V (B slots of T positions), with length t + 1. */
+__global__ void attn_rows_index_kernel(int32_t *slot, int32_t *len, int N, int T) {
+    for (int n = blockIdx.x * blockDim.x + threadIdx.x; n < N; n += gridDim.x * blockDim.x) {
+        slot[n] = n / T;
+        len[n] = n % T + 1;
+    }
+}
+
+/* With batch invariance on (cuda_batch_invariant() >= 1), the bf16
+ * training forward of unpacked rows runs attn_decode_gqa_bf16_kernel: the
+ * same code, in the same order, that computed the row's attention when
+ * the token was sampled (decode reads the KV cache row by row, training
+ * reads the batch's K and V in place), so the two agree bit for bit where
+ * their inputs do. It also writes the row's log-sum-exp for the backward,
+ * which stays the tensor-core one. -1: not applicable (more than DEC_GMAX
+ * query heads per kv head, no scratch), the caller uses the GEMM path. */
+static int attn_forward_rows(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
+                             int NH, int KVH, int HD) {
+    int G = NH / KVH, N = B * T;
+    if (G > DEC_GMAX || (size_t)N * 2 > (size_t)INT32_MAX) return -1;
+    int32_t *idx = (int32_t *)cuda_scratch((size_t)2 * N * sizeof(int32_t));
+    if (!idx) return -1;
+    attn_rows_index_kernel<<<cuda_blocks(N, 256), 256, 0, cuda_stream()>>>(idx, idx + N, N, T);
+    cuda_after_launch("attention_forward rows index");
+    size_t gsm = (size_t)(G * HD * (1 + DEC_WARPS) + 2 * DEC_WARPS * G) * sizeof(float);
+    size_t stride = (size_t)T * KVH * HD;
+    float scale = 1.0f / sqrtf((float)HD);
+    dim3 gg(N, KVH);
+    switch (att_nr(HD)) {
+#define ROWS(NRV)                                                                                                    \
+    case NRV:                                                                                                        \
+        cudaFuncSetAttribute(attn_decode_gqa_bf16_kernel<NRV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)gsm); \
+        attn_decode_gqa_bf16_kernel<NRV><<<gg, DEC_WARPS * 32, gsm, cuda_stream()>>>(out, q, k, v, idx, idx + N,    \
+                                                                                    stride, NH, KVH, HD, scale, lse, \
+                                                                                    T);                             \
+        break;
+        ROWS(1) ROWS(2) ROWS(4) ROWS(8)
+#undef ROWS
+    }
+    cuda_after_launch("attention_forward rows");
+    return 0;
 }

@@ -238,8 +238,11 @@ void cuda_sgemm(const char *op, int ta, int tb, int M, int N, int K, float alpha
         cuda_to_bf16(buf + off_b, B, nb);
         b16 = buf + off_b;
     }
-    /* forward-shaped GEMMs: one algorithm per shape whatever M (cuda_gemm_lt.cu); -1: not for this call */
-    if (!ta && cuda_batch_invariant() &&
+    /* one algorithm per shape whatever M (cuda_gemm_lt.cu): level 1 the
+     * forward GEMMs (weights transposed: projections, LM-head logits),
+     * level 2 the input gradients too; -1: not for this call */
+    int bi = ta ? 0 : cuda_batch_invariant();
+    if ((bi == 2 || (bi == 1 && tb)) &&
         cuda_gemm_bf16_invariant(op, tb, M, N, K, alpha, a16, lda, b16, ldb, beta, C, ldc) == 0)
         return;
     cublasStatus_t s = cublasGemmEx(cuda_blas(), opb, opa, N, M, K, &alpha, b16, CUDA_R_16BF, ldb, a16, CUDA_R_16BF,

@@ -65,12 +65,12 @@ extern "C" {
 static int g_bi = -1; /* -1: not decided yet (environment, default off) */
 static long g_fallbacks;
 
-extern "C" void cuda_set_batch_invariant(int on) { g_bi = on ? 1 : 0; }
+extern "C" void cuda_set_batch_invariant(int level) { g_bi = level < 0 ? 0 : level > 2 ? 2 : level; }
 
 extern "C" int cuda_batch_invariant(void) {
     if (g_bi < 0) {
         const char *s = getenv("R1C_CUDA_BATCH_INVARIANT");
-        g_bi = s && !strcmp(s, "1");
+        g_bi = s && (!strcmp(s, "1") || !strcmp(s, "2")) ? s[0] - '0' : 0;
     }
     return g_bi;
 }
