@@ -137,16 +137,22 @@ static int gemm_only(const Model *m, int i) { return i > 0 && m->params[i].ndim 
 int model_freeze(Model *m, Err *err) {
     const Backend *be = m->be;
     if (!be || !be->weights_freeze || !m->param_mem || m->grad_mem || m->n_params < 2) return 0;
-    /* The embedding comes first; the copy covers everything after it. */
-    size_t lo = m->params[1].offset, n_small = 0;
+    /* The embedding comes first; the copy covers everything after it,
+     * from a multiple of 8 floats so that every weight sits at the same
+     * 16-byte alignment in it as in the unfrozen bf16 copy (GEMM kernel
+     * choice depends on alignment: the same choice, the same bits). */
+    size_t lo = m->params[1].offset & ~(size_t)7, n_small = 0;
     for (int i = 0; i < m->n_params; i++)
         if (!gemm_only(m, i)) n_small += m->params[i].numel;
     float **at = malloc(m->n_params * sizeof *at);
-    if (!at) return err_set(err, "out of memory freezing the model");
+    float *small = at ? be->alloc(n_small * sizeof(float)) : NULL;
+    if (!small) {
+        free(at);
+        return err_set(err, "out of memory freezing the reference model (%.1f MB)", n_small * 4.0 / 1e6);
+    }
     const float *key = be->weights_freeze(m->param_mem + lo, m->n_floats - lo);
-    float *small = key ? be->alloc(n_small * sizeof(float)) : NULL;
-    if (!small) { /* not supported, or no room: stay fp32 */
-        if (key) be->weights_hint(key, 0);
+    if (!key) { /* not supported in this mode, or no room: stay fp32 */
+        be->free(small);
         free(at);
         return 0;
     }

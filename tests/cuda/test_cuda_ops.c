@@ -429,9 +429,10 @@ static void test_rows_match_decode(int B, int T, int NH, int KVH, int HD) {
     int32_t *slot = malloc(N * sizeof(int32_t)), *len = malloc(N * sizeof(int32_t));
     for (int n = 0; n < N; n++) slot[n] = n / T, len[n] = n % T + 1;
     int32_t *d_slot = dev_i(slot, N), *d_len = dev_i(len, N);
+    int was = cuda_batch_invariant();
     cuda_set_batch_invariant(1);
     gpu->attention_forward(d_out, d_lse, d_q, d_k, d_v, B, T, NH, KVH, HD);
-    cuda_set_batch_invariant(0);
+    cuda_set_batch_invariant(was);
     gpu->attention_decode(d_dec, d_q, d_k, d_v, d_slot, d_len, (size_t)T * KD, N, NH, KVH, HD);
     float *a = down(d_out, nq), *b = down(d_dec, nq);
     CHECKF(bits_equal(a, b, nq), "batch-invariant attention_forward %s differs from decoding its rows", tag);
@@ -1124,12 +1125,13 @@ int main(void) {
     /* batch invariance: the training forward through the decode kernel,
      * against the CPU (out, lse; the backward reads them) and bitwise
      * against decoding */
+    int bi_was = cuda_batch_invariant(); /* the environment's level */
     cuda_set_batch_invariant(1);
     test_attention(2, 37, 4, 2, 32);
     BIG(test_attention(1, 300, 14, 2, 64));
     test_attention(2, 65, 2, 2, 128);
     test_attention(3, 9, 6, 3, 5);
-    cuda_set_batch_invariant(0);
+    cuda_set_batch_invariant(bi_was);
     test_rows_match_decode(2, 37, 4, 2, 32);
     test_rows_match_decode(1, 300, 14, 2, 64);
     test_rows_match_decode(3, 9, 6, 3, 5);
@@ -1138,10 +1140,11 @@ int main(void) {
     test_layer_chain((Dims){2, 67, 128, 4, 2, 32, 352, 1000});
     BIG(test_layer_chain((Dims){1, 300, 896, 14, 2, 64, 4864, 32000}));
 
-    /* batch invariance (the switch defaults to off unless the environment
-     * says 1); N, K, input-gradient form, accumulate, weight offset */
+    /* batch invariance (level 0 unless the environment says 1 or 2); N, K,
+     * input-gradient form, accumulate, weight offset */
     const char *bi_env = getenv("R1C_CUDA_BATCH_INVARIANT");
-    CHECK(cuda_batch_invariant() == (bi_env && !strcmp(bi_env, "1")));
+    CHECK(cuda_batch_invariant() ==
+          (bi_env && (!strcmp(bi_env, "1") || !strcmp(bi_env, "2")) ? bi_env[0] - '0' : 0));
     test_batch_invariance(72, 96, 0, 0, 0, 0);
     test_batch_invariance(72, 96, 1, 1, 0, 0);
     test_batch_invariance(70, 96, 1, 0, 0, 1); /* 140-byte rows of A */

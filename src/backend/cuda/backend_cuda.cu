@@ -84,6 +84,10 @@ extern "C" void cuda_mem_reset_peak(void) {
 void *cuda_buf_grow(CudaBuf *b, size_t bytes, const char *what) {
     if (b->p && bytes <= b->bytes) return b->p;
     cuda_graph_invalidate();
+    /* No allocation while a graph is being recorded (it would be refused
+     * and void the recording): the op skips, the recording is dropped as
+     * `moved`, and the step runs again directly, growing the buffer. */
+    if (cuda_graph_recording()) return NULL;
     if (b->p) cudaFree(b->p); /* synchronises: earlier users are done */
     size_t want = bytes + (bytes >> 3);
     b->p = NULL;

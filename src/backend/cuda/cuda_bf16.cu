@@ -29,7 +29,11 @@ extern "C" {
 
 static CudaPrecision g_prec = CUDA_PREC_BF16;
 
-extern "C" void cuda_set_precision(CudaPrecision p) { g_prec = p; }
+/* A recorded decode graph holds the GEMM path of its precision. */
+extern "C" void cuda_set_precision(CudaPrecision p) {
+    if (p != g_prec) cuda_graph_invalidate();
+    g_prec = p;
+}
 extern "C" CudaPrecision cuda_precision(void) { return g_prec; }
 extern "C" const char *cuda_precision_name(CudaPrecision p) { return p == CUDA_PREC_FP32 ? "fp32" : "bf16"; }
 
@@ -189,6 +193,14 @@ void cuda_shadow_refresh_all(void) {
     }
 }
 
+/* Does [a, a + 1) lie in a frozen copy's handle range? (Such a weight has
+ * no fp32 values: its GEMMs run in bf16 even in fp32 precision.) */
+static int is_frozen(const float *a) {
+    for (int i = 0; i < MAX_SHADOWS; i++)
+        if (g_sh[i].frozen && a >= g_sh[i].p && a < g_sh[i].p + g_sh[i].n) return 1;
+    return 0;
+}
+
 /* ---- GEMM ---- */
 
 static CudaBuf g_cvt;
@@ -215,7 +227,7 @@ void cuda_sgemm(const char *op, int ta, int tb, int M, int N, int K, float alpha
         return;
     }
     cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-    if (g_prec == CUDA_PREC_FP32) {
+    if (g_prec == CUDA_PREC_FP32 && !is_frozen(A) && !is_frozen(B)) {
         /* row-major C = op(A) op(B)  <=>  column-major C^T = op(B)^T op(A)^T,
          * and a row-major matrix read column-major is its transpose. */
         cublasStatus_t s = cublasSgemm(cuda_blas(), opb, opa, N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc);

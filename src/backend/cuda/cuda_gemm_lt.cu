@@ -65,7 +65,11 @@ extern "C" {
 static int g_bi = -1; /* -1: not decided yet (environment, default off) */
 static long g_fallbacks;
 
-extern "C" void cuda_set_batch_invariant(int level) { g_bi = level < 0 ? 0 : level > 2 ? 2 : level; }
+extern "C" void cuda_set_batch_invariant(int level) {
+    level = level < 0 ? 0 : level > 2 ? 2 : level;
+    if (level != g_bi) cuda_graph_invalidate(); /* recorded graphs hold the GEMM path */
+    g_bi = level;
+}
 
 extern "C" int cuda_batch_invariant(void) {
     if (g_bi < 0) {
