@@ -39,6 +39,16 @@ const Backend *backend_select(const char *name, Err *err) {
         return NULL;
     }
     cuda_set_batch_invariant(bi ? bi[0] - '0' : 0);
+    /* the decode graphs' switches, read by the backend (cuda_graph.cu) */
+    const char *gr = getenv("R1C_CUDA_GRAPHS"), *rows = getenv("R1C_CUDA_GRAPH_ROWS");
+    if (gr && strcmp(gr, "0") != 0 && strcmp(gr, "1") != 0) {
+        err_set(err, "R1C_CUDA_GRAPHS='%s': expected 0 or 1", gr);
+        return NULL;
+    }
+    if (rows && (!rows[0] || strspn(rows, "0123456789") != strlen(rows) || strlen(rows) > 9)) {
+        err_set(err, "R1C_CUDA_GRAPH_ROWS='%s': expected a number of rows (0 or more)", rows);
+        return NULL;
+    }
     return be;
 #else
     err_set(err, "--backend cuda: this r1c was built without CUDA (build with nvcc on the PATH, CUDA=1)");

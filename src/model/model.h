@@ -90,6 +90,10 @@ int model_alloc_grads(Model *m, Err *err);
  * results are bit for bit unchanged. Elsewhere a no-op. Afterwards the
  * model can run model_forward (no backward, no save, no gradients). */
 int model_freeze(Model *m, Err *err);
+/* Parameter i is read only by GEMMs (the layers' matrices, an untied LM
+ * head), not gathered like the embedding nor elementwise like norms and
+ * biases: what model_freeze keeps in bf16 only. */
+int model_param_gemm_only(const Model *m, int i);
 void model_zero_grads(Model *m);
 const ParamInfo *model_find_param(const Model *m, const char *name);
 /* Makes sure the RoPE tables cover positions [0, len). */

@@ -81,7 +81,7 @@ void decode_scratch_free(DecodeScratch *s, const Model *m) {
 
 /* The step's ops on backend memory, from the uploaded ids to the logits
  * of the output rows (issued once, or recorded and replayed as a graph). */
-static void decode_ops(Model *m, KVCache *kv, DecodeScratch *s, int n, const int *out_rows, int n_out) {
+static void decode_ops(Model *m, KVCache *kv, DecodeScratch *s, int n, const int *out_rows, int n_out, int ident) {
     const ModelConfig *c = &m->cfg;
     const Backend *be = m->be;
     int32_t *d_tok = s->ints_be, *d_slot = d_tok + s->cap, *d_pos = d_slot + s->cap, *d_len = d_pos + s->cap;
@@ -111,10 +111,8 @@ static void decode_ops(Model *m, KVCache *kv, DecodeScratch *s, int n, const int
     }
     if (n_out <= 0) return;
     /* the rows that get logits, gathered: runs of consecutive rows move in
-     * one copy (a pure decode step is one run, and needs none) */
+     * one copy (ident: the output rows are rows 0.., no copy) */
     const float *xs = s->x;
-    int ident = 1;
-    for (int i = 0; i < n_out && ident; i++) ident = out_rows[i] == i;
     if (!ident) {
         for (int i = 0; i < n_out;) {
             int j = i + 1;
@@ -164,12 +162,12 @@ int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens,
      * sequence of ops every time for a given row count: replayed as a
      * graph where the backend offers it (CUDA, small batches: one launch
      * instead of ~450). Prefill steps vary and run op by op. */
-    int pure = n_out == n;
-    for (int i = 0; i < n_out && pure; i++) pure = out_rows[i] == i;
+    int ident = 1;
+    for (int i = 0; i < n_out && ident; i++) ident = out_rows[i] == i;
     uint64_t key[4] = {(uint64_t)(uintptr_t)m, (uint64_t)(uintptr_t)kv, (uint64_t)(uintptr_t)s, (uint64_t)n};
-    int g = pure && be->graph_begin ? be->graph_begin(key, 4, n) : -1;
-    if (g != 1) decode_ops(m, kv, s, n, out_rows, n_out);
-    if (g == 0 && be->graph_end() != 0) decode_ops(m, kv, s, n, out_rows, n_out);
+    int g = ident && n_out == n && be->graph_begin ? be->graph_begin(key, 4, n) : -1;
+    if (g != 1) decode_ops(m, kv, s, n, out_rows, n_out, ident);
+    if (g == 0 && be->graph_end() != 0) decode_ops(m, kv, s, n, out_rows, n_out, ident);
     if (logits) be->download(logits, s->logits_be, need * sizeof(float));
     return 0;
 }

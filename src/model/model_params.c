@@ -130,9 +130,7 @@ void model_free(Model *m) {
     memset(m, 0, sizeof *m);
 }
 
-/* Only GEMMs read the matrices of the layers and an untied LM head; the
- * embedding table (gathered), norms and biases stay fp32. */
-static int gemm_only(const Model *m, int i) { return i > 0 && m->params[i].ndim == 2; }
+int model_param_gemm_only(const Model *m, int i) { return i > 0 && m->params[i].ndim == 2; }
 
 int model_freeze(Model *m, Err *err) {
     const Backend *be = m->be;
@@ -143,7 +141,7 @@ int model_freeze(Model *m, Err *err) {
      * choice depends on alignment: the same choice, the same bits). */
     size_t lo = m->params[1].offset & ~(size_t)7, n_small = 0;
     for (int i = 0; i < m->n_params; i++)
-        if (!gemm_only(m, i)) n_small += m->params[i].numel;
+        if (!model_param_gemm_only(m, i)) n_small += m->params[i].numel;
     float **at = malloc(m->n_params * sizeof *at);
     float *small = at ? be->alloc(n_small * sizeof(float)) : NULL;
     if (!small) {
@@ -159,7 +157,7 @@ int model_freeze(Model *m, Err *err) {
     size_t o = 0;
     for (int i = 0; i < m->n_params; i++) {
         const ParamInfo *p = &m->params[i];
-        if (gemm_only(m, i)) {
+        if (model_param_gemm_only(m, i)) {
             at[i] = (float *)key + (p->offset - lo);
         } else {
             be->copy(small + o, m->param_mem + p->offset, p->numel * sizeof(float));

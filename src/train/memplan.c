@@ -61,7 +61,7 @@ void memplan_compute(MemPlan *p, const MemPlanInput *in) {
              * is the LM head too) */
             double small = 0;
             for (int i = 0; i < m.n_params; i++)
-                if (i == 0 || m.params[i].ndim != 2) small += (double)m.params[i].numel;
+                if (!model_param_gemm_only(&m, i)) small += (double)m.params[i].numel;
             add(p, 'p', (P - small) * 2, "reference model, frozen: GEMM weights (bf16)");
             add(p, 'p', small * (c->tie_embeddings ? 6 : 4), "reference embedding, norms, biases (fp32%s)",
                 c->tie_embeddings ? " + bf16 LM head" : "");

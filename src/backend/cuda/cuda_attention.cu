@@ -714,6 +714,30 @@ __global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_bf16_kernel(fl
     }
 }
 
+/* attn_decode_gqa_bf16_kernel over N rows (grid N x KVH); lse_out (B, NH,
+ * T with n = b T + t) or NULL. Decode and the batch-invariant training
+ * forward both launch it here, so they run the same instantiation. */
+static void decode_bf16_launch(float *out, const float *q, const float *k_cache, const float *v_cache,
+                               const int32_t *slot, const int32_t *len, size_t stride, int N, int NH, int KVH, int HD,
+                               float *lse_out, int T, const char *op) {
+    int G = NH / KVH;
+    size_t gsm = (size_t)(G * HD * (1 + DEC_WARPS) + 2 * DEC_WARPS * G) * sizeof(float);
+    float scale = 1.0f / sqrtf((float)HD);
+    dim3 gg(N, KVH);
+    switch (att_nr(HD)) {
+#define DECB(NRV)                                                                                                  \
+    case NRV:                                                                                                      \
+        cudaFuncSetAttribute(attn_decode_gqa_bf16_kernel<NRV>, cudaFuncAttributeMaxDynamicSharedMemorySize,        \
+                             (int)gsm);                                                                           \
+        attn_decode_gqa_bf16_kernel<NRV><<<gg, DEC_WARPS * 32, gsm, cuda_stream()>>>(                             \
+            out, q, k_cache, v_cache, slot, len, stride, NH, KVH, HD, scale, lse_out, T);                          \
+        break;
+        DECB(1) DECB(2) DECB(4) DECB(8)
+#undef DECB
+    }
+    cuda_after_launch(op);
+}
+
 void cu_attention_decode(float *out, const float *q, const float *k_cache, const float *v_cache,
                          const int32_t *slot, const int32_t *len, size_t cache_stride, int N, int NH, int KVH,
                          int HD) {
@@ -724,18 +748,8 @@ void cu_attention_decode(float *out, const float *q, const float *k_cache, const
         size_t gsm = (size_t)(G * HD * (1 + DEC_WARPS) + 2 * DEC_WARPS * G) * sizeof(float);
         dim3 gg(N, KVH);
         if (cuda_precision() == CUDA_PREC_BF16) {
-            switch (att_nr(HD)) {
-#define DECB(NRV)                                                                                                  \
-    case NRV:                                                                                                      \
-        cudaFuncSetAttribute(attn_decode_gqa_bf16_kernel<NRV>, cudaFuncAttributeMaxDynamicSharedMemorySize,        \
-                             (int)gsm);                                                                           \
-        attn_decode_gqa_bf16_kernel<NRV><<<gg, DEC_WARPS * 32, gsm, cuda_stream()>>>(out, q, k_cache, v_cache, slot, len,         \
-                                                                     cache_stride, NH, KVH, HD, scale, NULL, 1);   \
-        break;
-                DECB(1) DECB(2) DECB(4) DECB(8)
-#undef DECB
-            }
-            cuda_after_launch("attention_decode");
+            decode_bf16_launch(out, q, k_cache, v_cache, slot, len, cache_stride, N, NH, KVH, HD, NULL, 1,
+                               "attention_decode");
             return;
         }
         switch (att_nr(HD)) {
@@ -794,21 +808,7 @@ static int attn_forward_rows(float *out, float *lse, const float *q, const float
     if (!idx) return -1;
     attn_rows_index_kernel<<<cuda_blocks(N, 256), 256, 0, cuda_stream()>>>(idx, idx + N, N, T);
     cuda_after_launch("attention_forward rows index");
-    size_t gsm = (size_t)(G * HD * (1 + DEC_WARPS) + 2 * DEC_WARPS * G) * sizeof(float);
-    size_t stride = (size_t)T * KVH * HD;
-    float scale = 1.0f / sqrtf((float)HD);
-    dim3 gg(N, KVH);
-    switch (att_nr(HD)) {
-#define ROWS(NRV)                                                                                                    \
-    case NRV:                                                                                                        \
-        cudaFuncSetAttribute(attn_decode_gqa_bf16_kernel<NRV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)gsm); \
-        attn_decode_gqa_bf16_kernel<NRV><<<gg, DEC_WARPS * 32, gsm, cuda_stream()>>>(out, q, k, v, idx, idx + N,    \
-                                                                                    stride, NH, KVH, HD, scale, lse, \
-                                                                                    T);                             \
-        break;
-        ROWS(1) ROWS(2) ROWS(4) ROWS(8)
-#undef ROWS
-    }
-    cuda_after_launch("attention_forward rows");
+    decode_bf16_launch(out, q, k, v, idx, idx + N, (size_t)T * KVH * HD, N, NH, KVH, HD, lse, T,
+                       "attention_forward rows");
     return 0;
 }
