@@ -8,7 +8,12 @@
  *
  * usage: bench_cuda_model [--shape NAME] [--precision bf16|fp32] [-B 16]
  *        [-T 1024] [--steps 3] [-S 256] [-P 128] [-M 256] [--recompute]
- *        [--no-train] [--no-gen] [--profile] [--att-block ROWS] */
+ *        [--no-train] [--no-gen] [--profile] [--att-block ROWS]
+ *        [--ncu-steps A:B]
+ * --ncu-steps A:B opens the profiler window (cudaProfilerStart) once every
+ * sequence has A new tokens and closes it at B, so that
+ * `ncu --profile-from-start off` times the kernels of decode steps A..B
+ * of the measured generation only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +30,19 @@
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* --ncu-steps: counts sampled tokens and opens/closes the window */
+typedef struct NcuWin {
+    long seen, from, to; /* tokens */
+} NcuWin;
+
+static void ncu_on_token(void *user, int req, int32_t tok, float logp) {
+    (void)req, (void)tok, (void)logp;
+    NcuWin *w = user;
+    w->seen++;
+    if (w->seen == w->from) cuda_profiler_window(1);
+    if (w->seen == w->to) cuda_profiler_window(0);
 }
 
 static int fail(const char *what, Err *err) {
@@ -77,7 +95,7 @@ static int bench_train(Model *m, int B, int T, int steps, int recompute, double 
 
 int main(int argc, char **argv) {
     const char *shape = "qwen2.5-0.5b", *prec = "bf16";
-    int B = 16, T = 1024, steps = 3, S = 256, P = 128, M = 256, recompute = 0, do_train = 1, do_gen = 1, profile = 0;
+    int B = 16, T = 1024, steps = 3, S = 256, P = 128, M = 256, recompute = 0, do_train = 1, do_gen = 1, profile = 0, ncu_a = -1, ncu_b = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--shape") && v) shape = v, i++;
@@ -92,6 +110,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--no-train")) do_train = 0;
         else if (!strcmp(a, "--no-gen")) do_gen = 0;
         else if (!strcmp(a, "--profile")) profile = 1;
+        else if (!strcmp(a, "--ncu-steps") && v && sscanf(v, "%d:%d", &ncu_a, &ncu_b) == 2) i++;
         else if (!strcmp(a, "--att-block") && v) cuda_set_attention_block_rows(atoi(v)), i++;
         else {
             fprintf(stderr, "usage: bench_cuda_model [--shape NAME] [--precision bf16|fp32] [-B N] [-T N] [--steps N]\n"
@@ -142,6 +161,8 @@ int main(int argc, char **argv) {
         gen_outputs_free(out, S);
         cuda_mem_reset_peak();
         if (profile) backend_profile_reset();
+        NcuWin win = {0, (long)S * ncu_a, (long)S * ncu_b};
+        if (ncu_a >= 0) gc.on_token = ncu_on_token, gc.user = &win;
         GenStats st;
         double t0 = clock_seconds();
         if (gen_run(&m, req, S, &gc, out, &st, &err) != 0 || cuda_check(&err) != 0) return fail("generate", &err);

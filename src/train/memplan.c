@@ -86,6 +86,8 @@ void memplan_compute(MemPlan *p, const MemPlanInput *in) {
                 double rows = LM_CHUNK_BYTES / 4 / V;
                 double cvt = dmax(N * (2 * I + C), LM_CHUNK_BYTES / 4 + rows * C) * 2;
                 add(p, 't', cvt * SLACK, "bf16 GEMM operand buffer");
+                /* cuda_act16_target: a norm/SwiGLU/attention output in bf16 */
+                add(p, 't', N * dmax(I, dmax(C, QD)) * 2 * SLACK, "bf16 copy of a GEMM input");
             }
         }
     }
@@ -95,6 +97,7 @@ void memplan_compute(MemPlan *p, const MemPlanInput *in) {
         double cap = S + chunk;
         double dec = cap * (4 * C + QKVD + 3 * QD + 3 * KD + 3 * I + 1 + c->n_heads) * 4 + cap * 16;
         add(p, 'g', dec + S * V * 4, "decode buffers and one step's logits");
+        if (in->cuda && in->bf16) add(p, 'g', cap * dmax(I, dmax(C, QD)) * 2 * SLACK, "bf16 copy of a decode GEMM input");
     }
     free(m.params);
     for (int i = 0; i < p->n; i++) {

@@ -726,8 +726,14 @@ static void test_layer_chain(Dims d) {
     CHECKF(e <= FWD_TOL, "layer chain %s: logp error %.3g", tag, e);
     for (int i = 0; i < NW; i++) {
         e = nerr(gg[i], gc[i], w_len(&d, i));
-        note_err("layer chain: weight grads", e, BWD_TOL);
-        CHECKF(e <= BWD_TOL, "layer chain %s: d%s error %.3g", tag, names[i], e);
+        /* The bias gradient is a column sum of dqkv over all N rows whose
+         * terms largely cancel: its norm is about sqrt(N) times smaller
+         * than the terms', while each term carries the bf16 chain's own
+         * error, so its normalised error runs higher than the weights'
+         * (0.03-0.05 at T = 300 in bf16; ~1e-6 in fp32). */
+        double tol = i == W_BQKV ? 2 * BWD_TOL : BWD_TOL;
+        note_err("layer chain: weight grads", e, tol);
+        CHECKF(e <= tol, "layer chain %s: d%s error %.3g", tag, names[i], e);
         free(gc[i]), free(gg[i]), free(w[i]);
     }
     gpu_ok(tag);

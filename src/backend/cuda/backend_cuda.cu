@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cuda_profiler_api.h>
+
 #include "backend/cuda/cuda_common.cuh"
 
 extern "C" {
@@ -32,7 +34,10 @@ void cuda_note_blas(const char *op, cublasStatus_t s) {
     snprintf(g_err, sizeof g_err, "cuda: %s: cuBLAS status %d", op, (int)s);
 }
 
+unsigned long long g_cuda_seq;
+
 void cuda_after_launch(const char *op) {
+    g_cuda_seq++;
     cuda_note(op, cudaGetLastError());
     /* nothing runs while a graph is being recorded (and waiting is not
      * allowed then): the graph's launch is waited for instead */
@@ -118,6 +123,11 @@ extern "C" void cuda_trim(void) {
     cuda_sumsq_trim();
     cuda_bf16_trim();
     cuda_gemm_lt_trim();
+}
+
+extern "C" void cuda_profiler_window(int on) {
+    if (!g_ok) return;
+    cuda_note("profiler window", on ? cudaProfilerStart() : cudaProfilerStop());
 }
 
 static void cuda_init(void) {

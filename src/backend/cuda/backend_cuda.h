@@ -92,6 +92,11 @@ void cuda_set_attention_block_rows(int rows);
  * 256 MB). Tests lower it to exercise the chunk loop; 0 restores it. */
 void cuda_set_lm_head_chunk(int rows);
 
+/* Starts (on = 1) or stops the profiler's collection window
+ * (cudaProfilerStart/Stop), so that `ncu --profile-from-start off` times
+ * only the kernels of the steps a benchmark chooses. */
+void cuda_profiler_window(int on);
+
 #ifdef __cplusplus
 }
 #endif

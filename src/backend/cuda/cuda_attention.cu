@@ -589,19 +589,60 @@ __global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_kernel(float *
  * reports match the trainer's: q, k, v rounded to bf16, fp32 scores, and
  * the normalised probabilities rounded to bf16 before they weight V. That
  * needs the row's max and sum first, so it takes two passes over the keys
- * (the second recomputes the scores). */
+ * (the second recomputes the scores; its K rows come from L2).
+ *
+ * A decode batch gives few blocks per SM, so the time is load latency: a
+ * lane fetches 8 float4 of its key row (and a warp 8 rows of V) before it
+ * uses any, so 8 loads are in flight instead of one. The arithmetic order
+ * is that of one load at a time: channels ascending in groups of 4 for a
+ * score, keys ascending for the output. */
 __device__ __forceinline__ float bf16r(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
-template <int NR>
-__global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_bf16_kernel(float *out, const float *q,
+#define DEC_KV_BATCH 8 /* loads in flight per lane */
+
+/* s[g] = q_g . bf16(k row) for the lane's key, channels ascending by 4 */
+__device__ __forceinline__ void dec_scores_bf16(float *s, const float *qs, const float *kr, int G, int HD) {
+    if ((HD & 3) == 0) {
+        const float4 *k4p = (const float4 *)kr;
+        for (int d0 = 0; d0 < HD; d0 += 4 * DEC_KV_BATCH) {
+            float4 kk[DEC_KV_BATCH];
+#pragma unroll
+            for (int u = 0; u < DEC_KV_BATCH; u++)
+                if (d0 + 4 * u < HD) kk[u] = k4p[(d0 >> 2) + u];
+#pragma unroll
+            for (int u = 0; u < DEC_KV_BATCH; u++) {
+                if (d0 + 4 * u >= HD) continue;
+                int d = d0 + 4 * u;
+                float k0 = bf16r(kk[u].x), k1 = bf16r(kk[u].y), k2 = bf16r(kk[u].z), k3 = bf16r(kk[u].w);
+#pragma unroll
+                for (int g = 0; g < DEC_GMAX; g++)
+                    if (g < G) {
+                        float4 q4 = *(const float4 *)(qs + g * HD + d);
+                        s[g] += q4.x * k0 + q4.y * k1 + q4.z * k2 + q4.w * k3;
+                    }
+            }
+        }
+    } else {
+        for (int d = 0; d < HD; d++) {
+            float kd = bf16r(kr[d]);
+#pragma unroll
+            for (int g = 0; g < DEC_GMAX; g++)
+                if (g < G) s[g] += qs[g * HD + d] * kd;
+        }
+    }
+}
+
+template <int NR, int NW>
+__global__ void __launch_bounds__(NW * 32) attn_decode_gqa_bf16_kernel(float *out, const float *q,
                                                                              const float *k_cache,
                                                                              const float *v_cache,
                                                                              const int32_t *slot, const int32_t *len,
                                                                              size_t stride, int NH, int KVH, int HD,
-                                                                             float scale, float *lse_out, int T) {
-    extern __shared__ float sm[];
+                                                                             float scale, float *lse_out, int T,
+                                                                             __nv_bfloat16 *o16) {
+    extern __shared__ __align__(16) float sm[];
     int G = NH / KVH, KD = KVH * HD;
-    float *qs = sm, *os = qs + G * HD, *ms = os + DEC_WARPS * G * HD, *ls = ms + DEC_WARPS * G;
+    float *qs = sm, *os = qs + G * HD, *ms = os + NW * G * HD, *ls = ms + NW * G;
     int n = blockIdx.x, kh = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5, L = len[n];
     const float *kc = k_cache + (size_t)slot[n] * stride + (size_t)kh * HD;
     const float *vc = v_cache + (size_t)slot[n] * stride + (size_t)kh * HD;
@@ -615,33 +656,12 @@ __global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_bf16_kernel(fl
         for (int c = 0; c < NR; c++) o[g][c] = 0.0f;
     }
     for (int pass = 0; pass < 2; pass++) {
-        for (int j0 = w * 32; j0 < L; j0 += DEC_WARPS * 32) { /* warp-uniform */
+        for (int j0 = w * 32; j0 < L; j0 += NW * 32) { /* warp-uniform */
             int key = j0 + lane;
             float s[DEC_GMAX];
 #pragma unroll
             for (int g = 0; g < DEC_GMAX; g++) s[g] = 0.0f;
-            if (key < L) {
-                const float *kr = kc + (size_t)key * KD;
-                if ((HD & 3) == 0) {
-                    for (int d = 0; d < HD; d += 4) {
-                        float4 k4 = *(const float4 *)(kr + d);
-                        float k0 = bf16r(k4.x), k1 = bf16r(k4.y), k2 = bf16r(k4.z), k3 = bf16r(k4.w);
-#pragma unroll
-                        for (int g = 0; g < DEC_GMAX; g++)
-                            if (g < G) {
-                                const float *qg = qs + g * HD + d;
-                                s[g] += qg[0] * k0 + qg[1] * k1 + qg[2] * k2 + qg[3] * k3;
-                            }
-                    }
-                } else {
-                    for (int d = 0; d < HD; d++) {
-                        float kd = bf16r(kr[d]);
-#pragma unroll
-                        for (int g = 0; g < DEC_GMAX; g++)
-                            if (g < G) s[g] += qs[g * HD + d] * kd;
-                    }
-                }
-            }
+            if (key < L) dec_scores_bf16(s, qs, kc + (size_t)key * KD, G, HD);
             if (pass == 0) {
 #pragma unroll
                 for (int g = 0; g < DEC_GMAX; g++) {
@@ -658,20 +678,27 @@ __global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_bf16_kernel(fl
 #pragma unroll
             for (int g = 0; g < DEC_GMAX; g++) p[g] = g < G && key < L ? bf16r(expf(s[g] * scale - m[g]) * l[g]) : 0.0f;
             int lim = min(32, L - j0);
-            for (int jj = 0; jj < lim; jj++) {
-                const float *vr = vc + (size_t)(j0 + jj) * KD;
-                float vd[NR];
+            for (int jb = 0; jb < lim; jb += DEC_KV_BATCH) {
+                float vd[DEC_KV_BATCH][NR];
 #pragma unroll
-                for (int c = 0; c < NR; c++) {
-                    int d = lane + 32 * c;
-                    vd[c] = d < HD ? bf16r(vr[d]) : 0.0f;
+                for (int u = 0; u < DEC_KV_BATCH; u++) {
+                    const float *vr = vc + (size_t)(j0 + jb + u) * KD;
+#pragma unroll
+                    for (int c = 0; c < NR; c++) {
+                        int d = lane + 32 * c;
+                        vd[u][c] = jb + u < lim && d < HD ? vr[d] : 0.0f;
+                    }
                 }
 #pragma unroll
-                for (int g = 0; g < DEC_GMAX; g++) {
-                    if (g >= G) continue;
-                    float pj = __shfl_sync(0xffffffffu, p[g], jj);
+                for (int u = 0; u < DEC_KV_BATCH; u++) {
+                    if (jb + u >= lim) continue; /* warp-uniform */
 #pragma unroll
-                    for (int c = 0; c < NR; c++) o[g][c] += pj * vd[c];
+                    for (int g = 0; g < DEC_GMAX; g++) {
+                        if (g >= G) continue;
+                        float pj = __shfl_sync(0xffffffffu, p[g], jb + u);
+#pragma unroll
+                        for (int c = 0; c < NR; c++) o[g][c] += pj * bf16r(vd[u][c]);
+                    }
                 }
             }
         }
@@ -685,8 +712,8 @@ __global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_bf16_kernel(fl
         for (int g = 0; g < DEC_GMAX; g++) {
             if (g >= G) continue;
             float M = -INFINITY, S = 0.0f;
-            for (int ww = 0; ww < DEC_WARPS; ww++) M = fmaxf(M, ms[ww * G + g]);
-            for (int ww = 0; ww < DEC_WARPS; ww++)
+            for (int ww = 0; ww < NW; ww++) M = fmaxf(M, ms[ww * G + g]);
+            for (int ww = 0; ww < NW; ww++)
                 if (ms[ww * G + g] != -INFINITY) S += ls[ww * G + g] * expf(ms[ww * G + g] - M);
             m[g] = M;
             l[g] = S > 0.0f ? 1.0f / S : 0.0f;
@@ -709,8 +736,10 @@ __global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_bf16_kernel(fl
     for (int i = threadIdx.x; i < G * HD; i += blockDim.x) {
         int g = i / HD, d = i % HD;
         float acc = 0.0f;
-        for (int ww = 0; ww < DEC_WARPS; ww++) acc += os[(ww * G + g) * HD + d];
-        out[((size_t)n * NH + kh * G + g) * HD + d] = acc; /* an empty cache gives zeros */
+        for (int ww = 0; ww < NW; ww++) acc += os[(ww * G + g) * HD + d];
+        size_t oi = ((size_t)n * NH + kh * G + g) * HD + d;
+        out[oi] = acc; /* an empty cache gives zeros */
+        if (o16) o16[oi] = __float2bfloat16_rn(acc);
     }
 }
 
@@ -720,22 +749,25 @@ __global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_bf16_kernel(fl
 static void decode_bf16_launch(float *out, const float *q, const float *k_cache, const float *v_cache,
                                const int32_t *slot, const int32_t *len, size_t stride, int N, int NH, int KVH, int HD,
                                float *lse_out, int T, const char *op) {
-    int G = NH / KVH;
-    size_t gsm = (size_t)(G * HD * (1 + DEC_WARPS) + 2 * DEC_WARPS * G) * sizeof(float);
+    int G = NH / KVH, nw = DEC_WARPS;
+    size_t gsm = (size_t)(G * HD * (1 + nw) + 2 * nw * G) * sizeof(float);
     float scale = 1.0f / sqrtf((float)HD);
     dim3 gg(N, KVH);
-    switch (att_nr(HD)) {
-#define DECB(NRV)                                                                                                  \
-    case NRV:                                                                                                      \
-        cudaFuncSetAttribute(attn_decode_gqa_bf16_kernel<NRV>, cudaFuncAttributeMaxDynamicSharedMemorySize,        \
-                             (int)gsm);                                                                           \
-        attn_decode_gqa_bf16_kernel<NRV><<<gg, DEC_WARPS * 32, gsm, cuda_stream()>>>(                             \
-            out, q, k_cache, v_cache, slot, len, stride, NH, KVH, HD, scale, lse_out, T);                          \
+    __nv_bfloat16 *o16 = cuda_act16_target((size_t)N * NH * HD); /* for the output projection */
+    switch (att_nr(HD) * 16 + nw) {
+#define DECB(NRV, NWV)                                                                                             \
+    case NRV * 16 + NWV:                                                                                           \
+        if (gsm > 48 * 1024)                                                                                       \
+            cudaFuncSetAttribute(attn_decode_gqa_bf16_kernel<NRV, NWV>, cudaFuncAttributeMaxDynamicSharedMemorySize, \
+                                 (int)gsm);                                                                       \
+        attn_decode_gqa_bf16_kernel<NRV, NWV><<<gg, NWV * 32, gsm, cuda_stream()>>>(                              \
+            out, q, k_cache, v_cache, slot, len, stride, NH, KVH, HD, scale, lse_out, T, o16);                     \
         break;
-        DECB(1) DECB(2) DECB(4) DECB(8)
+        DECB(1, 4) DECB(2, 4) DECB(4, 4) DECB(8, 4)
 #undef DECB
     }
     cuda_after_launch(op);
+    if (o16) cuda_act16_produced(out, (size_t)N * NH * HD);
 }
 
 void cu_attention_decode(float *out, const float *q, const float *k_cache, const float *v_cache,

@@ -135,6 +135,7 @@ const float *cu_weights_freeze(const float *p, size_t n) {
 
 /* Called by every op that writes backend memory the caller names. */
 void cuda_shadow_touch(const void *dst, size_t bytes) {
+    g_cuda_seq++; /* a write between a hand-off's producer and its GEMM voids it */
     const char *d = (const char *)dst;
     for (int i = 0; i < MAX_SHADOWS; i++) {
         const char *b = (const char *)g_sh[i].p;
@@ -205,8 +206,35 @@ static int is_frozen(const float *a) {
 
 static CudaBuf g_cvt;
 
+/* the bf16 hand-off (cuda_common.cuh): the buffer, and what it holds */
+static CudaBuf g_act;
+static const float *g_act_p;
+static size_t g_act_n;
+static unsigned long long g_act_seq;
+
+__nv_bfloat16 *cuda_act16_target(size_t n) {
+    g_act_p = NULL;
+    if (g_prec != CUDA_PREC_BF16 || !n) return NULL;
+    return (__nv_bfloat16 *)cuda_buf_grow(&g_act, n * sizeof(__nv_bfloat16), "bf16 activation copy");
+}
+
+void cuda_act16_produced(const float *out, size_t n) {
+    g_act_p = out;
+    g_act_n = n;
+    g_act_seq = g_cuda_seq;
+}
+
+/* The hand-off's bf16 copy of A (na floats), or NULL. */
+static const __nv_bfloat16 *act16_take(const float *A, size_t na) {
+    if (!g_act_p || A != g_act_p || na != g_act_n || g_act_seq != g_cuda_seq || g_prec != CUDA_PREC_BF16)
+        return NULL;
+    return (const __nv_bfloat16 *)g_act.p;
+}
+
 extern "C" void cuda_bf16_trim(void) {
     cuda_buf_free(&g_cvt);
+    cuda_buf_free(&g_act);
+    g_act_p = NULL;
     cuda_shadow_trim();
 }
 
@@ -236,7 +264,10 @@ void cuda_sgemm(const char *op, int ta, int tb, int M, int N, int K, float alpha
         return;
     }
     size_t na = ta ? span(K, M, lda) : span(M, K, lda), nb = tb ? span(N, K, ldb) : span(K, N, ldb);
-    const __nv_bfloat16 *a16 = shadow_of(A, na), *b16 = shadow_of(B, nb);
+    /* A first: a weight refresh for B would void the hand-off */
+    const __nv_bfloat16 *a16 = ta || lda != K ? NULL : act16_take(A, na);
+    if (!a16) a16 = shadow_of(A, na);
+    const __nv_bfloat16 *b16 = shadow_of(B, nb);
     size_t need = (a16 ? 0 : na) + (b16 ? 0 : nb);
     /* keep each operand 16-byte aligned inside the buffer */
     size_t off_b = a16 ? 0 : (na + 7) & ~(size_t)7;

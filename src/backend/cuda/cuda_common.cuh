@@ -22,6 +22,20 @@ void cuda_note_blas(const char *op, cublasStatus_t s);
  * waits, so an execution error names the op that caused it. */
 void cuda_after_launch(const char *op);
 
+/* Counts kernel launches and writes through the table's memory ops (see
+ * cuda_act16_produced). */
+extern unsigned long long g_cuda_seq;
+
+/* bf16 hand-off of a GEMM input (cuda_bf16.cu). An op whose fp32 output
+ * usually feeds the next GEMM (RMSNorm, SwiGLU, attention) also writes it
+ * rounded to bf16 into cuda_act16_target(n) (NULL: don't; fp32 precision,
+ * or no memory), then calls cuda_act16_produced(out, n) after its launch.
+ * When the very next op is a GEMM reading exactly those n floats, it takes
+ * the bf16 copy instead of rounding them itself: the same values, one
+ * kernel fewer. Any launch or write in between voids the hand-off. */
+__nv_bfloat16 *cuda_act16_target(size_t n);
+void cuda_act16_produced(const float *out, size_t n);
+
 cublasHandle_t cuda_blas(void);
 /* The stream every op runs on (blocking, created at init). */
 cudaStream_t cuda_stream(void);

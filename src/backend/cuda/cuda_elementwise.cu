@@ -9,7 +9,8 @@
 
 /* ---- RMSNorm: one block per row ---- */
 
-__global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *x, const float *w, int C, float eps) {
+__global__ void rmsnorm_forward_kernel(float *out, __nv_bfloat16 *o16, float *rstd, const float *x, const float *w,
+                                       int C, float eps) {
     __shared__ float sh[32];
     const float *xn = x + (size_t)blockIdx.x * C;
     float *on = out + (size_t)blockIdx.x * C;
@@ -18,13 +19,20 @@ __global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *x, 
     ss = block_sum(ss, sh);
     float r = 1.0f / sqrtf(ss / C + eps);
     if (threadIdx.x == 0) rstd[blockIdx.x] = r;
-    for (int i = threadIdx.x; i < C; i += blockDim.x) on[i] = w[i] * (xn[i] * r);
+    __nv_bfloat16 *o16n = o16 ? o16 + (size_t)blockIdx.x * C : NULL;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) {
+        float v = w[i] * (xn[i] * r);
+        on[i] = v;
+        if (o16n) o16n[i] = __float2bfloat16_rn(v);
+    }
 }
 
 void cu_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps) {
     if (N <= 0) return;
-    rmsnorm_forward_kernel<<<N, 256, 0, cuda_stream()>>>(out, rstd, x, w, C, eps);
+    __nv_bfloat16 *o16 = cuda_act16_target((size_t)N * C);
+    rmsnorm_forward_kernel<<<N, 256, 0, cuda_stream()>>>(out, o16, rstd, x, w, C, eps);
     cuda_after_launch("rmsnorm_forward");
+    if (o16) cuda_act16_produced(out, (size_t)N * C);
 }
 
 /* dx = r * (w*g - xhat * mean(w*g*xhat)), accumulated */
@@ -77,11 +85,13 @@ void cu_rope_apply(float *x, const int32_t *pos, const float *cos_t, const float
 
 /* ---- SwiGLU ---- */
 
-__global__ void swiglu_forward_kernel(float *h, const float *gu, int N, int K) {
+__global__ void swiglu_forward_kernel(float *h, __nv_bfloat16 *h16, const float *gu, int N, int K) {
     GRID_STRIDE(e, (size_t)N * K) {
         size_t n = e / K, i = e % K;
         float g = gu[n * 2 * K + i], u = gu[n * 2 * K + K + i];
-        h[e] = g / (1.0f + expf(-g)) * u;
+        float v = g / (1.0f + expf(-g)) * u;
+        h[e] = v;
+        if (h16) h16[e] = __float2bfloat16_rn(v);
     }
 }
 
@@ -98,8 +108,10 @@ __global__ void swiglu_backward_kernel(float *dgu, const float *dh, const float 
 void cu_swiglu_forward(float *h, const float *gu, int N, int K) {
     size_t total = (size_t)N * K;
     if (!total) return;
-    swiglu_forward_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(h, gu, N, K);
+    __nv_bfloat16 *h16 = cuda_act16_target(total);
+    swiglu_forward_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(h, h16, gu, N, K);
     cuda_after_launch("swiglu_forward");
+    if (h16) cuda_act16_produced(h, total);
 }
 
 void cu_swiglu_backward(float *dgu, const float *dh, const float *gu, int N, int K) {
