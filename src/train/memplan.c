@@ -5,6 +5,7 @@
  * backend_cuda.cu (grow-only buffers keep 1/8 slack). */
 #include "train/memplan.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ static void add(MemPlan *p, char phase, double bytes, const char *fmt, ...) {
 }
 
 static double dmax(double a, double b) { return a > b ? a : b; }
+static double dmin(double a, double b) { return a < b ? a : b; }
 
 /* bytes of the bf16 attention's scratch for a (B, T) batch, backward (the
  * larger of the two passes) */
@@ -97,7 +99,12 @@ void memplan_compute(MemPlan *p, const MemPlanInput *in) {
         double cap = S + chunk;
         double dec = cap * (4 * C + QKVD + 3 * QD + 3 * KD + 3 * I + 1 + c->n_heads) * 4 + cap * 16;
         add(p, 'g', dec + S * V * 4, "decode buffers and one step's logits");
-        if (in->cuda && in->bf16) add(p, 'g', cap * dmax(I, dmax(C, QD)) * 2 * SLACK, "bf16 copy of a decode GEMM input");
+        if (in->cuda && in->bf16) {
+            add(p, 'g', cap * dmax(I, dmax(C, QD)) * 2 * SLACK, "bf16 copy of a decode GEMM input");
+            /* cuda_decode_split.cu: per-split partials, at most 64 MB */
+            double split = cap * ceil(len / 128.0) * (QD + 130.0 * c->n_heads) * 4; /* outputs, stats, scores */
+            add(p, 'g', dmin(split * SLACK, (double)(64u << 20) * SLACK), "decode attention partials");
+        }
     }
     free(m.params);
     for (int i = 0; i < p->n; i++) {

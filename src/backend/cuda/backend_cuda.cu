@@ -123,6 +123,7 @@ extern "C" void cuda_trim(void) {
     cuda_sumsq_trim();
     cuda_bf16_trim();
     cuda_gemm_lt_trim();
+    cuda_decode_split_trim();
 }
 
 extern "C" void cuda_profiler_window(int on) {

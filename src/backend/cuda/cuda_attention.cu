@@ -584,206 +584,21 @@ __global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_kernel(float *
     }
 }
 
-/* The same in bf16 precision, with the arithmetic of the training
- * attention (cuda_attention_gemm.cu) so that the log-probs the sampler
- * reports match the trainer's: q, k, v rounded to bf16, fp32 scores, and
- * the normalised probabilities rounded to bf16 before they weight V. That
- * needs the row's max and sum first, so it takes two passes over the keys
- * (the second recomputes the scores; its K rows come from L2).
- *
- * A decode batch gives few blocks per SM, so the time is load latency: a
- * lane fetches 8 float4 of its key row (and a warp 8 rows of V) before it
- * uses any, so 8 loads are in flight instead of one. The arithmetic order
- * is that of one load at a time: channels ascending in groups of 4 for a
- * score, keys ascending for the output. */
-__device__ __forceinline__ float bf16r(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
-
-#define DEC_KV_BATCH 8 /* loads in flight per lane */
-
-/* s[g] = q_g . bf16(k row) for the lane's key, channels ascending by 4 */
-__device__ __forceinline__ void dec_scores_bf16(float *s, const float *qs, const float *kr, int G, int HD) {
-    if ((HD & 3) == 0) {
-        const float4 *k4p = (const float4 *)kr;
-        for (int d0 = 0; d0 < HD; d0 += 4 * DEC_KV_BATCH) {
-            float4 kk[DEC_KV_BATCH];
-#pragma unroll
-            for (int u = 0; u < DEC_KV_BATCH; u++)
-                if (d0 + 4 * u < HD) kk[u] = k4p[(d0 >> 2) + u];
-#pragma unroll
-            for (int u = 0; u < DEC_KV_BATCH; u++) {
-                if (d0 + 4 * u >= HD) continue;
-                int d = d0 + 4 * u;
-                float k0 = bf16r(kk[u].x), k1 = bf16r(kk[u].y), k2 = bf16r(kk[u].z), k3 = bf16r(kk[u].w);
-#pragma unroll
-                for (int g = 0; g < DEC_GMAX; g++)
-                    if (g < G) {
-                        float4 q4 = *(const float4 *)(qs + g * HD + d);
-                        s[g] += q4.x * k0 + q4.y * k1 + q4.z * k2 + q4.w * k3;
-                    }
-            }
-        }
-    } else {
-        for (int d = 0; d < HD; d++) {
-            float kd = bf16r(kr[d]);
-#pragma unroll
-            for (int g = 0; g < DEC_GMAX; g++)
-                if (g < G) s[g] += qs[g * HD + d] * kd;
-        }
-    }
-}
-
-template <int NR, int NW>
-__global__ void __launch_bounds__(NW * 32) attn_decode_gqa_bf16_kernel(float *out, const float *q,
-                                                                             const float *k_cache,
-                                                                             const float *v_cache,
-                                                                             const int32_t *slot, const int32_t *len,
-                                                                             size_t stride, int NH, int KVH, int HD,
-                                                                             float scale, float *lse_out, int T,
-                                                                             __nv_bfloat16 *o16) {
-    extern __shared__ __align__(16) float sm[];
-    int G = NH / KVH, KD = KVH * HD;
-    float *qs = sm, *os = qs + G * HD, *ms = os + NW * G * HD, *ls = ms + NW * G;
-    int n = blockIdx.x, kh = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5, L = len[n];
-    const float *kc = k_cache + (size_t)slot[n] * stride + (size_t)kh * HD;
-    const float *vc = v_cache + (size_t)slot[n] * stride + (size_t)kh * HD;
-    for (int i = threadIdx.x; i < G * HD; i += blockDim.x) qs[i] = bf16r(q[((size_t)n * NH + kh * G) * HD + i]);
-    __syncthreads();
-    float m[DEC_GMAX], l[DEC_GMAX], o[DEC_GMAX][NR];
-#pragma unroll
-    for (int g = 0; g < DEC_GMAX; g++) {
-        m[g] = -INFINITY, l[g] = 0.0f;
-#pragma unroll
-        for (int c = 0; c < NR; c++) o[g][c] = 0.0f;
-    }
-    for (int pass = 0; pass < 2; pass++) {
-        for (int j0 = w * 32; j0 < L; j0 += NW * 32) { /* warp-uniform */
-            int key = j0 + lane;
-            float s[DEC_GMAX];
-#pragma unroll
-            for (int g = 0; g < DEC_GMAX; g++) s[g] = 0.0f;
-            if (key < L) dec_scores_bf16(s, qs, kc + (size_t)key * KD, G, HD);
-            if (pass == 0) {
-#pragma unroll
-                for (int g = 0; g < DEC_GMAX; g++) {
-                    if (g >= G) continue;
-                    float sc = key < L ? s[g] * scale : -INFINITY;
-                    float mnew = fmaxf(m[g], warp_max(sc));
-                    float p = key < L ? expf(sc - mnew) : 0.0f;
-                    l[g] = l[g] * expf(m[g] - mnew) + warp_sum(p);
-                    m[g] = mnew;
-                }
-                continue;
-            }
-            float p[DEC_GMAX];
-#pragma unroll
-            for (int g = 0; g < DEC_GMAX; g++) p[g] = g < G && key < L ? bf16r(expf(s[g] * scale - m[g]) * l[g]) : 0.0f;
-            int lim = min(32, L - j0);
-            for (int jb = 0; jb < lim; jb += DEC_KV_BATCH) {
-                float vd[DEC_KV_BATCH][NR];
-#pragma unroll
-                for (int u = 0; u < DEC_KV_BATCH; u++) {
-                    const float *vr = vc + (size_t)(j0 + jb + u) * KD;
-#pragma unroll
-                    for (int c = 0; c < NR; c++) {
-                        int d = lane + 32 * c;
-                        vd[u][c] = jb + u < lim && d < HD ? vr[d] : 0.0f;
-                    }
-                }
-#pragma unroll
-                for (int u = 0; u < DEC_KV_BATCH; u++) {
-                    if (jb + u >= lim) continue; /* warp-uniform */
-#pragma unroll
-                    for (int g = 0; g < DEC_GMAX; g++) {
-                        if (g >= G) continue;
-                        float pj = __shfl_sync(0xffffffffu, p[g], jb + u);
-#pragma unroll
-                        for (int c = 0; c < NR; c++) o[g][c] += pj * bf16r(vd[u][c]);
-                    }
-                }
-            }
-        }
-        if (pass == 1) break;
-        /* the row's max and sum over all warps; l[g] becomes 1/sum */
-#pragma unroll
-        for (int g = 0; g < DEC_GMAX; g++)
-            if (g < G && lane == 0) ms[w * G + g] = m[g], ls[w * G + g] = l[g];
-        __syncthreads();
-#pragma unroll
-        for (int g = 0; g < DEC_GMAX; g++) {
-            if (g >= G) continue;
-            float M = -INFINITY, S = 0.0f;
-            for (int ww = 0; ww < NW; ww++) M = fmaxf(M, ms[ww * G + g]);
-            for (int ww = 0; ww < NW; ww++)
-                if (ms[ww * G + g] != -INFINITY) S += ls[ww * G + g] * expf(ms[ww * G + g] - M);
-            m[g] = M;
-            l[g] = S > 0.0f ? 1.0f / S : 0.0f;
-            /* training rows (attn_forward_rows): the row's log-sum-exp for
-             * the backward, (B, NH, T) with n = b T + t */
-            if (lse_out && threadIdx.x == 0)
-                lse_out[((size_t)(n / T) * NH + kh * G + g) * T + n % T] = S > 0.0f ? M + logf(S) : -INFINITY;
-        }
-    }
-#pragma unroll
-    for (int g = 0; g < DEC_GMAX; g++) {
-        if (g >= G) continue;
-#pragma unroll
-        for (int c = 0; c < NR; c++) {
-            int d = lane + 32 * c;
-            if (d < HD) os[(w * G + g) * HD + d] = o[g][c];
-        }
-    }
-    __syncthreads();
-    for (int i = threadIdx.x; i < G * HD; i += blockDim.x) {
-        int g = i / HD, d = i % HD;
-        float acc = 0.0f;
-        for (int ww = 0; ww < NW; ww++) acc += os[(ww * G + g) * HD + d];
-        size_t oi = ((size_t)n * NH + kh * G + g) * HD + d;
-        out[oi] = acc; /* an empty cache gives zeros */
-        if (o16) o16[oi] = __float2bfloat16_rn(acc);
-    }
-}
-
-/* attn_decode_gqa_bf16_kernel over N rows (grid N x KVH); lse_out (B, NH,
- * T with n = b T + t) or NULL. Decode and the batch-invariant training
- * forward both launch it here, so they run the same instantiation. */
-static void decode_bf16_launch(float *out, const float *q, const float *k_cache, const float *v_cache,
-                               const int32_t *slot, const int32_t *len, size_t stride, int N, int NH, int KVH, int HD,
-                               float *lse_out, int T, const char *op) {
-    int G = NH / KVH, nw = DEC_WARPS;
-    size_t gsm = (size_t)(G * HD * (1 + nw) + 2 * nw * G) * sizeof(float);
-    float scale = 1.0f / sqrtf((float)HD);
-    dim3 gg(N, KVH);
-    __nv_bfloat16 *o16 = cuda_act16_target((size_t)N * NH * HD); /* for the output projection */
-    switch (att_nr(HD) * 16 + nw) {
-#define DECB(NRV, NWV)                                                                                             \
-    case NRV * 16 + NWV:                                                                                           \
-        if (gsm > 48 * 1024)                                                                                       \
-            cudaFuncSetAttribute(attn_decode_gqa_bf16_kernel<NRV, NWV>, cudaFuncAttributeMaxDynamicSharedMemorySize, \
-                                 (int)gsm);                                                                       \
-        attn_decode_gqa_bf16_kernel<NRV, NWV><<<gg, NWV * 32, gsm, cuda_stream()>>>(                              \
-            out, q, k_cache, v_cache, slot, len, stride, NH, KVH, HD, scale, lse_out, T, o16);                     \
-        break;
-        DECB(1, 4) DECB(2, 4) DECB(4, 4) DECB(8, 4)
-#undef DECB
-    }
-    cuda_after_launch(op);
-    if (o16) cuda_act16_produced(out, (size_t)N * NH * HD);
-}
-
 void cu_attention_decode(float *out, const float *q, const float *k_cache, const float *v_cache,
                          const int32_t *slot, const int32_t *len, size_t cache_stride, int N, int NH, int KVH,
                          int HD) {
     if (N <= 0 || NH <= 0 || !att_shape_ok("attention_decode", NH, KVH, HD)) return;
     float scale = 1.0f / sqrtf((float)HD);
     int G = NH / KVH;
+    /* bf16: split over the keys, the training attention's arithmetic
+     * (cuda_decode_split.cu); -1: a shape it does not take */
+    if (cuda_precision() == CUDA_PREC_BF16 &&
+        cuda_decode_split(out, q, k_cache, v_cache, slot, len, cache_stride, N, NH, KVH, HD, NULL, 1,
+                          "attention_decode") != -1)
+        return;
     if (G <= DEC_GMAX && N <= 65535 * 64) {
         size_t gsm = (size_t)(G * HD * (1 + DEC_WARPS) + 2 * DEC_WARPS * G) * sizeof(float);
         dim3 gg(N, KVH);
-        if (cuda_precision() == CUDA_PREC_BF16) {
-            decode_bf16_launch(out, q, k_cache, v_cache, slot, len, cache_stride, N, NH, KVH, HD, NULL, 1,
-                               "attention_decode");
-            return;
-        }
         switch (att_nr(HD)) {
 #define DECG(NRV)                                                                                                  \
     case NRV:                                                                                                      \
@@ -825,7 +640,7 @@ __global__ void attn_rows_index_kernel(int32_t *slot, int32_t *len, int N, int T
 }
 
 /* With batch invariance on (cuda_batch_invariant() >= 1), the bf16
- * training forward of unpacked rows runs attn_decode_gqa_bf16_kernel: the
+ * training forward of unpacked rows runs cuda_decode_split: the
  * same code, in the same order, that computed the row's attention when
  * the token was sampled (decode reads the KV cache row by row, training
  * reads the batch's K and V in place), so the two agree bit for bit where
@@ -840,7 +655,6 @@ static int attn_forward_rows(float *out, float *lse, const float *q, const float
     if (!idx) return -1;
     attn_rows_index_kernel<<<cuda_blocks(N, 256), 256, 0, cuda_stream()>>>(idx, idx + N, N, T);
     cuda_after_launch("attention_forward rows index");
-    decode_bf16_launch(out, q, k, v, idx, idx + N, (size_t)T * KVH * HD, N, NH, KVH, HD, lse, T,
-                       "attention_forward rows");
-    return 0;
+    return cuda_decode_split(out, q, k, v, idx, idx + N, (size_t)T * KVH * HD, N, NH, KVH, HD, lse, T,
+                             "attention_forward rows") == -1 ? -1 : 0;
 }

@@ -108,6 +108,16 @@ void cuda_attention_forward_gemm(float *out, float *lse, const float *q, const f
 void cuda_attention_backward_gemm(float *dq, float *dk, float *dv, const float *dout, const float *out,
                                   const float *lse, const float *q, const float *k, const float *v, const int32_t *seg,
                                   int B, int T, int NH, int KVH, int HD);
+/* bf16 attention of N query rows q(N,NH,HD) against a cache laid out as
+ * attention_decode's (cuda_decode_split.cu), split over the keys; lse_out
+ * (B, NH, T with row n = b T + t) or NULL. 0: issued; -1: a shape it does
+ * not take (more than 8 query heads per kv head, HD over 256): nothing
+ * ran; -2: no scratch (noted, or a graph recording voided): nothing ran.
+ * Decode and the batch-invariant training forward both run it. */
+int cuda_decode_split(float *out, const float *q, const float *k_cache, const float *v_cache, const int32_t *slot,
+                      const int32_t *len, size_t stride, int N, int NH, int KVH, int HD, float *lse_out, int T,
+                      const char *op);
+void cuda_decode_split_trim(void);
 /* D(B,NH,T) = rowsum(dout * out) over rows = B*T*NH rows of HD. */
 void cuda_attention_rowdot(float *D, const float *dout, const float *out, size_t rows, int B, int T, int NH, int HD);
 /* Frees the conversion buffer and the shadow copies (rebuilt on demand). */
