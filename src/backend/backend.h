@@ -161,6 +161,21 @@ typedef struct Backend {
 
     void (*upload)(void *dst_backend, const void *src_host, size_t bytes);
     void (*download)(void *dst_host, const void *src_backend, size_t bytes);
+
+    /* Fused forms of op sequences the decode step runs, fewer kernels for
+     * the same bits. Optional (NULL on the CPU: the caller runs the
+     * sequence op by op).
+     * add_rmsnorm_forward: add_inplace(x, dx, N*C) then
+     * rmsnorm_forward(out, rstd, x, w, N, C, eps). */
+    void (*add_rmsnorm_forward)(float *x, const float *dx, float *out, float *rstd, const float *w, int N, int C,
+                                float eps);
+    /* qkv_rope_cache: qkv(N, QD+2KD) plus bias(QD+2KD) (NULL: none), as
+     * matmul_forward's bias adds it, then qkv_split, rope_apply on q and
+     * on k at pos[n], and kv_cache_write of k and v at (slot[n], pos[n]);
+     * q(N, NH*HD) is written, k and v only into the caches. */
+    void (*qkv_rope_cache)(float *q, const float *qkv, const float *bias, const int32_t *pos, const float *cos_t,
+                           const float *sin_t, float *k_cache, float *v_cache, const int32_t *slot,
+                           size_t cache_stride, int N, int NH, int KVH, int HD);
 } Backend;
 
 const Backend *backend_cpu(void);

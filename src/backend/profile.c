@@ -7,8 +7,8 @@
 
 static const Backend *g_inner;
 static Backend g_prof;
-enum { N_OPS = 27 };
-static const char *OP_NAMES[N_OPS] = {"alloc", "free", "zero", "copy", "matmul_forward", "matmul_backward", "rmsnorm_forward", "rmsnorm_backward", "rope_apply", "attention_forward", "attention_backward", "attention_decode", "kv_cache_write", "qkv_split", "qkv_merge", "swiglu_forward", "swiglu_backward", "embedding_forward", "embedding_backward", "add_inplace", "lm_head_logprob_forward", "lm_head_logprob_backward", "sumsq", "scale", "adamw_update", "upload", "download"};
+enum { N_OPS = 29 };
+static const char *OP_NAMES[N_OPS] = {"alloc", "free", "zero", "copy", "matmul_forward", "matmul_backward", "rmsnorm_forward", "rmsnorm_backward", "rope_apply", "attention_forward", "attention_backward", "attention_decode", "kv_cache_write", "qkv_split", "qkv_merge", "swiglu_forward", "swiglu_backward", "embedding_forward", "embedding_backward", "add_inplace", "lm_head_logprob_forward", "lm_head_logprob_backward", "sumsq", "scale", "adamw_update", "upload", "download", "add_rmsnorm_forward", "qkv_rope_cache"};
 static double g_sec[N_OPS];
 static long g_calls[N_OPS];
 
@@ -152,6 +152,20 @@ static void p_download(void *dst_host, const void *src_backend, size_t bytes) {
     g_sec[26] += now_s() - t0, g_calls[26]++;
 }
 
+static void p_add_rmsnorm_forward(float *x, const float *dx, float *out, float *rstd, const float *w, int N, int C,
+                                  float eps) {
+    double t0 = now_s();
+    g_inner->add_rmsnorm_forward(x, dx, out, rstd, w, N, C, eps);
+    g_sec[27] += now_s() - t0, g_calls[27]++;
+}
+static void p_qkv_rope_cache(float *q, const float *qkv, const float *bias, const int32_t *pos, const float *cos_t,
+                             const float *sin_t, float *k_cache, float *v_cache, const int32_t *slot,
+                             size_t cache_stride, int N, int NH, int KVH, int HD) {
+    double t0 = now_s();
+    g_inner->qkv_rope_cache(q, qkv, bias, pos, cos_t, sin_t, k_cache, v_cache, slot, cache_stride, N, NH, KVH, HD);
+    g_sec[28] += now_s() - t0, g_calls[28]++;
+}
+
 const Backend *backend_profiled(const Backend *inner) {
     g_inner = inner;
     g_prof = *inner;
@@ -183,6 +197,8 @@ const Backend *backend_profiled(const Backend *inner) {
     g_prof.adamw_update = p_adamw_update;
     g_prof.upload = p_upload;
     g_prof.download = p_download;
+    g_prof.add_rmsnorm_forward = inner->add_rmsnorm_forward ? p_add_rmsnorm_forward : NULL;
+    g_prof.qkv_rope_cache = inner->qkv_rope_cache ? p_qkv_rope_cache : NULL;
     return &g_prof;
 }
 

@@ -88,27 +88,43 @@ static void decode_ops(Model *m, KVCache *kv, DecodeScratch *s, int n, const int
     int C = c->hidden, I = c->intermediate, HD = c->head_dim, NH = c->n_heads, KVH = c->n_kv_heads;
     float eps = (float)c->rms_eps;
     be->embedding_forward(s->x, d_tok, m->w.embed, n, C);
+    /* residual adds ride on the next norm where the backend fuses them;
+     * the last layer's MLP residual is added after the loop */
+    int fuse_qkv = be->qkv_rope_cache && !c->qk_norm;
     for (int l = 0; l < c->n_layers; l++) {
         const LayerParams *w = &m->w.layers[l];
-        be->rmsnorm_forward(s->ln, s->rstd, s->x, w->attn_norm, n, C, eps);
-        be->matmul_forward(s->qkv, s->ln, w->wqkv, w->bqkv, n, C, m->QKVD);
-        if (c->qk_norm) {
-            be->qkv_split(s->q_pre, s->k_pre, s->v, s->qkv, n, m->QD, m->KD);
-            be->rmsnorm_forward(s->q, s->rstd_h, s->q_pre, w->q_norm, n * NH, HD, eps);
-            be->rmsnorm_forward(s->k, s->rstd_h, s->k_pre, w->k_norm, n * KVH, HD, eps);
-        } else be->qkv_split(s->q, s->k, s->v, s->qkv, n, m->QD, m->KD);
-        be->rope_apply(s->q, d_pos, m->rope_cos, m->rope_sin, n, NH, HD, 0);
-        be->rope_apply(s->k, d_pos, m->rope_cos, m->rope_sin, n, KVH, HD, 0);
-        be->kv_cache_write(kv->k[l], kv->v[l], s->k, s->v, d_slot, d_pos, kv->stride, n, m->KD);
+        if (l > 0 && be->add_rmsnorm_forward)
+            be->add_rmsnorm_forward(s->x, s->tmp, s->ln, s->rstd, w->attn_norm, n, C, eps);
+        else {
+            if (l > 0) be->add_inplace(s->x, s->tmp, (size_t)n * C);
+            be->rmsnorm_forward(s->ln, s->rstd, s->x, w->attn_norm, n, C, eps);
+        }
+        be->matmul_forward(s->qkv, s->ln, w->wqkv, fuse_qkv ? NULL : w->bqkv, n, C, m->QKVD);
+        if (fuse_qkv) {
+            be->qkv_rope_cache(s->q, s->qkv, w->bqkv, d_pos, m->rope_cos, m->rope_sin, kv->k[l], kv->v[l], d_slot,
+                               kv->stride, n, NH, KVH, HD);
+        } else {
+            if (c->qk_norm) {
+                be->qkv_split(s->q_pre, s->k_pre, s->v, s->qkv, n, m->QD, m->KD);
+                be->rmsnorm_forward(s->q, s->rstd_h, s->q_pre, w->q_norm, n * NH, HD, eps);
+                be->rmsnorm_forward(s->k, s->rstd_h, s->k_pre, w->k_norm, n * KVH, HD, eps);
+            } else be->qkv_split(s->q, s->k, s->v, s->qkv, n, m->QD, m->KD);
+            be->rope_apply(s->q, d_pos, m->rope_cos, m->rope_sin, n, NH, HD, 0);
+            be->rope_apply(s->k, d_pos, m->rope_cos, m->rope_sin, n, KVH, HD, 0);
+            be->kv_cache_write(kv->k[l], kv->v[l], s->k, s->v, d_slot, d_pos, kv->stride, n, m->KD);
+        }
         be->attention_decode(s->att, s->q, kv->k[l], kv->v[l], d_slot, d_len, kv->stride, n, NH, KVH, HD);
         be->matmul_forward(s->tmp, s->att, w->wo, NULL, n, m->QD, C);
-        be->add_inplace(s->x, s->tmp, (size_t)n * C);
-        be->rmsnorm_forward(s->ln, s->rstd, s->x, w->mlp_norm, n, C, eps);
+        if (be->add_rmsnorm_forward) be->add_rmsnorm_forward(s->x, s->tmp, s->ln, s->rstd, w->mlp_norm, n, C, eps);
+        else {
+            be->add_inplace(s->x, s->tmp, (size_t)n * C);
+            be->rmsnorm_forward(s->ln, s->rstd, s->x, w->mlp_norm, n, C, eps);
+        }
         be->matmul_forward(s->gu, s->ln, w->w_gu, NULL, n, C, 2 * I);
         be->swiglu_forward(s->h, s->gu, n, I);
         be->matmul_forward(s->tmp, s->h, w->w_down, NULL, n, I, C);
-        be->add_inplace(s->x, s->tmp, (size_t)n * C);
     }
+    be->add_inplace(s->x, s->tmp, (size_t)n * C);
     if (n_out <= 0) return;
     /* the rows that get logits, gathered: runs of consecutive rows move in
      * one copy (ident: the output rows are rows 0.., no copy) */

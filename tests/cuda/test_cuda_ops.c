@@ -374,6 +374,77 @@ static void test_attention_seg(int B, int T, int NH, int KVH, int HD) {
 
 /* ---- KV cache: write, then decode against it ---- */
 
+/* device buffers equal bit for bit */
+static int dev_same(const float *a, const float *b, size_t n) {
+    float *ha = down(a, n), *hb = down(b, n);
+    int same = memcmp(ha, hb, n * sizeof(float)) == 0;
+    free(ha), free(hb);
+    return same;
+}
+
+/* The decode step's fused ops against the op-by-op sequence they stand
+ * for, on the GPU: the same bits (the CPU comparisons of the parts hold
+ * for the whole). */
+static void test_fused_decode(int N, int S, int Lmax, int NH, int KVH, int HD, int C, int with_bias) {
+    char tag[128];
+    snprintf(tag, sizeof tag, "N=%d S=%d L=%d NH=%d KVH=%d HD=%d C=%d bias=%d", N, S, Lmax, NH, KVH, HD, C, with_bias);
+    /* add + rmsnorm */
+    size_t nx = (size_t)N * C;
+    float *x = hrand(nx, 1.0f), *dx = hrand(nx, 1.0f), *w = hrand(C, 1.0f);
+    float *x1 = dev_f(x, nx), *x2 = dev_f(x, nx), *d_dx = dev_f(dx, nx), *d_w = dev_f(w, C);
+    float *o1 = gpu->alloc(nx * 4), *o2 = gpu->alloc(nx * 4), *r1 = gpu->alloc(N * 4), *r2 = gpu->alloc(N * 4);
+    gpu->add_inplace(x1, d_dx, nx);
+    gpu->rmsnorm_forward(o1, r1, x1, d_w, N, C, 1e-6f);
+    gpu->add_rmsnorm_forward(x2, d_dx, o2, r2, d_w, N, C, 1e-6f);
+    int same = dev_same(x1, x2, nx) && dev_same(o1, o2, nx) && dev_same(r1, r2, N);
+    CHECKF(same, "add_rmsnorm_forward %s: differs from add_inplace + rmsnorm_forward", tag);
+    printf("fused add_rmsnorm_forward   %-44s bit-identical: %s\n", tag, same ? "yes" : "NO");
+    gpu->free(x1), gpu->free(x2), gpu->free(d_dx), gpu->free(d_w), gpu->free(o1), gpu->free(o2), gpu->free(r1),
+        gpu->free(r2);
+    free(x), free(dx), free(w);
+
+    /* bias + split + rope + cache write */
+    int QD = NH * HD, KD = KVH * HD, W = QD + 2 * KD, half = HD / 2;
+    size_t stride = (size_t)Lmax * KD, nc = (size_t)S * stride;
+    float *qkv = hrand((size_t)N * W, 1.0f), *bias = hrand(W, 0.5f), *kc = hrand(nc, 1.0f);
+    int32_t *slot = malloc(N * 4), *pos = malloc(N * 4);
+    for (int n = 0; n < N; n++) {
+        slot[n] = n % S;
+        pos[n] = (int32_t)((n / S + rng_u64(&rng) % 5) % Lmax);
+        for (int m = 0; m < n; m++) /* keep (slot, pos) distinct */
+            if (slot[m] == slot[n] && pos[m] == pos[n]) pos[n] = (pos[n] + 1) % Lmax, m = -1;
+    }
+    float *cs = malloc((size_t)Lmax * (half ? half : 1) * 4), *sn = malloc((size_t)Lmax * (half ? half : 1) * 4);
+    for (int p = 0; p < Lmax; p++)
+        for (int i = 0; i < half; i++) {
+            double th = p * pow(1e6, -2.0 * i / HD);
+            cs[(size_t)p * half + i] = (float)cos(th), sn[(size_t)p * half + i] = (float)sin(th);
+        }
+    float *qkvb = hcopy(qkv, (size_t)N * W); /* the bias as matmul_forward adds it */
+    if (with_bias)
+        for (int n = 0; n < N; n++)
+            for (int j = 0; j < W; j++) qkvb[(size_t)n * W + j] += bias[j];
+    float *d_qkv = dev_f(qkv, (size_t)N * W), *d_qkvb = dev_f(qkvb, (size_t)N * W), *d_bias = dev_f(bias, W);
+    float *d_cs = dev_f(cs, (size_t)Lmax * (half ? half : 1)), *d_sn = dev_f(sn, (size_t)Lmax * (half ? half : 1));
+    int32_t *d_slot = dev_i(slot, N), *d_pos = dev_i(pos, N);
+    float *kc1 = dev_f(kc, nc), *vc1 = dev_f(kc, nc), *kc2 = dev_f(kc, nc), *vc2 = dev_f(kc, nc);
+    float *q1 = gpu->alloc((size_t)N * QD * 4), *k1 = gpu->alloc((size_t)N * KD * 4), *v1 = gpu->alloc((size_t)N * KD * 4);
+    float *q2 = gpu->alloc((size_t)N * QD * 4);
+    gpu->qkv_split(q1, k1, v1, d_qkvb, N, QD, KD);
+    gpu->rope_apply(q1, d_pos, d_cs, d_sn, N, NH, HD, 0);
+    gpu->rope_apply(k1, d_pos, d_cs, d_sn, N, KVH, HD, 0);
+    gpu->kv_cache_write(kc1, vc1, k1, v1, d_slot, d_pos, stride, N, KD);
+    gpu->qkv_rope_cache(q2, with_bias ? d_qkv : d_qkvb, with_bias ? d_bias : NULL, d_pos, d_cs, d_sn, kc2, vc2, d_slot,
+                        stride, N, NH, KVH, HD);
+    same = dev_same(q1, q2, (size_t)N * QD) && dev_same(kc1, kc2, nc) && dev_same(vc1, vc2, nc);
+    CHECKF(same, "qkv_rope_cache %s: differs from split + rope + cache write", tag);
+    printf("fused qkv_rope_cache        %-44s bit-identical: %s\n", tag, same ? "yes" : "NO");
+    gpu_ok(tag);
+    void *bufs[] = {d_qkv, d_qkvb, d_bias, d_cs, d_sn, d_slot, d_pos, kc1, vc1, kc2, vc2, q1, k1, v1, q2};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu->free(bufs[i]);
+    free(qkv), free(bias), free(kc), free(slot), free(pos), free(cs), free(sn), free(qkvb);
+}
+
 static void test_decode(int N, int S, int Lmax, int NH, int KVH, int HD) {
     char tag[96];
     snprintf(tag, sizeof tag, "N=%d S=%d L=%d NH=%d KVH=%d HD=%d", N, S, Lmax, NH, KVH, HD);
@@ -1073,6 +1144,9 @@ int main(void) {
 
     BIG(test_decode(5, 3, 300, 14, 2, 64));
     test_decode(9, 4, 40, 4, 4, 128);
+    test_fused_decode(9, 4, 40, 4, 2, 64, 96, 1);
+    test_fused_decode(7, 3, 20, 6, 3, 5, 33, 0); /* odd head size: its last channel is not rotated */
+    test_fused_decode(256, 256, 300, 14, 2, 64, 896, 1);
     test_decode(3, 2, 33, 7, 1, 80);
     test_decode(4, 2, 20, 6, 3, 5);    /* odd head size: no vector loads */
     test_decode(3, 2, 70, 16, 1, 64);  /* 16 heads per kv head: the per-head kernel */

@@ -287,6 +287,8 @@ static const Backend CUDA_BACKEND = {
     /* .graph_end = */ cu_graph_end,
     /* .upload = */ cu_upload,
     /* .download = */ cu_download,
+    /* .add_rmsnorm_forward = */ cu_add_rmsnorm_forward,
+    /* .qkv_rope_cache = */ cu_qkv_rope_cache,
 };
 
 extern "C" const Backend *backend_cuda(void) { return cuda_available() ? &CUDA_BACKEND : NULL; }

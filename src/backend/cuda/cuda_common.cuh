@@ -137,6 +137,11 @@ void cu_matmul_forward(float *out, const float *inp, const float *w, const float
 void cu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                         int N, int K, int O, int accumulate_dinp);
 void cu_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps);
+void cu_add_rmsnorm_forward(float *x, const float *dx, float *out, float *rstd, const float *w, int N, int C,
+                            float eps);
+void cu_qkv_rope_cache(float *q, const float *qkv, const float *bias, const int32_t *pos, const float *cos_t,
+                       const float *sin_t, float *k_cache, float *v_cache, const int32_t *slot, size_t cache_stride,
+                       int N, int NH, int KVH, int HD);
 void cu_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
                          int N, int C);
 void cu_rope_apply(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int N, int H, int HD,

@@ -9,13 +9,24 @@
 
 /* ---- RMSNorm: one block per row ---- */
 
-__global__ void rmsnorm_forward_kernel(float *out, __nv_bfloat16 *o16, float *rstd, const float *x, const float *w,
-                                       int C, float eps) {
+/* dx (NULL: none) is added into x first (add_rmsnorm_forward); the
+ * squares are summed from the same values either way, so the fused op
+ * gives rmsnorm_forward's bits. */
+__global__ void rmsnorm_forward_kernel(float *out, __nv_bfloat16 *o16, float *rstd, float *x, const float *dx,
+                                       const float *w, int C, float eps) {
     __shared__ float sh[32];
-    const float *xn = x + (size_t)blockIdx.x * C;
+    float *xn = x + (size_t)blockIdx.x * C;
+    const float *dn = dx ? dx + (size_t)blockIdx.x * C : NULL;
     float *on = out + (size_t)blockIdx.x * C;
     float ss = 0;
-    for (int i = threadIdx.x; i < C; i += blockDim.x) ss += xn[i] * xn[i];
+    for (int i = threadIdx.x; i < C; i += blockDim.x) {
+        float v = xn[i];
+        if (dn) {
+            v = __fadd_rn(v, dn[i]);
+            xn[i] = v;
+        }
+        ss += v * v;
+    }
     ss = block_sum(ss, sh);
     float r = 1.0f / sqrtf(ss / C + eps);
     if (threadIdx.x == 0) rstd[blockIdx.x] = r;
@@ -27,12 +38,23 @@ __global__ void rmsnorm_forward_kernel(float *out, __nv_bfloat16 *o16, float *rs
     }
 }
 
-void cu_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps) {
+static void rmsnorm_launch(float *out, float *rstd, float *x, const float *dx, const float *w, int N, int C,
+                           float eps, const char *op) {
     if (N <= 0) return;
     __nv_bfloat16 *o16 = cuda_act16_target((size_t)N * C);
-    rmsnorm_forward_kernel<<<N, 256, 0, cuda_stream()>>>(out, o16, rstd, x, w, C, eps);
-    cuda_after_launch("rmsnorm_forward");
+    rmsnorm_forward_kernel<<<N, 256, 0, cuda_stream()>>>(out, o16, rstd, x, dx, w, C, eps);
+    cuda_after_launch(op);
     if (o16) cuda_act16_produced(out, (size_t)N * C);
+}
+
+void cu_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps) {
+    rmsnorm_launch(out, rstd, (float *)x, NULL, w, N, C, eps, "rmsnorm_forward");
+}
+
+void cu_add_rmsnorm_forward(float *x, const float *dx, float *out, float *rstd, const float *w, int N, int C,
+                            float eps) {
+    if (N > 0) cuda_shadow_touch(x, (size_t)N * C * sizeof(float));
+    rmsnorm_launch(out, rstd, x, dx, w, N, C, eps, "add_rmsnorm_forward");
 }
 
 /* dx = r * (w*g - xhat * mean(w*g*xhat)), accumulated */
@@ -58,6 +80,16 @@ void cu_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x
 
 /* ---- RoPE (rotate-half), in place; pos, cos_t, sin_t on the device ---- */
 
+/* The rotation of the pair (a, b) by (c, s), each product and sum
+ * rounded on its own (no fused multiply-add: the CPU's arithmetic, and
+ * the same bits in every kernel that rotates). */
+__device__ __forceinline__ float rope_lo(float a, float b, float c, float s) {
+    return __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
+}
+__device__ __forceinline__ float rope_hi(float a, float b, float c, float s) {
+    return __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
+}
+
 __global__ void rope_kernel(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int N, int H,
                             int HD, float sgn) {
     int half = HD / 2; /* an odd HD leaves its last channel alone, as on the CPU */
@@ -70,8 +102,8 @@ __global__ void rope_kernel(float *x, const int32_t *pos, const float *cos_t, co
         float c = cos_t[t], s = sgn * sin_t[t];
         float *v = x + nh * HD;
         float a = v[i], b = v[i + half];
-        v[i] = a * c - b * s;
-        v[i + half] = b * c + a * s;
+        v[i] = rope_lo(a, b, c, s);
+        v[i + half] = rope_hi(a, b, c, s);
     }
 }
 
@@ -202,6 +234,53 @@ __global__ void kv_cache_write_kernel(float *k_cache, float *v_cache, const floa
         k_cache[off] = k[e];
         v_cache[off] = v[e];
     }
+}
+
+/* One thread per value of the row's q, k, v: its bias added, q and k
+ * rotated (rope_lo / rope_hi, as rope_kernel), q stored, k and v written
+ * into the caches. */
+__global__ void qkv_rope_cache_kernel(float *q, const float *qkv, const float *bias, const int32_t *pos,
+                                      const float *cos_t, const float *sin_t, float *k_cache, float *v_cache,
+                                      const int32_t *slot, size_t stride, int N, int NH, int KVH, int HD) {
+    int half = HD / 2, QD = NH * HD, KD = KVH * HD;
+    size_t W = (size_t)QD + 2 * KD;
+    GRID_STRIDE(e, (size_t)N * W) {
+        size_t n = e / W;
+        int j = (int)(e % W);
+        const float *row = qkv + n * W;
+        float val;
+        if (j < QD + KD) {
+            int hd = j % HD, base = j - hd;
+            if (hd < 2 * half) { /* an odd HD's last channel is not rotated */
+                int i = hd < half ? hd : hd - half;
+                size_t t = (size_t)pos[n] * half + i;
+                float c = cos_t[t], s = sin_t[t];
+                float a = row[base + i], b = row[base + i + half];
+                if (bias) a = __fadd_rn(a, bias[base + i]), b = __fadd_rn(b, bias[base + i + half]);
+                val = hd < half ? rope_lo(a, b, c, s) : rope_hi(a, b, c, s);
+            } else {
+                val = row[j];
+                if (bias) val = __fadd_rn(val, bias[j]);
+            }
+            if (j < QD) q[n * QD + j] = val;
+            else k_cache[(size_t)slot[n] * stride + (size_t)pos[n] * KD + (j - QD)] = val;
+        } else {
+            val = row[j];
+            if (bias) val = __fadd_rn(val, bias[j]);
+            v_cache[(size_t)slot[n] * stride + (size_t)pos[n] * KD + (j - QD - KD)] = val;
+        }
+    }
+}
+
+void cu_qkv_rope_cache(float *q, const float *qkv, const float *bias, const int32_t *pos, const float *cos_t,
+                       const float *sin_t, float *k_cache, float *v_cache, const int32_t *slot, size_t cache_stride,
+                       int N, int NH, int KVH, int HD) {
+    size_t total = (size_t)N * (NH + 2 * (size_t)KVH) * HD;
+    if (!total) return;
+    qkv_rope_cache_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(q, qkv, bias, pos, cos_t, sin_t, k_cache,
+                                                                            v_cache, slot, cache_stride, N, NH, KVH,
+                                                                            HD);
+    cuda_after_launch("qkv_rope_cache");
 }
 
 void cu_kv_cache_write(float *k_cache, float *v_cache, const float *k, const float *v, const int32_t *slot,

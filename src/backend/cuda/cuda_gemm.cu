@@ -5,7 +5,7 @@
 /* out(N,O) += bias(O) on every row */
 __global__ void bias_add_kernel(float *out, const float *bias, size_t total, int O) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x)
-        out[i] += bias[i % O];
+        out[i] = __fadd_rn(out[i], bias[i % O]);
 }
 
 #define COLSUM_ROWS 8
