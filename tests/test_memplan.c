@@ -54,6 +54,10 @@ static void test_counts(void) {
     memplan_compute(&p, &(MemPlanInput){.cfg = &c, .gen_batch = 64, .gen_len = 1000});
     CHECK_NEAR(item(&p, "KV cache"), 2.0 * 24 * 64 * 1000 * 128 * 4, 0.5);
     CHECK(p.gen > item(&p, "KV cache") && p.peak == p.persistent + p.gen);
+    /* every item of the largest plan fits the table (none dropped) */
+    memplan_compute(&p, &(MemPlanInput){.cfg = &c, .train_batch = 16, .train_len = 1024, .has_ref = 1,
+                                        .gen_batch = 64, .gen_len = 1000, .cuda = 1, .bf16 = 1});
+    CHECKF(p.n < MEMPLAN_MAX, "%d items", p.n);
     /* activations: acts_bytes; recomputation keeps one layer's */
     memplan_compute(&p, &(MemPlanInput){.cfg = &c, .train_batch = 2, .train_len = 64});
     double full = item(&p, "activations");

@@ -783,17 +783,22 @@ int main(void) {
     be = backend_cpu();
     CHECK(be != NULL && !strcmp(be->name, "cpu"));
     /* every slot of the table is filled, but the optional GPU ones
-     * (sample, mem_info, weights_hint, weights_freeze, graph_begin/end: the host samples, there is no second copy, and nothing to replay) */
+     * (sample, mem_info, weights_hint, weights_freeze, graph_begin/end,
+     * the fused decode ops and kv_elem_bytes: the host samples, there is
+     * no second copy, nothing to replay, and the callers run the unfused
+     * sequences on fp32 caches) */
     const void *const *slots = (const void *const *)((const char *)be + offsetof(Backend, alloc));
     size_t nslots = (sizeof(Backend) - offsetof(Backend, alloc)) / sizeof(void *);
-    size_t opt0 = (offsetof(Backend, sample) - offsetof(Backend, alloc)) / sizeof(void *);
-    size_t opt1 = (offsetof(Backend, weights_hint) - offsetof(Backend, alloc)) / sizeof(void *);
-    size_t opt2 = (offsetof(Backend, mem_info) - offsetof(Backend, alloc)) / sizeof(void *);
-    size_t opt3 = (offsetof(Backend, weights_freeze) - offsetof(Backend, alloc)) / sizeof(void *);
-    size_t opt4 = (offsetof(Backend, graph_begin) - offsetof(Backend, alloc)) / sizeof(void *);
-    size_t opt5 = (offsetof(Backend, graph_end) - offsetof(Backend, alloc)) / sizeof(void *);
+    const size_t optional[] = {offsetof(Backend, sample),         offsetof(Backend, mem_info),
+                               offsetof(Backend, weights_hint),   offsetof(Backend, weights_freeze),
+                               offsetof(Backend, graph_begin),    offsetof(Backend, graph_end),
+                               offsetof(Backend, add_rmsnorm_forward), offsetof(Backend, qkv_rope_cache),
+                               offsetof(Backend, kv_elem_bytes)};
     for (size_t i = 0; i < nslots; i++) {
-        if (i == opt0 || i == opt1 || i == opt2 || i == opt3 || i == opt4 || i == opt5) CHECKF(slots[i] == NULL, "optional slot %zu should be NULL on the CPU", i);
+        int opt = 0;
+        for (size_t j = 0; j < sizeof optional / sizeof optional[0]; j++)
+            opt |= i == (optional[j] - offsetof(Backend, alloc)) / sizeof(void *);
+        if (opt) CHECKF(slots[i] == NULL, "optional slot %zu should be NULL on the CPU", i);
         else CHECKF(slots[i] != NULL, "Backend slot %zu is NULL", i);
     }
     rng_seed(&rng, 1234);

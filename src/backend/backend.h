@@ -176,6 +176,15 @@ typedef struct Backend {
     void (*qkv_rope_cache)(float *q, const float *qkv, const float *bias, const int32_t *pos, const float *cos_t,
                            const float *sin_t, float *k_cache, float *v_cache, const int32_t *slot,
                            size_t cache_stride, int N, int NH, int KVH, int HD);
+    /* Optional (NULL: 4, fp32): bytes per element of the KV caches that
+     * kv_cache_write, qkv_rope_cache and attention_decode read and write,
+     * asked when a cache is created and fixed for its life. The CUDA
+     * backend can keep them in bf16 (2) in bf16 precision, where its
+     * decode attention rounds K and V to bf16 anyway: the same results
+     * from half the bytes (R1C_CUDA_KV_BF16=1, backend_cuda.h). The caches stay `float *` in this table (their memory is
+     * opaque to the caller); cache_stride and the (slot, position)
+     * offsets count elements whatever their size. */
+    size_t (*kv_elem_bytes)(void);
 } Backend;
 
 const Backend *backend_cpu(void);

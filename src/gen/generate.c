@@ -44,12 +44,14 @@ static int find_donor(const Slot *slots, int S, int s, const GenRequest *req, co
     return best;
 }
 
-/* Copies cache rows [0, n) of slot `from` to slot `to` in every layer. */
+/* Copies cache rows [0, n) of slot `from` to slot `to` in every layer
+ * (elements of kv->elem bytes). */
 static void kv_cache_copy_prefix(Model *m, KVCache *kv, int from, int to, int n) {
-    size_t bytes = (size_t)n * m->KD * sizeof(float);
+    size_t bytes = (size_t)n * m->KD * kv->elem, slot = kv->stride * kv->elem;
     for (int l = 0; l < m->cfg.n_layers; l++) {
-        m->be->copy(kv->k[l] + (size_t)to * kv->stride, kv->k[l] + (size_t)from * kv->stride, bytes);
-        m->be->copy(kv->v[l] + (size_t)to * kv->stride, kv->v[l] + (size_t)from * kv->stride, bytes);
+        char *k = (char *)kv->k[l], *v = (char *)kv->v[l];
+        m->be->copy(k + (size_t)to * slot, k + (size_t)from * slot, bytes);
+        m->be->copy(v + (size_t)to * slot, v + (size_t)from * slot, bytes);
     }
 }
 

@@ -177,8 +177,9 @@ void model_backward(Model *m, Acts *a, const float *dlogp);
 
 typedef struct KVCache {
     int n_slots, max_len;
-    size_t stride; /* floats per slot per layer: max_len * KD */
-    float **k, **v; /* L entries, each (n_slots, max_len, KD) */
+    size_t stride;  /* elements per slot per layer: max_len * KD */
+    size_t elem;    /* bytes per element: 4, or 2 where the backend keeps bf16 (kv_elem_bytes) */
+    float **k, **v; /* L entries, each (n_slots, max_len, KD) elements: backend memory, opaque */
 } KVCache;
 
 int kv_cache_create(KVCache *kv, const Model *m, int n_slots, int max_len, Err *err);

@@ -12,9 +12,10 @@ int kv_cache_create(KVCache *kv, const Model *m, int n_slots, int max_len, Err *
     kv->n_slots = n_slots;
     kv->max_len = max_len;
     kv->stride = (size_t)max_len * m->KD;
+    kv->elem = m->be->kv_elem_bytes ? m->be->kv_elem_bytes() : sizeof(float);
     kv->k = calloc(L, sizeof(float *));
     kv->v = calloc(L, sizeof(float *));
-    size_t bytes = (size_t)n_slots * kv->stride * sizeof(float);
+    size_t bytes = (size_t)n_slots * kv->stride * kv->elem;
     for (int l = 0; kv->k && kv->v && l < L; l++) {
         kv->k[l] = m->be->alloc(bytes);
         kv->v[l] = m->be->alloc(bytes);

@@ -95,6 +95,8 @@ void memplan_compute(MemPlan *p, const MemPlanInput *in) {
     }
     if (in->gen_batch > 0 && in->gen_len > 0) {
         double S = in->gen_batch, len = in->gen_len, chunk = in->prefill_chunk > 0 ? in->prefill_chunk : 512;
+        /* fp32 elements: the default (a bf16 cache, R1C_CUDA_KV_BF16=1 on
+         * the GPU, takes half: this stays an upper bound) */
         add(p, 'g', 2 * L * S * len * KD * 4, "KV cache (%d sequences x %d tokens)", in->gen_batch, in->gen_len);
         double cap = S + chunk;
         double dec = cap * (4 * C + QKVD + 3 * QD + 3 * KD + 3 * I + 1 + c->n_heads) * 4 + cap * 16;

@@ -31,7 +31,7 @@ typedef struct MemPlanInput {
     int world, zero;          /* data-parallel ranks; zero: AdamW moments sharded over them (ZeRO-1) */
 } MemPlanInput;
 
-enum { MEMPLAN_MAX = 16 };
+enum { MEMPLAN_MAX = 32 }; /* more than any plan has: add() drops items past it */
 
 typedef struct MemPlan {
     struct {

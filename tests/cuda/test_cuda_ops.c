@@ -124,6 +124,43 @@ static void cmp(const char *op, const char *tag, const float *dgot, const float 
 
 static int bits_equal(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
 
+/* KV caches: bf16 elements where the backend says so (kv_elem_bytes) */
+static int kv16(void) { return gpu->kv_elem_bytes && gpu->kv_elem_bytes() == 2; }
+static uint16_t f2bf(float f) { /* round to nearest even */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+static float bf2f(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+/* a cache of n elements on the device, in the backend's element type */
+static float *dev_kv(const float *h, size_t n) {
+    if (!kv16()) return dev_f(h, n);
+    uint16_t *b = malloc((n ? n : 1) * 2);
+    for (size_t i = 0; i < n; i++) b[i] = f2bf(h[i]);
+    float *d = dev_of(b, (n ? n : 1) * 2);
+    free(b);
+    return d;
+}
+/* its elements as floats */
+static float *down_kv(const float *d, size_t n) {
+    if (!kv16()) return down(d, n);
+    uint16_t *b = malloc((n ? n : 1) * 2);
+    float *h = malloc((n ? n : 1) * sizeof(float));
+    Err err;
+    if (cuda_download(b, d, n * 2, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) h[i] = bf2f(b[i]);
+    free(b);
+    return h;
+}
+
 /* ---- memory ops, add, scale, sumsq, adamw ---- */
 
 static void test_memory(void) {
@@ -451,7 +488,7 @@ static void test_decode(int N, int S, int Lmax, int NH, int KVH, int HD) {
     int KD = KVH * HD;
     size_t stride = (size_t)Lmax * KD, nc = (size_t)S * stride, nq = (size_t)N * NH * HD;
     float *kc = hrand(nc, 1.0f), *vc = hrand(nc, 1.0f);
-    float *d_kc = dev_f(kc, nc), *d_vc = dev_f(vc, nc);
+    float *d_kc = dev_kv(kc, nc), *d_vc = dev_kv(vc, nc);
     /* write N rows at distinct (slot, pos) */
     int32_t *slot = malloc(N * sizeof(int32_t)), *pos = malloc(N * sizeof(int32_t)), *len = malloc(N * sizeof(int32_t));
     for (int n = 0; n < N; n++) {
@@ -465,8 +502,15 @@ static void test_decode(int N, int S, int Lmax, int NH, int KVH, int HD) {
     int32_t *d_slot = dev_i(slot, N), *d_pos = dev_i(pos, N);
     cpu->kv_cache_write(kc, vc, k, v, slot, pos, stride, N, KD);
     gpu->kv_cache_write(d_kc, d_vc, d_k, d_v, d_slot, d_pos, stride, N, KD);
-    cmp("kv_cache_write", tag, d_kc, kc, nc, 0.0);
-    cmp("kv_cache_write", tag, d_vc, vc, nc, 0.0);
+    for (int kvi = 0; kvi < 2; kvi++) { /* exact (bf16 caches: the CPU's values rounded to bf16) */
+        float *got = down_kv(kvi ? d_vc : d_kc, nc), *ref = hcopy(kvi ? vc : kc, nc);
+        if (kv16())
+            for (size_t i = 0; i < nc; i++) ref[i] = bf2f(f2bf(ref[i]));
+        double e = nerr(got, ref, nc);
+        note_err(kv16() ? "kv_cache_write (bf16 cache)" : "kv_cache_write", e, 0.0);
+        CHECKF(e == 0.0, "kv_cache_write %s: normalised error %.3g", tag, e);
+        free(got), free(ref);
+    }
 
     /* decode: random slots and lengths, including 1 and the full cache */
     for (int n = 0; n < N; n++) {
@@ -504,7 +548,15 @@ static void test_rows_match_decode(int B, int T, int NH, int KVH, int HD) {
     cuda_set_batch_invariant(1);
     gpu->attention_forward(d_out, d_lse, d_q, d_k, d_v, B, T, NH, KVH, HD);
     cuda_set_batch_invariant(was);
-    gpu->attention_decode(d_dec, d_q, d_k, d_v, d_slot, d_len, (size_t)T * KD, N, NH, KVH, HD);
+    /* the batch's K and V written into a cache of B slots x T positions,
+     * in the cache's element type */
+    float *d_kc = gpu->alloc(nk * 4), *d_vc = gpu->alloc(nk * 4);
+    int32_t *pos = malloc(N * sizeof(int32_t));
+    for (int n = 0; n < N; n++) pos[n] = n % T;
+    int32_t *d_pos = dev_i(pos, N);
+    gpu->kv_cache_write(d_kc, d_vc, d_k, d_v, d_slot, d_pos, (size_t)T * KD, N, KD);
+    gpu->attention_decode(d_dec, d_q, d_kc, d_vc, d_slot, d_len, (size_t)T * KD, N, NH, KVH, HD);
+    gpu->free(d_kc), gpu->free(d_vc), gpu->free(d_pos), free(pos);
     float *a = down(d_out, nq), *b = down(d_dec, nq);
     CHECKF(bits_equal(a, b, nq), "batch-invariant attention_forward %s differs from decoding its rows", tag);
     gpu_ok(tag);
@@ -1202,6 +1254,13 @@ int main(void) {
     BIG(test_decode(5, 3, 300, 14, 2, 64));
     test_decode(9, 4, 40, 4, 4, 128);
     test_decode(4, 2, 20, 6, 3, 5);
+    /* the per-head kernel and the fused write on this pass's caches
+     * (bf16 ones with R1C_CUDA_KV_BF16=1) */
+    const char *kv_env = getenv("R1C_CUDA_KV_BF16");
+    CHECK(kv16() == (kv_env && !strcmp(kv_env, "1"))); /* off by default */
+    test_decode(3, 2, 70, 16, 1, 64);
+    test_fused_decode(9, 4, 40, 4, 2, 64, 96, 1);
+    test_fused_decode(7, 3, 20, 6, 3, 5, 33, 0);
     /* batch invariance: the training forward through the decode kernel,
      * against the CPU (out, lse; the backward reads them) and bitwise
      * against decoding */

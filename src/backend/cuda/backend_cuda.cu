@@ -289,6 +289,7 @@ static const Backend CUDA_BACKEND = {
     /* .download = */ cu_download,
     /* .add_rmsnorm_forward = */ cu_add_rmsnorm_forward,
     /* .qkv_rope_cache = */ cu_qkv_rope_cache,
+    /* .kv_elem_bytes = */ cu_kv_elem_bytes,
 };
 
 extern "C" const Backend *backend_cuda(void) { return cuda_available() ? &CUDA_BACKEND : NULL; }

@@ -416,16 +416,16 @@ void cu_attention_backward_seg(float *dq, float *dk, float *dv, const float *dou
 
 /* ---- decode: one warp per (token, head) against its cache slot ---- */
 
-template <int NR>
-__global__ void __launch_bounds__(32) attn_decode_kernel(float *out, const float *q, const float *k_cache,
-                                                         const float *v_cache, const int32_t *slot,
+template <int NR, typename KVT>
+__global__ void __launch_bounds__(32) attn_decode_kernel(float *out, const float *q, const KVT *k_cache,
+                                                         const KVT *v_cache, const int32_t *slot,
                                                          const int32_t *len, size_t stride, int NH, int KVH, int HD,
                                                          float scale) {
     extern __shared__ float sm[];
     const int HP = HD + 1;
     float *qs = sm, *Ks = qs + HD, *Vs = Ks + ATT_KT * HP;
     int n = blockIdx.x, h = blockIdx.y, kh = h / (NH / KVH), lane = threadIdx.x, L = len[n];
-    const float *kc = k_cache + (size_t)slot[n] * stride, *vc = v_cache + (size_t)slot[n] * stride;
+    const KVT *kc = k_cache + (size_t)slot[n] * stride, *vc = v_cache + (size_t)slot[n] * stride;
     for (int d = lane; d < HD; d += 32) qs[d] = q[((size_t)n * NH + h) * HD + d];
     float m = -INFINITY, l = 0.0f, o[NR];
 #pragma unroll
@@ -435,8 +435,8 @@ __global__ void __launch_bounds__(32) attn_decode_kernel(float *out, const float
         for (int i = lane; i < ATT_KT * HD; i += 32) {
             int jj = i / HD, d = i % HD, key = j0 + jj;
             size_t g = ((size_t)key * KVH + kh) * HD + d;
-            Ks[jj * HP + d] = key < L ? kc[g] : 0.0f;
-            Vs[jj * HP + d] = key < L ? vc[g] : 0.0f;
+            Ks[jj * HP + d] = key < L ? kv_load(kc, g) : 0.0f;
+            Vs[jj * HP + d] = key < L ? kv_load(vc, g) : 0.0f;
         }
         __syncwarp();
         const float *kr = Ks + lane * HP;
@@ -593,10 +593,10 @@ void cu_attention_decode(float *out, const float *q, const float *k_cache, const
     /* bf16: split over the keys, the training attention's arithmetic
      * (cuda_decode_split.cu); -1: a shape it does not take */
     if (cuda_precision() == CUDA_PREC_BF16 &&
-        cuda_decode_split(out, q, k_cache, v_cache, slot, len, cache_stride, N, NH, KVH, HD, NULL, 1,
-                          "attention_decode") != -1)
+        cuda_decode_split(out, q, k_cache, v_cache, cuda_kv_bf16(), slot, len, cache_stride, N, NH, KVH, HD, NULL,
+                          1, "attention_decode") != -1)
         return;
-    if (G <= DEC_GMAX && N <= 65535 * 64) {
+    if (G <= DEC_GMAX && N <= 65535 * 64 && !cuda_kv_bf16()) { /* reads fp32 caches only */
         size_t gsm = (size_t)(G * HD * (1 + DEC_WARPS) + 2 * DEC_WARPS * G) * sizeof(float);
         dim3 gg(N, KVH);
         switch (att_nr(HD)) {
@@ -617,9 +617,18 @@ void cu_attention_decode(float *out, const float *q, const float *k_cache, const
     switch (att_nr(HD)) {
 #define DEC(NRV)                                                                                              \
     case NRV:                                                                                                 \
-        cudaFuncSetAttribute(attn_decode_kernel<NRV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem); \
-        attn_decode_kernel<NRV><<<grid, 32, smem, cuda_stream()>>>(out, q, k_cache, v_cache, slot, len, cache_stride, NH, KVH, \
-                                                    HD, scale);                                               \
+        if (cuda_kv_bf16()) {                                                                                 \
+            cudaFuncSetAttribute(attn_decode_kernel<NRV, __nv_bfloat16>,                                      \
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);                     \
+            attn_decode_kernel<NRV, __nv_bfloat16><<<grid, 32, smem, cuda_stream()>>>(                        \
+                out, q, (const __nv_bfloat16 *)k_cache, (const __nv_bfloat16 *)v_cache, slot, len,            \
+                cache_stride, NH, KVH, HD, scale);                                                            \
+        } else {                                                                                              \
+            cudaFuncSetAttribute(attn_decode_kernel<NRV, float>, cudaFuncAttributeMaxDynamicSharedMemorySize, \
+                                 (int)smem);                                                                  \
+            attn_decode_kernel<NRV, float><<<grid, 32, smem, cuda_stream()>>>(                                \
+                out, q, k_cache, v_cache, slot, len, cache_stride, NH, KVH, HD, scale);                       \
+        }                                                                                                     \
         break;
         DEC(1) DEC(2) DEC(4) DEC(8)
 #undef DEC
@@ -655,6 +664,6 @@ static int attn_forward_rows(float *out, float *lse, const float *q, const float
     if (!idx) return -1;
     attn_rows_index_kernel<<<cuda_blocks(N, 256), 256, 0, cuda_stream()>>>(idx, idx + N, N, T);
     cuda_after_launch("attention_forward rows index");
-    return cuda_decode_split(out, q, k, v, idx, idx + N, (size_t)T * KVH * HD, N, NH, KVH, HD, lse, T,
+    return cuda_decode_split(out, q, k, v, 0, idx, idx + N, (size_t)T * KVH * HD, N, NH, KVH, HD, lse, T,
                              "attention_forward rows") == -1 ? -1 : 0;
 }

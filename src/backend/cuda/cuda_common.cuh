@@ -22,6 +22,15 @@ void cuda_note_blas(const char *op, cublasStatus_t s);
  * waits, so an execution error names the op that caused it. */
 void cuda_after_launch(const char *op);
 
+/* KV-cache element access: fp32, or bf16 (cuda_kv_bf16) */
+__device__ __forceinline__ float kv_load(const float *p, size_t i) { return p[i]; }
+__device__ __forceinline__ float kv_load(const __nv_bfloat16 *p, size_t i) { return __bfloat162float(p[i]); }
+__device__ __forceinline__ void kv_store(float *p, size_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void kv_store(__nv_bfloat16 *p, size_t i, float v) { p[i] = __float2bfloat16_rn(v); }
+/* Do the KV caches hold bf16 now (bf16 precision, not switched off)? */
+int cuda_kv_bf16(void);
+size_t cu_kv_elem_bytes(void);
+
 /* Counts kernel launches and writes through the table's memory ops (see
  * cuda_act16_produced). */
 extern unsigned long long g_cuda_seq;
@@ -110,13 +119,14 @@ void cuda_attention_backward_gemm(float *dq, float *dk, float *dv, const float *
                                   int B, int T, int NH, int KVH, int HD);
 /* bf16 attention of N query rows q(N,NH,HD) against a cache laid out as
  * attention_decode's (cuda_decode_split.cu), split over the keys; lse_out
- * (B, NH, T with row n = b T + t) or NULL. 0: issued; -1: a shape it does
+ * (B, NH, T with row n = b T + t) or NULL; kv_bf16: the caches hold bf16
+ * (else fp32). 0: issued; -1: a shape it does
  * not take (more than 8 query heads per kv head, HD over 256): nothing
  * ran; -2: no scratch (noted, or a graph recording voided): nothing ran.
  * Decode and the batch-invariant training forward both run it. */
-int cuda_decode_split(float *out, const float *q, const float *k_cache, const float *v_cache, const int32_t *slot,
-                      const int32_t *len, size_t stride, int N, int NH, int KVH, int HD, float *lse_out, int T,
-                      const char *op);
+int cuda_decode_split(float *out, const float *q, const void *k_cache, const void *v_cache, int kv_bf16,
+                      const int32_t *slot, const int32_t *len, size_t stride, int N, int NH, int KVH, int HD,
+                      float *lse_out, int T, const char *op);
 void cuda_decode_split_trim(void);
 /* D(B,NH,T) = rowsum(dout * out) over rows = B*T*NH rows of HD. */
 void cuda_attention_rowdot(float *D, const float *dout, const float *out, size_t rows, int B, int T, int NH, int HD);

@@ -36,21 +36,32 @@
 
 __device__ __forceinline__ float ds_bf16r(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
+/* four channels of a key row from d (d % 4 == 0), rounded to bf16 */
+__device__ __forceinline__ float4 ds_ld4(const float *kr, int d) {
+    float4 v = *(const float4 *)(kr + d);
+    return make_float4(ds_bf16r(v.x), ds_bf16r(v.y), ds_bf16r(v.z), ds_bf16r(v.w));
+}
+__device__ __forceinline__ float4 ds_ld4(const __nv_bfloat16 *kr, int d) {
+    uint2 u = *(const uint2 *)(kr + d);
+    float2 a = __bfloat1622float2(*(const __nv_bfloat162 *)&u.x), b = __bfloat1622float2(*(const __nv_bfloat162 *)&u.y);
+    return make_float4(a.x, a.y, b.x, b.y);
+}
+
 /* s[g] = bf16(q_g) . bf16(k row), channels ascending in groups of 4 (qs
- * holds the rounded queries); DS_BATCH float4 loads issued before use */
-__device__ __forceinline__ void ds_scores(float *s, const float *qs, const float *kr, int G, int HD) {
+ * holds the rounded queries); DS_BATCH loads issued before use */
+template <typename KVT>
+__device__ __forceinline__ void ds_scores(float *s, const float *qs, const KVT *kr, int G, int HD) {
     if ((HD & 3) == 0) {
-        const float4 *k4p = (const float4 *)kr;
         for (int d0 = 0; d0 < HD; d0 += 4 * DS_BATCH) {
             float4 kk[DS_BATCH];
 #pragma unroll
             for (int u = 0; u < DS_BATCH; u++)
-                if (d0 + 4 * u < HD) kk[u] = k4p[(d0 >> 2) + u];
+                if (d0 + 4 * u < HD) kk[u] = ds_ld4(kr, d0 + 4 * u);
 #pragma unroll
             for (int u = 0; u < DS_BATCH; u++) {
                 if (d0 + 4 * u >= HD) continue;
                 int d = d0 + 4 * u;
-                float k0 = ds_bf16r(kk[u].x), k1 = ds_bf16r(kk[u].y), k2 = ds_bf16r(kk[u].z), k3 = ds_bf16r(kk[u].w);
+                float k0 = kk[u].x, k1 = kk[u].y, k2 = kk[u].z, k3 = kk[u].w;
 #pragma unroll
                 for (int g = 0; g < DS_GMAX; g++)
                     if (g < G) {
@@ -61,7 +72,7 @@ __device__ __forceinline__ void ds_scores(float *s, const float *qs, const float
         }
     } else {
         for (int d = 0; d < HD; d++) {
-            float kd = ds_bf16r(kr[d]);
+            float kd = ds_bf16r(kv_load(kr, d));
 #pragma unroll
             for (int g = 0; g < DS_GMAX; g++)
                 if (g < G) s[g] += qs[g * HD + d] * kd;
@@ -78,8 +89,9 @@ __device__ __forceinline__ void ds_load_q(float *qs, const float *q, int n, int 
 /* grid (rows, KVH, min(Z, DS_ZGRID)); pml (rows, KVH, Z, G, 2): (max, sum);
  * psc (rows, KVH, Z, G, DS_KEYS): the scaled scores, which the pv pass
  * reads instead of reading K again */
+template <typename KVT>
 __global__ void __launch_bounds__(DS_WARPS * 32) ds_stats_kernel(float *pml, float *psc, const float *q,
-                                                                  const float *k_cache,
+                                                                  const KVT *k_cache,
                                                                   const int32_t *slot, const int32_t *len,
                                                                   size_t stride, int n0, int NH, int KVH, int HD,
                                                                   int Z, float scale) {
@@ -88,7 +100,7 @@ __global__ void __launch_bounds__(DS_WARPS * 32) ds_stats_kernel(float *pml, flo
     float *qs = sm, *ms = qs + G * HD, *ls = ms + DS_WARPS * G;
     int r = blockIdx.x, n = n0 + r, kh = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5, L = len[n];
     if ((int)blockIdx.z * DS_KEYS >= L) return; /* block-uniform */
-    const float *kc = k_cache + (size_t)slot[n] * stride + (size_t)kh * HD;
+    const KVT *kc = k_cache + (size_t)slot[n] * stride + (size_t)kh * HD;
     ds_load_q(qs, q, n, kh, NH, G, HD);
     for (int z = blockIdx.z; z * DS_KEYS < L; z += gridDim.z) {
         int key = z * DS_KEYS + w * 32 + lane;
@@ -121,9 +133,9 @@ __global__ void __launch_bounds__(DS_WARPS * 32) ds_stats_kernel(float *pml, flo
 }
 
 /* grid as the stats; po (rows, KVH, Z, G, HD): each split's P V */
-template <int NR>
+template <int NR, typename KVT>
 __global__ void __launch_bounds__(DS_WARPS * 32) ds_pv_kernel(float *po, const float *pml, const float *psc,
-                                                               const float *v_cache, const int32_t *slot,
+                                                               const KVT *v_cache, const int32_t *slot,
                                                                const int32_t *len, size_t stride, int n0, int NH,
                                                                int KVH, int HD, int Z, float *lse_out, int T) {
     extern __shared__ __align__(16) float sm[];
@@ -131,7 +143,7 @@ __global__ void __launch_bounds__(DS_WARPS * 32) ds_pv_kernel(float *po, const f
     float *os = sm, *mrow = os + DS_WARPS * G * HD, *irow = mrow + DS_GMAX;
     int r = blockIdx.x, n = n0 + r, kh = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5, L = len[n];
     if ((int)blockIdx.z * DS_KEYS >= L) return;
-    const float *vc = v_cache + (size_t)slot[n] * stride + (size_t)kh * HD;
+    const KVT *vc = v_cache + (size_t)slot[n] * stride + (size_t)kh * HD;
     if (threadIdx.x < G) { /* the row's max and 1/sum from its splits, in split order */
         int g = threadIdx.x, nz = (L + DS_KEYS - 1) / DS_KEYS;
         const float *p = pml + (((size_t)r * KVH + kh) * Z * G + g) * 2;
@@ -163,11 +175,11 @@ __global__ void __launch_bounds__(DS_WARPS * 32) ds_pv_kernel(float *po, const f
             float vd[DS_BATCH][NR];
 #pragma unroll
             for (int u = 0; u < DS_BATCH; u++) {
-                const float *vr = vc + (size_t)(j0 + jb + u) * KD;
+                const KVT *vr = vc + (size_t)(j0 + jb + u) * KD;
 #pragma unroll
                 for (int c = 0; c < NR; c++) {
                     int d = lane + 32 * c;
-                    vd[u][c] = jb + u < lim && d < HD ? vr[d] : 0.0f;
+                    vd[u][c] = jb + u < lim && d < HD ? kv_load(vr, d) : 0.0f;
                 }
             }
 #pragma unroll
@@ -226,9 +238,40 @@ static int ds_nr(int HD) {
     return nr <= 1 ? 1 : nr <= 2 ? 2 : nr <= 4 ? 4 : nr <= 8 ? 8 : 0;
 }
 
-int cuda_decode_split(float *out, const float *q, const float *k_cache, const float *v_cache, const int32_t *slot,
-                      const int32_t *len, size_t stride, int N, int NH, int KVH, int HD, float *lse_out, int T,
-                      const char *op) {
+template <typename KVT>
+static void ds_launch(float *out, __nv_bfloat16 *o16, float *pml, float *po, float *psc, const float *q,
+                      const KVT *k_cache, const KVT *v_cache, const int32_t *slot, const int32_t *len, size_t stride,
+                      int n0, int nr_rows, int nr, int NH, int KVH, int HD, int Z, int zg, float scale,
+                      float *lse_out, int T, const char *op) {
+    int G = NH / KVH;
+    size_t sm_stats = (size_t)(G * HD + 2 * DS_WARPS * G) * sizeof(float);
+    size_t sm_pv = (size_t)(G * HD * DS_WARPS + 2 * DS_GMAX) * sizeof(float);
+    dim3 grid(nr_rows, KVH, zg);
+    if (sm_stats > 48 * 1024)
+        cudaFuncSetAttribute(ds_stats_kernel<KVT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm_stats);
+    ds_stats_kernel<KVT><<<grid, DS_WARPS * 32, sm_stats, cuda_stream()>>>(pml, psc, q, k_cache, slot, len, stride, n0,
+                                                                           NH, KVH, HD, Z, scale);
+    cuda_after_launch(op);
+    switch (nr) {
+#define DSPV(NRV)                                                                                                  \
+    case NRV:                                                                                                      \
+        if (sm_pv > 48 * 1024)                                                                                     \
+            cudaFuncSetAttribute(ds_pv_kernel<NRV, KVT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm_pv); \
+        ds_pv_kernel<NRV, KVT><<<grid, DS_WARPS * 32, sm_pv, cuda_stream()>>>(po, pml, psc, v_cache, slot, len,     \
+                                                                             stride, n0, NH, KVH, HD, Z, lse_out,  \
+                                                                             T);                                   \
+        break;
+        DSPV(1) DSPV(2) DSPV(4) DSPV(8)
+#undef DSPV
+    }
+    cuda_after_launch(op);
+    ds_combine_kernel<<<nr_rows, 256, 0, cuda_stream()>>>(out, o16, po, len, n0, NH, KVH, HD, Z);
+    cuda_after_launch(op);
+}
+
+int cuda_decode_split(float *out, const float *q, const void *k_cache, const void *v_cache, int kv_bf16,
+                      const int32_t *slot, const int32_t *len, size_t stride, int N, int NH, int KVH, int HD,
+                      float *lse_out, int T, const char *op) {
     int G = NH / KVH, nr = ds_nr(HD), KD = KVH * HD;
     if (G > DS_GMAX || nr == 0 || N <= 0) return -1;
     int max_len = (int)(stride / (size_t)KD); /* a slot's positions */
@@ -242,32 +285,16 @@ int cuda_decode_split(float *out, const float *q, const float *k_cache, const fl
     if (!pml) return -2; /* noted (or a graph recording voided): nothing runs */
     float *po = pml + (size_t)rows * KVH * Z * G * 2, *psc = po + (size_t)rows * KVH * Z * G * HD;
     float scale = 1.0f / sqrtf((float)HD);
-    size_t sm_stats = (size_t)(G * HD + 2 * DS_WARPS * G) * sizeof(float);
-    size_t sm_pv = (size_t)(G * HD * DS_WARPS + 2 * DS_GMAX) * sizeof(float);
     __nv_bfloat16 *o16 = cuda_act16_target((size_t)N * NH * HD); /* for the output projection */
     int zg = Z < DS_ZGRID ? Z : DS_ZGRID;
     for (int n0 = 0; n0 < N; n0 += rows) {
         int nr_rows = N - n0 < rows ? N - n0 : rows;
-        dim3 grid(nr_rows, KVH, zg);
-        if (sm_stats > 48 * 1024)
-            cudaFuncSetAttribute(ds_stats_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm_stats);
-        ds_stats_kernel<<<grid, DS_WARPS * 32, sm_stats, cuda_stream()>>>(pml, psc, q, k_cache, slot, len, stride, n0, NH,
-                                                                          KVH, HD, Z, scale);
-        cuda_after_launch(op);
-        switch (nr) {
-#define DSPV(NRV)                                                                                                  \
-    case NRV:                                                                                                      \
-        if (sm_pv > 48 * 1024)                                                                                     \
-            cudaFuncSetAttribute(ds_pv_kernel<NRV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm_pv);     \
-        ds_pv_kernel<NRV><<<grid, DS_WARPS * 32, sm_pv, cuda_stream()>>>(po, pml, psc, v_cache, slot, len, stride, \
-                                                                        n0, NH, KVH, HD, Z, lse_out, T);           \
-        break;
-            DSPV(1) DSPV(2) DSPV(4) DSPV(8)
-#undef DSPV
-        }
-        cuda_after_launch(op);
-        ds_combine_kernel<<<nr_rows, 256, 0, cuda_stream()>>>(out, o16, po, len, n0, NH, KVH, HD, Z);
-        cuda_after_launch(op);
+        if (kv_bf16)
+            ds_launch(out, o16, pml, po, psc, q, (const __nv_bfloat16 *)k_cache, (const __nv_bfloat16 *)v_cache, slot,
+                      len, stride, n0, nr_rows, nr, NH, KVH, HD, Z, zg, scale, lse_out, T, op);
+        else
+            ds_launch(out, o16, pml, po, psc, q, (const float *)k_cache, (const float *)v_cache, slot, len, stride, n0,
+                      nr_rows, nr, NH, KVH, HD, Z, zg, scale, lse_out, T, op);
     }
     if (o16) cuda_act16_produced(out, (size_t)N * NH * HD);
     return 0;

@@ -226,21 +226,23 @@ void cu_qkv_merge(float *qkv, const float *q, const float *k, const float *v, in
     cuda_after_launch("qkv_merge");
 }
 
-__global__ void kv_cache_write_kernel(float *k_cache, float *v_cache, const float *k, const float *v,
+template <typename KVT>
+__global__ void kv_cache_write_kernel(KVT *k_cache, KVT *v_cache, const float *k, const float *v,
                                       const int32_t *slot, const int32_t *pos, size_t stride, int N, int KD) {
     GRID_STRIDE(e, (size_t)N * KD) {
         size_t n = e / KD, d = e % KD;
         size_t off = (size_t)slot[n] * stride + (size_t)pos[n] * KD + d;
-        k_cache[off] = k[e];
-        v_cache[off] = v[e];
+        kv_store(k_cache, off, k[e]);
+        kv_store(v_cache, off, v[e]);
     }
 }
 
 /* One thread per value of the row's q, k, v: its bias added, q and k
  * rotated (rope_lo / rope_hi, as rope_kernel), q stored, k and v written
  * into the caches. */
+template <typename KVT>
 __global__ void qkv_rope_cache_kernel(float *q, const float *qkv, const float *bias, const int32_t *pos,
-                                      const float *cos_t, const float *sin_t, float *k_cache, float *v_cache,
+                                      const float *cos_t, const float *sin_t, KVT *k_cache, KVT *v_cache,
                                       const int32_t *slot, size_t stride, int N, int NH, int KVH, int HD) {
     int half = HD / 2, QD = NH * HD, KD = KVH * HD;
     size_t W = (size_t)QD + 2 * KD;
@@ -263,11 +265,11 @@ __global__ void qkv_rope_cache_kernel(float *q, const float *qkv, const float *b
                 if (bias) val = __fadd_rn(val, bias[j]);
             }
             if (j < QD) q[n * QD + j] = val;
-            else k_cache[(size_t)slot[n] * stride + (size_t)pos[n] * KD + (j - QD)] = val;
+            else kv_store(k_cache, (size_t)slot[n] * stride + (size_t)pos[n] * KD + (j - QD), val);
         } else {
             val = row[j];
             if (bias) val = __fadd_rn(val, bias[j]);
-            v_cache[(size_t)slot[n] * stride + (size_t)pos[n] * KD + (j - QD - KD)] = val;
+            kv_store(v_cache, (size_t)slot[n] * stride + (size_t)pos[n] * KD + (j - QD - KD), val);
         }
     }
 }
@@ -277,9 +279,13 @@ void cu_qkv_rope_cache(float *q, const float *qkv, const float *bias, const int3
                        int N, int NH, int KVH, int HD) {
     size_t total = (size_t)N * (NH + 2 * (size_t)KVH) * HD;
     if (!total) return;
-    qkv_rope_cache_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(q, qkv, bias, pos, cos_t, sin_t, k_cache,
-                                                                            v_cache, slot, cache_stride, N, NH, KVH,
-                                                                            HD);
+    if (cuda_kv_bf16())
+        qkv_rope_cache_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(
+            q, qkv, bias, pos, cos_t, sin_t, (__nv_bfloat16 *)k_cache, (__nv_bfloat16 *)v_cache, slot, cache_stride, N,
+            NH, KVH, HD);
+    else
+        qkv_rope_cache_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(
+            q, qkv, bias, pos, cos_t, sin_t, k_cache, v_cache, slot, cache_stride, N, NH, KVH, HD);
     cuda_after_launch("qkv_rope_cache");
 }
 
@@ -287,6 +293,11 @@ void cu_kv_cache_write(float *k_cache, float *v_cache, const float *k, const flo
                        const int32_t *pos, size_t cache_stride, int N, int KD) {
     size_t total = (size_t)N * KD;
     if (!total) return;
-    kv_cache_write_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(k_cache, v_cache, k, v, slot, pos, cache_stride, N, KD);
+    if (cuda_kv_bf16())
+        kv_cache_write_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(
+            (__nv_bfloat16 *)k_cache, (__nv_bfloat16 *)v_cache, k, v, slot, pos, cache_stride, N, KD);
+    else
+        kv_cache_write_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(k_cache, v_cache, k, v, slot, pos,
+                                                                                cache_stride, N, KD);
     cuda_after_launch("kv_cache_write");
 }
