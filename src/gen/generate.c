@@ -106,12 +106,12 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
     int32_t *stoks = malloc((size_t)S * sizeof(int32_t));
     void *d_smp = dev_sample ? be->alloc((size_t)S * (sizeof(double) + 2 * sizeof(int32_t))) : NULL;
     double *d_u = d_smp;
-    int32_t *d_tok = d_smp ? (int32_t *)(d_u + S) : NULL;
-    float *d_lp = d_smp ? (float *)(d_tok + S) : NULL;
+    int32_t *d_tok = d_smp ? (int32_t *)(d_u + S) : NULL; /* then the log-probs, (float *)(d_tok + rows) */
+    void *smp_h = dev_sample ? malloc((size_t)S * (sizeof(int32_t) + sizeof(float))) : NULL;
     int rc = 0;
     memset(&sw, 0, sizeof sw);
     if ((!dev_sample && sampler_work_init(&sw, V) != 0) || !slots || !toks || !slot_of || !pos || !rows ||
-        !row_slot || (!dev_sample && !logits) || (dev_sample && !d_smp) || !u || !lps || !stoks) {
+        !row_slot || (!dev_sample && !logits) || (dev_sample && (!d_smp || !smp_h)) || !u || !lps || !stoks) {
         rc = err_set(err, "out of memory for generation buffers");
         goto done;
     }
@@ -188,9 +188,12 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
             for (int i = 0; i < n_rows; i++) /* one draw per sampled token, as the host sampler */
                 u[i] = sp->temperature > 0 ? rng_f64(&slots[row_slot[i]].rng) : 0.0;
             be->upload(d_u, u, (size_t)n_rows * sizeof(double));
-            be->sample(d_tok, d_lp, sc.logits_be, d_u, n_rows, V, sp->temperature, sp->top_k, sp->top_p, sp->min_p);
-            be->download(stoks, d_tok, (size_t)n_rows * sizeof(int32_t));
-            be->download(lps, d_lp, (size_t)n_rows * sizeof(float));
+            /* ids then log-probs, adjacent: one download */
+            float *d_lpn = (float *)(d_tok + n_rows);
+            be->sample(d_tok, d_lpn, sc.logits_be, d_u, n_rows, V, sp->temperature, sp->top_k, sp->top_p, sp->min_p);
+            be->download(smp_h, d_tok, (size_t)n_rows * (sizeof(int32_t) + sizeof(float)));
+            memcpy(stoks, smp_h, (size_t)n_rows * sizeof(int32_t));
+            memcpy(lps, (const char *)smp_h + (size_t)n_rows * sizeof(int32_t), (size_t)n_rows * sizeof(float));
         } else {
             for (int i = 0; i < n_rows; i++)
                 stoks[i] = sampler_sample(&cfg->sampling, logits + (size_t)i * V, &sw, &slots[row_slot[i]].rng,
@@ -238,5 +241,6 @@ done:
     free(lps);
     free(stoks);
     if (d_smp) be->free(d_smp);
+    free(smp_h);
     return rc;
 }

@@ -188,8 +188,8 @@ void kv_cache_free(KVCache *kv, const Model *m);
 typedef struct DecodeScratch {
     int cap; /* max tokens per call */
     float *x, *ln, *qkv, *q, *k, *v, *q_pre, *k_pre, *rstd, *rstd_h, *att, *tmp, *gu, *h;
-    int32_t *len;   /* (cap) host: pos + 1 per token */
-    int32_t *ints_be; /* (4, cap) backend: tokens, slot, pos, len uploaded */
+    int32_t *len;   /* (4, cap) host: tokens, slot, pos, len (pos + 1), staged for one upload */
+    int32_t *ints_be; /* (4, cap) backend: the same, uploaded */
     float *xsel; /* rows selected for logits */
     float *logits_be; /* (logits_cap / V, V) backend logits, grown on demand */
     size_t logits_cap;

@@ -58,7 +58,7 @@ int decode_scratch_create(DecodeScratch *s, const Model *m, int cap, Err *err) {
     s->gu = be->alloc(n * 2 * I * 4);
     s->h = be->alloc(n * I * 4);
     s->xsel = be->alloc(n * C * 4);
-    s->len = malloc(n * sizeof(int32_t));
+    s->len = calloc(4 * n, sizeof(int32_t)); /* zeroed: the unused tails are uploaded too */
     s->ints_be = be->alloc(4 * n * sizeof(int32_t));
     if (!s->ints_be || !s->x || !s->ln || !s->qkv || !s->q || !s->k || !s->v || !s->q_pre || !s->k_pre || !s->rstd || !s->rstd_h ||
         !s->att || !s->tmp || !s->gu || !s->h || !s->xsel || !s->len) {
@@ -149,6 +149,7 @@ int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens,
     const Backend *be = m->be;
     if (n > s->cap) return err_set(err, "model_decode: %d tokens exceed the scratch capacity %d", n, s->cap);
     int maxpos = 0;
+    int32_t *h_tok = s->len, *h_slot = h_tok + s->cap, *h_pos = h_slot + s->cap, *h_len = h_pos + s->cap;
     for (int i = 0; i < n; i++) {
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
             return err_set(err, "token id %d is outside the vocabulary (%d)", tokens[i], c->vocab_size);
@@ -156,7 +157,7 @@ int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens,
             return err_set(err, "model_decode: slot %d position %d outside the KV cache (%d x %d)", slot[i], pos[i],
                            kv->n_slots, kv->max_len);
         if (pos[i] > maxpos) maxpos = pos[i];
-        s->len[i] = pos[i] + 1;
+        h_tok[i] = tokens[i], h_slot[i] = slot[i], h_pos[i] = pos[i], h_len[i] = pos[i] + 1;
     }
     for (int i = 0; i < n_out; i++)
         if (out_rows[i] < 0 || out_rows[i] >= n)
@@ -169,12 +170,10 @@ int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens,
         s->logits_cap = s->logits_be ? need : 0;
         if (!s->logits_be) return err_set(err, "out of memory for %d rows of logits", n_out);
     }
-    /* The ops read the int arrays from backend memory. */
-    int32_t *d_tok = s->ints_be, *d_slot = d_tok + s->cap, *d_pos = d_slot + s->cap, *d_len = d_pos + s->cap;
-    be->upload(d_tok, tokens, (size_t)n * sizeof(int32_t));
-    be->upload(d_slot, slot, (size_t)n * sizeof(int32_t));
-    be->upload(d_pos, pos, (size_t)n * sizeof(int32_t));
-    be->upload(d_len, s->len, (size_t)n * sizeof(int32_t));
+    /* The ops read the int arrays from backend memory: one upload of the
+     * staged block (the layout the ops expect; a GPU copy costs a round
+     * trip, not bytes) */
+    be->upload(s->ints_be, s->len, (size_t)3 * s->cap * sizeof(int32_t) + (size_t)n * sizeof(int32_t));
     /* A pure decode step (one sampled row per token, in order) is the same
      * sequence of ops every time for a given row count: replayed as a
      * graph where the backend offers it (CUDA, small batches: one launch
