@@ -115,12 +115,6 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attn_fwd_kernel(float *out, fl
     }
 }
 
-/* Channels per lane, rounded up to a template size; 0 if HD is too big. */
-static int att_nr(int HD) {
-    int nr = (HD + 31) / 32;
-    return nr <= 1 ? 1 : nr <= 2 ? 2 : nr <= 4 ? 4 : nr <= 8 ? 8 : 0;
-}
-
 #define ATT_DISPATCH(NRV, KERNEL, GRID, SMEM, ...)                                                     \
     do {                                                                                             \
         switch (NRV) {                                                                               \
@@ -158,7 +152,7 @@ static void attn_forward(float *out, float *lse, const float *q, const float *k,
     }
     size_t smem = (size_t)(ATT_BQ * HD + 2 * ATT_KT * (HD + 1)) * sizeof(float);
     dim3 grid((T + ATT_BQ - 1) / ATT_BQ, NH, B);
-    ATT_DISPATCH(att_nr(HD), attn_fwd_kernel, grid, smem, out, lse, q, k, v, seg, T, NH, KVH, HD,
+    ATT_DISPATCH(cuda_att_nr(HD), attn_fwd_kernel, grid, smem, out, lse, q, k, v, seg, T, NH, KVH, HD,
                  1.0f / sqrtf((float)HD));
     cuda_after_launch("attention_forward");
 }
@@ -392,7 +386,7 @@ static void attn_backward(float *dq, float *dk, float *dv, const float *dout, co
     if (!D) return;
     cuda_attention_rowdot(D, dout, out, rows, B, T, NH, HD);
     float scale = 1.0f / sqrtf((float)HD);
-    int nr = att_nr(HD);
+    int nr = cuda_att_nr(HD);
     size_t smem_q = (size_t)(2 * ATT_BQ * HD + 2 * ATT_KT * (HD + 1)) * sizeof(float);
     dim3 gq((T + ATT_BQ - 1) / ATT_BQ, NH, B);
     ATT_DISPATCH(nr, attn_bwd_dq_kernel, gq, smem_q, dq, dout, lse, D, q, k, v, seg, T, NH, KVH, HD, scale);
@@ -584,6 +578,25 @@ __global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_kernel(float *
     }
 }
 
+/* attn_decode_kernel over N tokens x NH heads, caches of element KVT */
+template <typename KVT>
+static void attn_decode_heads(float *out, const float *q, const KVT *k_cache, const KVT *v_cache,
+                              const int32_t *slot, const int32_t *len, size_t cache_stride, int N, int NH, int KVH,
+                              int HD, float scale) {
+    size_t smem = (size_t)(HD + 2 * ATT_KT * (HD + 1)) * sizeof(float);
+    dim3 grid(N, NH); /* tokens on x: a prefill can exceed 65535 rows */
+    switch (cuda_att_nr(HD)) {
+#define DEC(NRV)                                                                                              \
+    case NRV:                                                                                                 \
+        cudaFuncSetAttribute(attn_decode_kernel<NRV, KVT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem); \
+        attn_decode_kernel<NRV, KVT><<<grid, 32, smem, cuda_stream()>>>(out, q, k_cache, v_cache, slot, len,  \
+                                                                        cache_stride, NH, KVH, HD, scale);    \
+        break;
+        DEC(1) DEC(2) DEC(4) DEC(8)
+#undef DEC
+    }
+}
+
 void cu_attention_decode(float *out, const float *q, const float *k_cache, const float *v_cache,
                          const int32_t *slot, const int32_t *len, size_t cache_stride, int N, int NH, int KVH,
                          int HD) {
@@ -599,7 +612,7 @@ void cu_attention_decode(float *out, const float *q, const float *k_cache, const
     if (G <= DEC_GMAX && N <= 65535 * 64 && !cuda_kv_bf16()) { /* reads fp32 caches only */
         size_t gsm = (size_t)(G * HD * (1 + DEC_WARPS) + 2 * DEC_WARPS * G) * sizeof(float);
         dim3 gg(N, KVH);
-        switch (att_nr(HD)) {
+        switch (cuda_att_nr(HD)) {
 #define DECG(NRV)                                                                                                  \
     case NRV:                                                                                                      \
         cudaFuncSetAttribute(attn_decode_gqa_kernel<NRV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)gsm);   \
@@ -612,27 +625,10 @@ void cu_attention_decode(float *out, const float *q, const float *k_cache, const
         cuda_after_launch("attention_decode");
         return;
     }
-    size_t smem = (size_t)(HD + 2 * ATT_KT * (HD + 1)) * sizeof(float);
-    dim3 grid(N, NH); /* tokens on x: a prefill can exceed 65535 rows */
-    switch (att_nr(HD)) {
-#define DEC(NRV)                                                                                              \
-    case NRV:                                                                                                 \
-        if (cuda_kv_bf16()) {                                                                                 \
-            cudaFuncSetAttribute(attn_decode_kernel<NRV, __nv_bfloat16>,                                      \
-                                 cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);                     \
-            attn_decode_kernel<NRV, __nv_bfloat16><<<grid, 32, smem, cuda_stream()>>>(                        \
-                out, q, (const __nv_bfloat16 *)k_cache, (const __nv_bfloat16 *)v_cache, slot, len,            \
-                cache_stride, NH, KVH, HD, scale);                                                            \
-        } else {                                                                                              \
-            cudaFuncSetAttribute(attn_decode_kernel<NRV, float>, cudaFuncAttributeMaxDynamicSharedMemorySize, \
-                                 (int)smem);                                                                  \
-            attn_decode_kernel<NRV, float><<<grid, 32, smem, cuda_stream()>>>(                                \
-                out, q, k_cache, v_cache, slot, len, cache_stride, NH, KVH, HD, scale);                       \
-        }                                                                                                     \
-        break;
-        DEC(1) DEC(2) DEC(4) DEC(8)
-#undef DEC
-    }
+    if (cuda_kv_bf16())
+        attn_decode_heads(out, q, (const __nv_bfloat16 *)k_cache, (const __nv_bfloat16 *)v_cache, slot, len,
+                          cache_stride, N, NH, KVH, HD, scale);
+    else attn_decode_heads(out, q, k_cache, v_cache, slot, len, cache_stride, N, NH, KVH, HD, scale);
     cuda_after_launch("attention_decode");
 }
 

@@ -133,6 +133,13 @@ void cuda_attention_rowdot(float *D, const float *dout, const float *out, size_t
 /* Frees the conversion buffer and the shadow copies (rebuilt on demand). */
 extern "C" void cuda_bf16_trim(void);
 
+/* Channels per lane of the attention kernels (HD / 32 rounded up to a
+ * template size: 1, 2, 4 or 8); 0 if HD is too big. */
+static inline int cuda_att_nr(int HD) {
+    int nr = (HD + 31) / 32;
+    return nr <= 1 ? 1 : nr <= 2 ? 2 : nr <= 4 ? 4 : nr <= 8 ? 8 : 0;
+}
+
 static inline unsigned cuda_blocks(size_t n, unsigned threads) {
     size_t b = (n + threads - 1) / threads;
     return (unsigned)(b > 65535u * 16u ? 65535u * 16u : (b ? b : 1)); /* grid-stride loops cover the rest */

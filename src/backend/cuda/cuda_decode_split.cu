@@ -233,11 +233,6 @@ static CudaBuf g_ds;
 
 void cuda_decode_split_trim(void) { cuda_buf_free(&g_ds); }
 
-static int ds_nr(int HD) {
-    int nr = (HD + 31) / 32;
-    return nr <= 1 ? 1 : nr <= 2 ? 2 : nr <= 4 ? 4 : nr <= 8 ? 8 : 0;
-}
-
 template <typename KVT>
 static void ds_launch(float *out, __nv_bfloat16 *o16, float *pml, float *po, float *psc, const float *q,
                       const KVT *k_cache, const KVT *v_cache, const int32_t *slot, const int32_t *len, size_t stride,
@@ -272,7 +267,7 @@ static void ds_launch(float *out, __nv_bfloat16 *o16, float *pml, float *po, flo
 int cuda_decode_split(float *out, const float *q, const void *k_cache, const void *v_cache, int kv_bf16,
                       const int32_t *slot, const int32_t *len, size_t stride, int N, int NH, int KVH, int HD,
                       float *lse_out, int T, const char *op) {
-    int G = NH / KVH, nr = ds_nr(HD), KD = KVH * HD;
+    int G = NH / KVH, nr = cuda_att_nr(HD), KD = KVH * HD;
     if (G > DS_GMAX || nr == 0 || N <= 0) return -1;
     int max_len = (int)(stride / (size_t)KD); /* a slot's positions */
     int Z = (max_len + DS_KEYS - 1) / DS_KEYS;

@@ -237,6 +237,11 @@ __global__ void kv_cache_write_kernel(KVT *k_cache, KVT *v_cache, const float *k
     }
 }
 
+/* qkv row value j plus its bias, as the bias add kernel rounds it */
+__device__ __forceinline__ float qkv_biased(const float *row, const float *bias, int j) {
+    return bias ? __fadd_rn(row[j], bias[j]) : row[j];
+}
+
 /* One thread per value of the row's q, k, v: its bias added, q and k
  * rotated (rope_lo / rope_hi, as rope_kernel), q stored, k and v written
  * into the caches. */
@@ -248,29 +253,22 @@ __global__ void qkv_rope_cache_kernel(float *q, const float *qkv, const float *b
     size_t W = (size_t)QD + 2 * KD;
     GRID_STRIDE(e, (size_t)N * W) {
         size_t n = e / W;
-        int j = (int)(e % W);
+        int j = (int)(e % W), hd = j % HD, base = j - hd;
         const float *row = qkv + n * W;
         float val;
-        if (j < QD + KD) {
-            int hd = j % HD, base = j - hd;
-            if (hd < 2 * half) { /* an odd HD's last channel is not rotated */
-                int i = hd < half ? hd : hd - half;
-                size_t t = (size_t)pos[n] * half + i;
-                float c = cos_t[t], s = sin_t[t];
-                float a = row[base + i], b = row[base + i + half];
-                if (bias) a = __fadd_rn(a, bias[base + i]), b = __fadd_rn(b, bias[base + i + half]);
-                val = hd < half ? rope_lo(a, b, c, s) : rope_hi(a, b, c, s);
-            } else {
-                val = row[j];
-                if (bias) val = __fadd_rn(val, bias[j]);
-            }
-            if (j < QD) q[n * QD + j] = val;
-            else kv_store(k_cache, (size_t)slot[n] * stride + (size_t)pos[n] * KD + (j - QD), val);
-        } else {
-            val = row[j];
-            if (bias) val = __fadd_rn(val, bias[j]);
-            kv_store(v_cache, (size_t)slot[n] * stride + (size_t)pos[n] * KD + (j - QD - KD), val);
+        if (j < QD + KD && hd < 2 * half) { /* q or k, rotated (an odd HD's last channel is not) */
+            int i = hd < half ? hd : hd - half;
+            size_t t = (size_t)pos[n] * half + i;
+            float a = qkv_biased(row, bias, base + i), b = qkv_biased(row, bias, base + i + half);
+            val = hd < half ? rope_lo(a, b, cos_t[t], sin_t[t]) : rope_hi(a, b, cos_t[t], sin_t[t]);
+        } else val = qkv_biased(row, bias, j);
+        if (j < QD) {
+            q[n * QD + j] = val;
+            continue;
         }
+        size_t cell = (size_t)slot[n] * stride + (size_t)pos[n] * KD;
+        if (j < QD + KD) kv_store(k_cache, cell + (j - QD), val);
+        else kv_store(v_cache, cell + (j - QD - KD), val);
     }
 }
 
