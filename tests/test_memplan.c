@@ -54,6 +54,9 @@ static void test_counts(void) {
     memplan_compute(&p, &(MemPlanInput){.cfg = &c, .gen_batch = 64, .gen_len = 1000});
     CHECK_NEAR(item(&p, "KV cache"), 2.0 * 24 * 64 * 1000 * 128 * 4, 0.5);
     CHECK(p.gen > item(&p, "KV cache") && p.peak == p.persistent + p.gen);
+    /* bf16 caches on the GPU in bf16 precision: half */
+    memplan_compute(&p, &(MemPlanInput){.cfg = &c, .gen_batch = 64, .gen_len = 1000, .cuda = 1, .bf16 = 1});
+    CHECK_NEAR(item(&p, "KV cache"), 2.0 * 24 * 64 * 1000 * 128 * 2, 0.5);
     /* every item of the largest plan fits the table (none dropped) */
     memplan_compute(&p, &(MemPlanInput){.cfg = &c, .train_batch = 16, .train_len = 1024, .has_ref = 1,
                                         .gen_batch = 64, .gen_len = 1000, .cuda = 1, .bf16 = 1});

@@ -119,6 +119,14 @@ static void test_sampler_matches_forward(void) {
     CHECKF(st1.shared_prefix_tokens > 0 && st0.shared_prefix_tokens == 0, "shared %lld / %lld",
            (long long)st1.shared_prefix_tokens, (long long)st0.shared_prefix_tokens);
     CHECK(st1.prefill_tokens + st1.shared_prefix_tokens == st0.prefill_tokens);
+    /* the step accounting: 3 slots take requests 0-2 in the first step
+     * and request 3 in the step after one of them finishes */
+    int64_t sampled = 0;
+    for (int r = 0; r < 4; r++) sampled += out4[r].n;
+    CHECKF(st0.prefill_steps == 2 && st0.decode_tokens == sampled && st0.steps > 2, "%lld steps, %lld with prompts",
+           (long long)st0.steps, (long long)st0.prefill_steps);
+    CHECK(st0.issue_seconds > 0 && st0.wait_seconds == 0 && st0.issue_seconds <= st0.seconds);
+    CHECK(st0.prefill_step_seconds > 0 && st0.prefill_step_seconds < st0.issue_seconds);
     for (int r = 0; r < 4; r++) {
         CHECK(out3[r].n == out4[r].n && !memcmp(out3[r].tokens, out4[r].tokens, out3[r].n * sizeof(int32_t)));
         for (int i = 0; i < out3[r].n && i < out4[r].n; i++) CHECK_NEAR(out3[r].logp[i], out4[r].logp[i], 1e-5);

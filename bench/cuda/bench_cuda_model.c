@@ -7,7 +7,8 @@
  * line at the end (bench/cuda/bench_cuda.sh compares it with PyTorch).
  *
  * usage: bench_cuda_model [--shape NAME] [--precision bf16|fp32] [-B 16]
- *        [-T 1024] [--steps 3] [-S 256] [-P 128] [-M 256] [--recompute]
+ *        [-T 1024] [--steps 3] [-S 256] [-P 128] [-M 256] [--prefill-chunk N]
+ *        [--recompute]
  *        [--no-train] [--no-gen] [--profile] [--att-block ROWS]
  *        [--ncu-steps A:B]
  * --ncu-steps A:B opens the profiler window (cudaProfilerStart) once every
@@ -95,7 +96,7 @@ static int bench_train(Model *m, int B, int T, int steps, int recompute, double 
 
 int main(int argc, char **argv) {
     const char *shape = "qwen2.5-0.5b", *prec = "bf16";
-    int B = 16, T = 1024, steps = 3, S = 256, P = 128, M = 256, recompute = 0, do_train = 1, do_gen = 1, profile = 0, ncu_a = -1, ncu_b = -1;
+    int B = 16, T = 1024, steps = 3, S = 256, P = 128, M = 256, recompute = 0, do_train = 1, do_gen = 1, profile = 0, ncu_a = -1, ncu_b = -1, chunk = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--shape") && v) shape = v, i++;
@@ -106,6 +107,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-S") && v) S = atoi(v), i++;
         else if (!strcmp(a, "-P") && v) P = atoi(v), i++;
         else if (!strcmp(a, "-M") && v) M = atoi(v), i++;
+        else if (!strcmp(a, "--prefill-chunk") && v) chunk = atoi(v), i++;
         else if (!strcmp(a, "--recompute")) recompute = 1;
         else if (!strcmp(a, "--no-train")) do_train = 0;
         else if (!strcmp(a, "--no-gen")) do_gen = 0;
@@ -114,7 +116,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--att-block") && v) cuda_set_attention_block_rows(atoi(v)), i++;
         else {
             fprintf(stderr, "usage: bench_cuda_model [--shape NAME] [--precision bf16|fp32] [-B N] [-T N] [--steps N]\n"
-                            "       [-S seqs] [-P prompt] [-M new] [--recompute] [--no-train] [--no-gen]\n");
+                            "       [-S seqs] [-P prompt] [-M new] [--prefill-chunk N] [--recompute] [--no-train] [--no-gen]\n");
             return 2;
         }
     }
@@ -153,7 +155,7 @@ int main(int argc, char **argv) {
         rng_seed(&r, 2);
         for (int i = 0; i < S * P; i++) prompts[i] = (int32_t)(rng_u64(&r) % cfg.vocab_size);
         for (int b = 0; b < S; b++) req[b] = (GenRequest){prompts + (size_t)b * P, P, (uint64_t)b};
-        GenConfig gc = {.sampling = {.temperature = 1.0f, .top_p = 1.0f}, .max_new_tokens = M, .max_batch = S,
+        GenConfig gc = {.sampling = {.temperature = 1.0f, .top_p = 1.0f}, .max_new_tokens = M, .max_batch = S, .prefill_chunk = chunk,
                         .seed = 7, .ignore_eos = 1};
         GenConfig warm = gc;
         warm.max_new_tokens = 2;
@@ -171,6 +173,16 @@ int main(int argc, char **argv) {
         gen_tok_s = (double)S * M / dt;
         printf("generate: %d x (%d prompt + %d new) tokens in %.2f s: %.0f new tokens/s, peak %.1f GB\n", S, P, M, dt,
                gen_tok_s, peak_gen / 1e9);
+        if (st.steps > 0)
+            printf("generate: %lld steps, %.2f ms each: %.2f ms issuing on the host, %.2f ms waiting for the device\n",
+                   (long long)st.steps, 1e3 * dt / st.steps, 1e3 * st.issue_seconds / st.steps,
+                   1e3 * st.wait_seconds / st.steps);
+        if (st.prefill_steps > 0)
+            printf("generate: %lld steps with prompt tokens, %.2f ms each\n", (long long)st.prefill_steps,
+                   1e3 * st.prefill_step_seconds / st.prefill_steps);
+        long g_rec = 0, g_rep = 0;
+        cuda_graph_stats(&g_rec, &g_rep);
+        printf("generate: CUDA graphs recorded %ld, replayed %ld\n", g_rec, g_rep);
         if (profile) {
             printf("time per op while generating (each op synchronised):\n");
             backend_profile_report(stdout);

@@ -166,6 +166,64 @@ static void bench_batch_invariant(void) {
     cuda_set_precision(CUDA_PREC_FP32);
 }
 
+/* The fixed cost of a kernel: 2000 dependent launches of a 256-float
+ * add, issued op by op and replayed as one CUDA graph. A decode step is
+ * ~300 such launches, so this floor times 300 is what fusion can win. */
+static void bench_launch_floor(void) {
+    enum { OPS = 2000 };
+    float *a = dev_rand(256, 1.0f), *b = dev_rand(256, 1.0f);
+    uint64_t key = 0x6c61756e6368ull; /* any key no model step uses */
+    double t_issue = 0, t_all = 0, t_graph = 0;
+    for (int rep = 0; rep < 5; rep++) { /* the last rep's times count */
+        sync_or_die();
+        double t0 = now();
+        for (int i = 0; i < OPS; i++) gpu->add_inplace(b, a, 256);
+        t_issue = now() - t0;
+        sync_or_die();
+        t_all = now() - t0;
+        t0 = now();
+        int g = gpu->graph_begin(&key, 1, 1); /* 1: replayed; 0: recording; -1: no graph */
+        if (g != 1)
+            for (int i = 0; i < OPS; i++) gpu->add_inplace(b, a, 256);
+        if (g == 0) gpu->graph_end();
+        sync_or_die();
+        t_graph = g == 1 ? now() - t0 : -1e-3 * OPS;
+    }
+    printf("launch floor: %d dependent 256-float adds: %.2f us each issued op by op (host %.2f us), "
+           "%.2f us each in a CUDA graph\n",
+           OPS, 1e6 * t_all / OPS, 1e6 * t_issue / OPS, 1e6 * t_graph / OPS);
+    gpu->free(a), gpu->free(b);
+}
+
+/* The decode sampler over 256 rows of a Qwen vocabulary (temperature 1, no
+ * filters: max, sum and draw passes), as bytes of logits read once. */
+static void bench_sample(double bw) {
+    int N = 256, V = 151936;
+    float *l = dev_rand((size_t)N * V, 8.0f);
+    double *hu = malloc(N * sizeof(double));
+    for (int i = 0; i < N; i++) hu[i] = (i + 0.5) / N;
+    double *u = gpu->alloc(N * sizeof(double));
+    int32_t *tok = gpu->alloc(N * sizeof(int32_t));
+    float *lp = gpu->alloc(N * sizeof(float));
+    Err err;
+    if (!u || !tok || !lp || cuda_upload(u, hu, N * sizeof(double), &err) != 0) sync_or_die();
+    double best = 1e9;
+    for (int rep = 0; rep < 7; rep++) {
+        sync_or_die();
+        double t0 = now();
+        gpu->sample(tok, lp, l, u, N, V, 1.0f, 0, 1.0f, 0.0f);
+        sync_or_die();
+        if (now() - t0 < best) best = now() - t0;
+    }
+    char shape[64];
+    snprintf(shape, sizeof shape, "N=%d V=%d T=1", N, V);
+    double gb = (double)N * V * 4 / 1e9;
+    printf("%-22s %-30s %9.3f %9.1f %-6s %6.1f%%\n", "sample", shape, best * 1e3, gb / best, "GB/s",
+           100.0 * gb / best / bw);
+    free(hu);
+    gpu->free(l), gpu->free(u), gpu->free(tok), gpu->free(lp);
+}
+
 static void row(const char *op, const char *shape, double sec, double amount, const char *unit, double ceil) {
     double rate = amount / sec;
     printf("%-22s %-30s %9.3f %9.1f %-6s %6.1f%%\n", op, shape, sec * 1e3, rate, unit, 100.0 * rate / ceil);
@@ -178,6 +236,7 @@ int main(void) {
     }
     printf("device: %s; fp32 (cuBLAS without TF32) except the bf16 GEMM table at the end\n", cuda_device_name());
     cuda_set_precision(CUDA_PREC_FP32);
+    bench_launch_floor();
     printf("%-22s %-30s %9s %9s %-6s %7s\n", "op", "shape", "ms", "rate", "unit", "of ceil");
     char shape[64];
     Ctx c = {0};
@@ -204,6 +263,7 @@ int main(void) {
     t = time_op(run_adamw, &c, 9);
     row("adamw_update", "2^28 floats", t, 7.0 * c.n * 4 / 1e9, "GB/s", bw); /* p,m,v read+write, g read */
     gpu->free(c.a), gpu->free(c.b), gpu->free(c.c), gpu->free(c.d);
+    bench_sample(bw);
 
     /* model-shaped GEMM: Qwen2.5-1.5B MLP up/gate on 4096 tokens */
     c.N = 4096, c.K = 1536, c.O = 17920;

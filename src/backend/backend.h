@@ -181,7 +181,7 @@ typedef struct Backend {
      * asked when a cache is created and fixed for its life. The CUDA
      * backend can keep them in bf16 (2) in bf16 precision, where its
      * decode attention rounds K and V to bf16 anyway: the same results
-     * from half the bytes (R1C_CUDA_KV_BF16=1, backend_cuda.h). The caches stay `float *` in this table (their memory is
+     * from half the bytes (the default; R1C_CUDA_KV_BF16=0 keeps fp32, backend_cuda.h). The caches stay `float *` in this table (their memory is
      * opaque to the caller); cache_stride and the (slot, position)
      * offsets count elements whatever their size. */
     size_t (*kv_elem_bytes)(void);

@@ -72,8 +72,9 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
     int V = m->cfg.vocab_size;
     int S = cfg->max_batch > 0 ? cfg->max_batch : 16;
     if (S > n_req) S = n_req;
-    int chunk = cfg->prefill_chunk > 0 ? cfg->prefill_chunk : 512;
+    int chunk = cfg->prefill_chunk > 0 ? cfg->prefill_chunk : gen_prefill_chunk_default(m->be->sample != NULL);
     int max_prompt = 0;
+    int64_t all_prompts = 0; /* no step holds more prompt tokens: the scratch need not either */
     for (int r = 0; r < n_req; r++) {
         if (req[r].prompt_len <= 0) return err_set(err, "request %d: empty prompt", r);
         for (int i = 0; i < req[r].prompt_len; i++)
@@ -81,7 +82,9 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
                 return err_set(err, "request %d: token id %d at position %d is outside the vocabulary (%d)", r,
                                req[r].prompt[i], i, V);
         if (req[r].prompt_len > max_prompt) max_prompt = req[r].prompt_len;
+        all_prompts += req[r].prompt_len;
     }
+    if (chunk > all_prompts) chunk = (int)all_prompts;
     int max_len = max_prompt + cfg->max_new_tokens;
     int cap = S + chunk;
     KVCache kv;
@@ -174,6 +177,12 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
                 rows[n_rows] = n++, row_slot[n_rows++] = s;
             }
         }
+        double t_issue = now_s();
+        if (dev_sample) { /* the step's uniforms go up first: an upload waits for the stream */
+            for (int i = 0; i < n_rows; i++) /* one draw per sampled token, as the host sampler */
+                u[i] = cfg->sampling.temperature > 0 ? rng_f64(&slots[row_slot[i]].rng) : 0.0;
+            be->upload(d_u, u, (size_t)n_rows * sizeof(double));
+        }
         if (model_decode(m, &kv, &sc, toks, slot_of, pos, n, rows, n_rows, logits, err) != 0) {
             rc = -1;
             goto done;
@@ -182,23 +191,26 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
         if (stats) {
             stats->decode_tokens += n_rows; /* one new token per sampled row */
             stats->prefill_tokens += n - n_rows;
+            stats->steps++;
+            stats->prefill_steps += n > n_rows;
         }
         if (dev_sample) {
             const SamplerParams *sp = &cfg->sampling;
-            for (int i = 0; i < n_rows; i++) /* one draw per sampled token, as the host sampler */
-                u[i] = sp->temperature > 0 ? rng_f64(&slots[row_slot[i]].rng) : 0.0;
-            be->upload(d_u, u, (size_t)n_rows * sizeof(double));
             /* ids then log-probs, adjacent: one download */
             float *d_lpn = (float *)(d_tok + n_rows);
             be->sample(d_tok, d_lpn, sc.logits_be, d_u, n_rows, V, sp->temperature, sp->top_k, sp->top_p, sp->min_p);
+            double t_wait = now_s();
             be->download(smp_h, d_tok, (size_t)n_rows * (sizeof(int32_t) + sizeof(float)));
             memcpy(stoks, smp_h, (size_t)n_rows * sizeof(int32_t));
             memcpy(lps, (const char *)smp_h + (size_t)n_rows * sizeof(int32_t), (size_t)n_rows * sizeof(float));
+            if (stats) stats->issue_seconds += t_wait - t_issue, stats->wait_seconds += now_s() - t_wait;
         } else {
             for (int i = 0; i < n_rows; i++)
                 stoks[i] = sampler_sample(&cfg->sampling, logits + (size_t)i * V, &sw, &slots[row_slot[i]].rng,
                                           &lps[i]);
+            if (stats) stats->issue_seconds += now_s() - t_issue; /* the host computes: nothing to wait for */
         }
+        if (stats && n > n_rows) stats->prefill_step_seconds += now_s() - t_issue;
         for (int i = 0; i < n_rows; i++) {
             Slot *sl = &slots[row_slot[i]];
             int r = sl->req;

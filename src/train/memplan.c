@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gen/generate.h"
 #include "model/model.h"
 
 #define LM_CHUNK_BYTES ((double)(256u << 20))
@@ -94,10 +95,13 @@ void memplan_compute(MemPlan *p, const MemPlanInput *in) {
         }
     }
     if (in->gen_batch > 0 && in->gen_len > 0) {
-        double S = in->gen_batch, len = in->gen_len, chunk = in->prefill_chunk > 0 ? in->prefill_chunk : 512;
-        /* fp32 elements: the default (a bf16 cache, R1C_CUDA_KV_BF16=1 on
-         * the GPU, takes half: this stays an upper bound) */
-        add(p, 'g', 2 * L * S * len * KD * 4, "KV cache (%d sequences x %d tokens)", in->gen_batch, in->gen_len);
+        double S = in->gen_batch, len = in->gen_len, chunk = in->prefill_chunk > 0 ? in->prefill_chunk
+                                                                                 : gen_prefill_chunk_default(in->cuda);
+        /* bf16 elements on the GPU in bf16 precision (R1C_CUDA_KV_BF16=0
+         * there doubles it), fp32 elsewhere */
+        double kv_elem = in->cuda && in->bf16 ? 2 : 4;
+        add(p, 'g', 2 * L * S * len * KD * kv_elem, "KV cache (%d sequences x %d tokens)", in->gen_batch,
+            in->gen_len);
         double cap = S + chunk;
         double dec = cap * (4 * C + QKVD + 3 * QD + 3 * KD + 3 * I + 1 + c->n_heads) * 4 + cap * 16;
         add(p, 'g', dec + S * V * 4, "decode buffers and one step's logits");

@@ -25,7 +25,7 @@ typedef struct MemPlanInput {
     int recompute;
     int has_ref;              /* a frozen reference model (GRPO beta > 0) */
     int gen_batch, gen_len;   /* sequences decoded together, prompt + new tokens; 0: no generation */
-    int prefill_chunk;        /* prompt tokens per decode step (0: 512) */
+    int prefill_chunk;        /* prompt tokens per decode step (0: gen_prefill_chunk_default) */
     int cuda;                 /* count the CUDA backend's scratch */
     int bf16;                 /* CUDA bf16 precision: + a bf16 copy of each model's weights */
     int world, zero;          /* data-parallel ranks; zero: AdamW moments sharded over them (ZeRO-1) */

@@ -36,16 +36,16 @@ extern "C" void cuda_set_precision(CudaPrecision p) {
 }
 extern "C" CudaPrecision cuda_precision(void) { return g_prec; }
 
-/* bf16 KV caches, in bf16 precision, when R1C_CUDA_KV_BF16=1 or
- * cuda_set_kv_bf16(1) (off by default until measured on a GPU). Read when
- * a cache is created and by every op that touches one, so it must not
- * change while a cache lives. */
+/* bf16 KV caches in bf16 precision: the default; R1C_CUDA_KV_BF16=0 or
+ * cuda_set_kv_bf16(0) keeps them fp32. Read when a cache is created and
+ * by every op that touches one, so it must not change while a cache
+ * lives. */
 static int g_kv16 = -1;
 extern "C" void cuda_set_kv_bf16(int on) { g_kv16 = on ? 1 : 0; }
 int cuda_kv_bf16(void) {
     if (g_kv16 < 0) {
         const char *e = getenv("R1C_CUDA_KV_BF16");
-        g_kv16 = e && !strcmp(e, "1");
+        g_kv16 = !(e && !strcmp(e, "0"));
     }
     return g_kv16 && g_prec == CUDA_PREC_BF16;
 }

@@ -132,6 +132,36 @@ __global__ void __launch_bounds__(DS_WARPS * 32) ds_stats_kernel(float *pml, flo
     }
 }
 
+/* The channel a lane holds in its c-th output register. A bf16 cache
+ * whose rows fill the lanes (HD = 32 NR, NR even) is read as pairs: lane
+ * i takes channels 2i, 2i + 1 of each 64, one 4-byte load per pair, so a
+ * warp reads a 128-byte row in one load; otherwise lane i takes channels
+ * i, i + 32, ... The sums per channel are the same either way. */
+template <int NR, typename KVT> __device__ __forceinline__ bool ds_pairs(int HD) {
+    return sizeof(KVT) == 2 && NR % 2 == 0 && HD == 32 * NR;
+}
+__device__ __forceinline__ int ds_ch(int lane, int c, bool pairs) {
+    return pairs ? 64 * (c >> 1) + 2 * lane + (c & 1) : lane + 32 * c;
+}
+/* the lane's NR values of a cache row */
+template <int NR> __device__ __forceinline__ void ds_ldv(float *vd, const float *vr, int lane, int HD, bool) {
+#pragma unroll
+    for (int c = 0; c < NR; c++) vd[c] = lane + 32 * c < HD ? vr[lane + 32 * c] : 0.0f;
+}
+template <int NR>
+__device__ __forceinline__ void ds_ldv(float *vd, const __nv_bfloat16 *vr, int lane, int HD, bool pairs) {
+    if (pairs) {
+#pragma unroll
+        for (int c = 0; c < NR; c += 2) {
+            float2 f = __bfloat1622float2(*(const __nv_bfloat162 *)(vr + 64 * (c >> 1) + 2 * lane));
+            vd[c] = f.x, vd[c + 1] = f.y;
+        }
+    } else {
+#pragma unroll
+        for (int c = 0; c < NR; c++) vd[c] = lane + 32 * c < HD ? __bfloat162float(vr[lane + 32 * c]) : 0.0f;
+    }
+}
+
 /* grid as the stats; po (rows, KVH, Z, G, HD): each split's P V */
 template <int NR, typename KVT>
 __global__ void __launch_bounds__(DS_WARPS * 32) ds_pv_kernel(float *po, const float *pml, const float *psc,
@@ -144,6 +174,7 @@ __global__ void __launch_bounds__(DS_WARPS * 32) ds_pv_kernel(float *po, const f
     int r = blockIdx.x, n = n0 + r, kh = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5, L = len[n];
     if ((int)blockIdx.z * DS_KEYS >= L) return;
     const KVT *vc = v_cache + (size_t)slot[n] * stride + (size_t)kh * HD;
+    const bool pairs = ds_pairs<NR, KVT>(HD);
     if (threadIdx.x < G) { /* the row's max and 1/sum from its splits, in split order */
         int g = threadIdx.x, nz = (L + DS_KEYS - 1) / DS_KEYS;
         const float *p = pml + (((size_t)r * KVH + kh) * Z * G + g) * 2;
@@ -175,12 +206,10 @@ __global__ void __launch_bounds__(DS_WARPS * 32) ds_pv_kernel(float *po, const f
             float vd[DS_BATCH][NR];
 #pragma unroll
             for (int u = 0; u < DS_BATCH; u++) {
-                const KVT *vr = vc + (size_t)(j0 + jb + u) * KD;
+                if (jb + u < lim) ds_ldv<NR>(vd[u], vc + (size_t)(j0 + jb + u) * KD, lane, HD, pairs);
+                else
 #pragma unroll
-                for (int c = 0; c < NR; c++) {
-                    int d = lane + 32 * c;
-                    vd[u][c] = jb + u < lim && d < HD ? kv_load(vr, d) : 0.0f;
-                }
+                    for (int c = 0; c < NR; c++) vd[u][c] = 0.0f;
             }
 #pragma unroll
             for (int u = 0; u < DS_BATCH; u++) {
@@ -199,7 +228,7 @@ __global__ void __launch_bounds__(DS_WARPS * 32) ds_pv_kernel(float *po, const f
             if (g >= G) continue;
 #pragma unroll
             for (int c = 0; c < NR; c++) {
-                int d = lane + 32 * c;
+                int d = ds_ch(lane, c, pairs);
                 if (d < HD) os[(w * G + g) * HD + d] = o[g][c];
             }
         }

@@ -24,12 +24,14 @@
  * graphs are then turned off for the process with one line on stderr and
  * the caller issues the ops directly. R1C_CUDA_GRAPHS=0 turns them off.
  *
- * Only small batches are replayed: measured on an H200 at the 0.5B shape
- * (bench_cuda_model --no-train -M 128), graphs make 16 sequences 10-12%
- * faster (4.2k vs 3.8k tokens/s) but 256 sequences 10% slower (22.5k vs
- * 25.0k): there the step is bound by the kernels themselves, and cuBLAS
- * under capture does not pick the kernels it picks for direct calls. So a
- * step of more than R1C_CUDA_GRAPH_ROWS rows (default 32) runs op by op. */
+ * Which batches are replayed: R1C_CUDA_GRAPH_ROWS (default 1024) is the
+ * largest row count recorded. Early on (fp32 caches, one attention kernel
+ * per row) graphs lost 10% at 256 sequences, so only 32 rows were
+ * replayed. With the kernels as they are now a graph's launch costs the
+ * device 0.8 us per kernel against 4-5 us of host time per direct launch
+ * (bench_cuda_ops, "launch floor"), and at the 0.5B shape 256 sequences
+ * x (128 + 256) tokens go from 58.2k to 62.7k tokens/s with graphs
+ * (bench_cuda_model --no-train, H200). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +43,7 @@ extern "C" {
 }
 
 #define GRAPH_MAX 1024 /* distinct keys; past it, steps run without graphs */
-#define GRAPH_ROWS 32  /* default largest batch replayed */
+#define GRAPH_ROWS 1024 /* default largest batch replayed */
 #define KEY_WORDS 8
 
 typedef struct GraphEntry {
