@@ -512,6 +512,30 @@ static void test_attention(int B, int T, int NH, int KVH, int HD) {
     snprintf(tag, sizeof tag, "attention_decode == attention_forward rows B=%d T=%d NH=%d KVH=%d", B, T, NH, KVH);
     CHECKF(maxd <= 1e-5 * (maxr > 1 ? maxr : 1), "%s: max diff %.3g", tag, maxd);
 
+    /* The same rows through a paged cache: blocks of 3 positions (a
+     * sequence's last block part-full) handed out in a scrambled order,
+     * written the way model_decode writes them (kv_cache_write with each
+     * token's block and offset in it), then read back by
+     * attention_decode_paged: the contiguous cache's bits. */
+    int BS = 3, MB = (maxT + BS - 1) / BS, NB = nslots * MB + 2;
+    int32_t *table = malloc((size_t)nslots * MB * 4), *perm = malloc((size_t)NB * 4);
+    int32_t *wblk = malloc(N * 4), *wpos = malloc(N * 4);
+    for (int i = 0; i < NB; i++) perm[i] = i;
+    for (int i = NB - 1; i > 0; i--) {
+        int j = (int)(rng_u64(&rng) % (uint64_t)(i + 1)), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    for (int i = 0; i < nslots * MB; i++) table[i] = perm[i];
+    float *kp = randf((size_t)NB * BS * KD, 9.0f), *vp = randf((size_t)NB * BS * KD, 9.0f);
+    for (int i = 0; i < N; i++) wblk[i] = table[(size_t)slot[i] * MB + posv[i] / BS], wpos[i] = posv[i] % BS;
+    be->kv_cache_write(kp, vp, kr, vr, wblk, wpos, (size_t)BS * KD, N, KD);
+    float *op = randf(nq, 9.0f);
+    be->attention_decode_paged(op, qd, kp, vp, table, MB, BS, slot, len, N, NH, KVH, HD);
+    snprintf(tag, sizeof tag, "attention_decode_paged == attention_decode B=%d T=%d NH=%d KVH=%d", B, T, NH, KVH);
+    CHECKF(bits_equal(op, od, nq), "%s: not bit for bit", tag);
+    free(table), free(perm), free(wblk), free(wpos);
+    be->free(kp), be->free(vp), be->free(op);
+
     be->free(q), be->free(k), be->free(v), be->free(R), be->free(out), be->free(lse);
     be->free(dq), be->free(dk), be->free(dv), be->free(kc), be->free(vc), be->free(kr), be->free(vr);
     be->free(qd), be->free(od);

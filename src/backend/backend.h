@@ -73,6 +73,16 @@ typedef struct Backend {
     void (*attention_decode)(float *out, const float *q, const float *k_cache, const float *v_cache,
                              const int32_t *slot, const int32_t *len, size_t cache_stride, int N, int NH, int KVH,
                              int HD);
+    /* Optional (NULL: the backend has no paged caches): attention_decode
+     * over paged caches. A cache is a pool of blocks of `block` positions
+     * ((KVH, HD) each, position p of block b at element (b block + p) KD);
+     * the sequence token n belongs to owns the blocks
+     * table[slot[n] max_blocks + i], i = 0, 1, ..., for its positions
+     * [i block, (i + 1) block). Same arithmetic, in the same order, as
+     * attention_decode: a paged cache gives the contiguous cache's bits. */
+    void (*attention_decode_paged)(float *out, const float *q, const float *k_pool, const float *v_pool,
+                                   const int32_t *table, int max_blocks, int block, const int32_t *slot,
+                                   const int32_t *len, int N, int NH, int KVH, int HD);
     /* Writes k(N,KVH*HD), v(N,KVH*HD) rows into the caches at (slot[n], pos[n]). */
     void (*kv_cache_write)(float *k_cache, float *v_cache, const float *k, const float *v, const int32_t *slot,
                            const int32_t *pos, size_t cache_stride, int N, int KD);

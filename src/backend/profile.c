@@ -7,8 +7,8 @@
 
 static const Backend *g_inner;
 static Backend g_prof;
-enum { N_OPS = 29 };
-static const char *OP_NAMES[N_OPS] = {"alloc", "free", "zero", "copy", "matmul_forward", "matmul_backward", "rmsnorm_forward", "rmsnorm_backward", "rope_apply", "attention_forward", "attention_backward", "attention_decode", "kv_cache_write", "qkv_split", "qkv_merge", "swiglu_forward", "swiglu_backward", "embedding_forward", "embedding_backward", "add_inplace", "lm_head_logprob_forward", "lm_head_logprob_backward", "sumsq", "scale", "adamw_update", "upload", "download", "add_rmsnorm_forward", "qkv_rope_cache"};
+enum { N_OPS = 30 };
+static const char *OP_NAMES[N_OPS] = {"alloc", "free", "zero", "copy", "matmul_forward", "matmul_backward", "rmsnorm_forward", "rmsnorm_backward", "rope_apply", "attention_forward", "attention_backward", "attention_decode", "kv_cache_write", "qkv_split", "qkv_merge", "swiglu_forward", "swiglu_backward", "embedding_forward", "embedding_backward", "add_inplace", "lm_head_logprob_forward", "lm_head_logprob_backward", "sumsq", "scale", "adamw_update", "upload", "download", "add_rmsnorm_forward", "qkv_rope_cache", "attention_decode_paged"};
 static double g_sec[N_OPS];
 static long g_calls[N_OPS];
 
@@ -166,6 +166,12 @@ static void p_qkv_rope_cache(float *q, const float *qkv, const float *bias, cons
     g_sec[28] += now_s() - t0, g_calls[28]++;
 }
 
+static void p_attention_decode_paged(float *out, const float *q, const float *k_pool, const float *v_pool, const int32_t *table, int max_blocks, int block, const int32_t *slot, const int32_t *len, int N, int NH, int KVH, int HD) {
+    double t0 = now_s();
+    g_inner->attention_decode_paged(out, q, k_pool, v_pool, table, max_blocks, block, slot, len, N, NH, KVH, HD);
+    g_sec[29] += now_s() - t0, g_calls[29]++;
+}
+
 const Backend *backend_profiled(const Backend *inner) {
     g_inner = inner;
     g_prof = *inner;
@@ -199,6 +205,7 @@ const Backend *backend_profiled(const Backend *inner) {
     g_prof.download = p_download;
     g_prof.add_rmsnorm_forward = inner->add_rmsnorm_forward ? p_add_rmsnorm_forward : NULL;
     g_prof.qkv_rope_cache = inner->qkv_rope_cache ? p_qkv_rope_cache : NULL;
+    g_prof.attention_decode_paged = inner->attention_decode_paged ? p_attention_decode_paged : NULL;
     return &g_prof;
 }
 

@@ -28,6 +28,11 @@ static const char *USAGE =
     "  --top-p P --top-k K --min-p P\n"
     "  --seed S            (default 0); sample j of prompt i uses stream i*n+j\n"
     "  --batch B           sequences decoded together (default 16)\n"
+    "  --kv-block N        paged KV cache of N-position blocks (default 0: one\n"
+    "                      max-length cache row per sequence; CPU backend)\n"
+    "  --kv-tokens N       with --kv-block: the pool's positions (default: room for\n"
+    "                      every sequence at full length); a smaller pool preempts\n"
+    "                      and later resumes sequences, with the same tokens\n"
     "  --stop-ids 1,2      extra stop token ids (besides the model's EOS)\n"
     "  --backend NAME      cpu (default) | cuda\n"
     "output: one line per sample {\"prompt\": i, \"sample\": j, \"tokens\": [...],\n"
@@ -126,7 +131,7 @@ static int load_prompts(const char *path, int32_t ***ids, int **lens, int *n, Er
 int cmd_generate(int argc, char **argv) {
     const char *model_dir = NULL, *ids_s = NULL, *input = NULL, *stop_s = NULL, *text = NULL, *tmpl_name = "auto",
                *system = NULL, *be_name = NULL;
-    int64_t n_samples = 1, max_new = 64, top_k = 0, seed = 0, batch = 16;
+    int64_t n_samples = 1, max_new = 64, top_k = 0, seed = 0, batch = 16, kv_block = 0, kv_tokens = 0;
     double temp = 1.0, top_p = 1.0, min_p = 0.0;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -141,7 +146,8 @@ int cmd_generate(int argc, char **argv) {
             (r = arg_int(argc, argv, &i, "--n", &n_samples)) || (r = arg_int(argc, argv, &i, "--max-new-tokens", &max_new)) ||
             (r = arg_int(argc, argv, &i, "--top-k", &top_k)) || (r = arg_int(argc, argv, &i, "--seed", &seed)) ||
             (r = arg_int(argc, argv, &i, "--batch", &batch)) || (r = arg_float(argc, argv, &i, "--temperature", &temp)) ||
-            (r = arg_float(argc, argv, &i, "--top-p", &top_p)) || (r = arg_float(argc, argv, &i, "--min-p", &min_p))) {
+            (r = arg_float(argc, argv, &i, "--top-p", &top_p)) || (r = arg_float(argc, argv, &i, "--min-p", &min_p)) ||
+            (r = arg_int(argc, argv, &i, "--kv-block", &kv_block)) || (r = arg_int(argc, argv, &i, "--kv-tokens", &kv_tokens))) {
             if (r < 0) return 2;
             continue;
         }
@@ -152,9 +158,10 @@ int cmd_generate(int argc, char **argv) {
         return 2;
     }
     if (n_samples < 1 || max_new < 0 || batch < 1 || temp < 0 || top_p <= 0 || top_p > 1 || min_p < 0 || min_p > 1 ||
-        top_k < 0) {
+        top_k < 0 || kv_block < 0 || kv_block > 1 << 20 || kv_tokens < 0 || (kv_tokens && !kv_block)) {
         fprintf(stderr, "r1c generate: need --n >= 1, --batch >= 1, --max-new-tokens >= 0, --temperature >= 0, "
-                        "0 < --top-p <= 1, 0 <= --min-p <= 1, --top-k >= 0\n");
+                        "0 < --top-p <= 1, 0 <= --min-p <= 1, --top-k >= 0, 0 <= --kv-block <= 1048576, "
+                        "--kv-tokens >= 0 (with --kv-block)\n");
         return 2;
     }
     Err err = {{0}};
@@ -212,6 +219,8 @@ int cmd_generate(int argc, char **argv) {
         .max_new_tokens = (int)max_new,
         .max_batch = (int)batch,
         .seed = (uint64_t)seed,
+        .kv_block = (int)kv_block,
+        .kv_tokens = kv_tokens,
         .stop_ids = stop_ids,
         .n_stop_ids = n_stop,
         .on_token = stream.tok ? stream_token : NULL,
@@ -241,6 +250,15 @@ int cmd_generate(int argc, char **argv) {
     fprintf(stderr, "r1c generate: %d sequences, %lld prompt + %lld new tokens in %.2fs (%.1f new tokens/s)\n", n_req,
             (long long)st.prefill_tokens, (long long)st.decode_tokens, st.seconds,
             st.seconds > 0 ? st.decode_tokens / st.seconds : 0.0);
+    if (st.steps > 0)
+        fprintf(stderr, "r1c generate: %lld steps (%lld with prompt tokens), %.2f ms each: %.2f ms issuing, %.2f ms "
+                        "waiting for the device\n",
+                (long long)st.steps, (long long)st.prefill_steps, 1e3 * st.seconds / st.steps,
+                1e3 * st.issue_seconds / st.steps, 1e3 * st.wait_seconds / st.steps);
+    if (st.preemptions)
+        fprintf(stderr, "r1c generate: the paged KV cache was full %lld times: the latest sequence gave its blocks "
+                        "back and resumed later\n",
+                (long long)st.preemptions);
     gen_outputs_free(outs, n_req);
     rc = 0;
 fail:

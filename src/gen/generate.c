@@ -11,6 +11,7 @@
 
 typedef struct Slot {
     int req;       /* -1 when free */
+    long started;  /* admission order: a full paged pool preempts the latest */
     int ready;     /* cache rows computed by earlier steps (len counts queued ones too) */
     int prefilled; /* prompt tokens already in the cache */
     int len;       /* tokens in the cache */
@@ -45,14 +46,73 @@ static int find_donor(const Slot *slots, int S, int s, const GenRequest *req, co
 }
 
 /* Copies cache rows [0, n) of slot `from` to slot `to` in every layer
- * (elements of kv->elem bytes). */
+ * (elements of kv->elem bytes); a paged cache block by block (`to` holds
+ * blocks for them). */
 static void kv_cache_copy_prefix(Model *m, KVCache *kv, int from, int to, int n) {
-    size_t bytes = (size_t)n * m->KD * kv->elem, slot = kv->stride * kv->elem;
+    size_t row = (size_t)m->KD * kv->elem, unit = kv->stride * kv->elem; /* a slot's or a block's bytes */
     for (int l = 0; l < m->cfg.n_layers; l++) {
         char *k = (char *)kv->k[l], *v = (char *)kv->v[l];
-        m->be->copy(k + (size_t)to * slot, k + (size_t)from * slot, bytes);
-        m->be->copy(v + (size_t)to * slot, v + (size_t)from * slot, bytes);
+        if (kv->block == 0) {
+            m->be->copy(k + (size_t)to * unit, k + (size_t)from * unit, (size_t)n * row);
+            m->be->copy(v + (size_t)to * unit, v + (size_t)from * unit, (size_t)n * row);
+            continue;
+        }
+        for (int b = 0; b * kv->block < n; b++) {
+            size_t src = (size_t)kv->table[(size_t)from * kv->max_blocks + b] * unit;
+            size_t dst = (size_t)kv->table[(size_t)to * kv->max_blocks + b] * unit;
+            size_t bytes = (size_t)(n - b * kv->block < kv->block ? n - b * kv->block : kv->block) * row;
+            m->be->copy(k + dst, k + src, bytes);
+            m->be->copy(v + dst, v + src, bytes);
+        }
     }
+}
+
+/* What a request prefills: its prompt, or after a preemption its prompt
+ * and the tokens it had generated (the last one not yet fed) */
+typedef struct Resume {
+    const int32_t **tok;
+    int *len;
+    int32_t **own; /* the buffers built for preempted requests */
+    Rng *rng;      /* a preempted request's random stream, to go on with */
+    char *resumed;
+    int *queue, n, head, tail; /* preempted requests, first out first back: a ring of n (each at most once) */
+} Resume;
+
+/* Slot v's request gives its blocks back and waits to start again. */
+static int gen_preempt(KVCache *kv, Slot *slots, int v, const GenRequest *req, const GenOutput *out, Resume *rs,
+                       GenStats *stats) {
+    int r = slots[v].req, P = req[r].prompt_len, n = out[r].n;
+    int32_t *buf = malloc((size_t)(P + n) * sizeof(int32_t));
+    if (!buf) return -1;
+    memcpy(buf, req[r].prompt, (size_t)P * sizeof(int32_t));
+    memcpy(buf + P, out[r].tokens, (size_t)n * sizeof(int32_t));
+    free(rs->own[r]);
+    rs->own[r] = buf;
+    rs->tok[r] = buf, rs->len[r] = P + n;
+    rs->rng[r] = slots[v].rng;
+    rs->resumed[r] = 1;
+    rs->queue[rs->tail++ % rs->n] = r;
+    kv_slot_release(kv, v);
+    slots[v].req = -1;
+    if (stats) stats->preemptions++;
+    return 0;
+}
+
+/* Paged: blocks for slot s's positions [0, n_pos), preempting the latest
+ * started slots after s (they have queued nothing this step) while the
+ * pool is full, or s itself when none is left. 1: reserved; 0: s was
+ * preempted; -1: out of host memory. */
+static int gen_reserve(KVCache *kv, Slot *slots, int S, int s, int n_pos, const GenRequest *req,
+                       const GenOutput *out, Resume *rs, GenStats *stats) {
+    if (kv->block == 0) return 1;
+    while (kv_slot_reserve(kv, s, n_pos) != 0) {
+        int v = s; /* the latest started of s and the slots after it */
+        for (int i = s + 1; i < S; i++)
+            if (slots[i].req >= 0 && slots[i].started > slots[v].started) v = i;
+        if (gen_preempt(kv, slots, v, req, out, rs, stats) != 0) return -1;
+        if (v == s) return 0;
+    }
+    return 1;
 }
 
 static int is_stop(const Model *m, const GenConfig *cfg, int32_t tok, GenFinish *why) {
@@ -90,7 +150,12 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
     KVCache kv;
     DecodeScratch sc;
     SamplerWork sw;
-    if (kv_cache_create(&kv, m, S, max_len, err) != 0) return -1;
+    if (cfg->kv_block > 0) {
+        int64_t per_seq = (max_len + cfg->kv_block - 1) / cfg->kv_block;
+        int64_t nb = cfg->kv_tokens > 0 ? (cfg->kv_tokens + cfg->kv_block - 1) / cfg->kv_block : S * per_seq;
+        if (nb > INT32_MAX) return err_set(err, "paged KV cache: %lld blocks are too many", (long long)nb);
+        if (kv_cache_create_paged(&kv, m, S, max_len, cfg->kv_block, (int)nb, err) != 0) return -1;
+    } else if (kv_cache_create(&kv, m, S, max_len, err) != 0) return -1;
     if (decode_scratch_create(&sc, m, cap, err) != 0) {
         kv_cache_free(&kv, m);
         return -1;
@@ -111,10 +176,14 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
     double *d_u = d_smp;
     int32_t *d_tok = d_smp ? (int32_t *)(d_u + S) : NULL; /* then the log-probs, (float *)(d_tok + rows) */
     void *smp_h = dev_sample ? malloc((size_t)S * (sizeof(int32_t) + sizeof(float))) : NULL;
+    Resume rs = {.tok = malloc((size_t)n_req * sizeof(int32_t *)), .len = malloc((size_t)n_req * sizeof(int)),
+                 .own = calloc(n_req, sizeof(int32_t *)), .rng = malloc((size_t)n_req * sizeof(Rng)),
+                 .resumed = calloc(n_req, 1), .queue = malloc((size_t)n_req * sizeof(int)), .n = n_req};
     int rc = 0;
     memset(&sw, 0, sizeof sw);
     if ((!dev_sample && sampler_work_init(&sw, V) != 0) || !slots || !toks || !slot_of || !pos || !rows ||
-        !row_slot || (!dev_sample && !logits) || (dev_sample && (!d_smp || !smp_h)) || !u || !lps || !stoks) {
+        !row_slot || (!dev_sample && !logits) || (dev_sample && (!d_smp || !smp_h)) || !u || !lps || !stoks ||
+        !rs.tok || !rs.len || !rs.own || !rs.rng || !rs.resumed || !rs.queue) {
         rc = err_set(err, "out of memory for generation buffers");
         goto done;
     }
@@ -126,8 +195,10 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
             goto done;
         }
     }
+    for (int r = 0; r < n_req; r++) rs.tok[r] = req[r].prompt, rs.len[r] = req[r].prompt_len;
     for (int s = 0; s < S; s++) slots[s].req = -1;
-    int next_req = 0, n_done = 0;
+    int next_req = 0, n_done = 0, idle = 0;
+    long n_started = 0;
     double t0 = now_s();
     if (cfg->max_new_tokens <= 0) {
         for (int r = 0; r < n_req; r++) out[r].finish = GEN_FINISH_LENGTH;
@@ -137,31 +208,51 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
         int n = 0, n_rows = 0, budget = chunk;
         for (int s = 0; s < S; s++) {
             Slot *sl = &slots[s];
-            if (sl->req < 0 && next_req < n_req) {
-                sl->req = next_req++;
-                sl->prefilled = sl->len = sl->ready = 0;
-                rng_split(&sl->rng, cfg->seed, req[sl->req].stream);
+            if (sl->req < 0 && (rs.head < rs.tail || next_req < n_req)) {
+                /* preempted requests first; a paged pool must have room
+                 * for the whole prompt and a first token */
+                int r = rs.head < rs.tail ? rs.queue[rs.head % rs.n] : next_req;
+                if (kv.block == 0 || (int64_t)kv.n_free * kv.block >= rs.len[r] + 1) {
+                    if (rs.head < rs.tail) rs.head++;
+                    else next_req++;
+                    sl->req = r;
+                    sl->started = n_started++;
+                    sl->prefilled = sl->len = sl->ready = 0;
+                    if (rs.resumed[r]) sl->rng = rs.rng[r];
+                    else rng_split(&sl->rng, cfg->seed, req[r].stream);
+                }
             }
             if (sl->req < 0) continue;
             const GenRequest *q = &req[sl->req];
+            const int32_t *ptok = rs.tok[sl->req];
+            int plen = rs.len[sl->req];
             if (sl->prefilled == 0 && q->prompt_len > 1 && !cfg->no_prefix_sharing) {
                 /* Another slot holding the same prompt donates its cache rows:
                  * the G samples of a GRPO group prefill once, not G times. */
                 int donor = find_donor(slots, S, s, req, q);
                 if (donor >= 0 && slots[donor].ready >= q->prompt_len - 1) {
-                    kv_cache_copy_prefix(m, &kv, donor, s, q->prompt_len - 1);
-                    sl->prefilled = sl->len = sl->ready = q->prompt_len - 1;
-                    if (stats) stats->shared_prefix_tokens += q->prompt_len - 1;
+                    int donor_req = slots[donor].req;
+                    int g = gen_reserve(&kv, slots, S, s, q->prompt_len - 1, req, out, &rs, stats);
+                    if (g < 0) goto oom;
+                    if (g == 0) continue; /* s itself made room */
+                    if (slots[donor].req == donor_req) { /* else the donor made room: s prefills its prompt */
+                        kv_cache_copy_prefix(m, &kv, donor, s, q->prompt_len - 1);
+                        sl->prefilled = sl->len = sl->ready = q->prompt_len - 1;
+                        if (stats) stats->shared_prefix_tokens += q->prompt_len - 1;
+                    }
                 } else if (donor >= 0 && slots[donor].prefilled > 0) {
                     continue; /* the donor's prefill is under way: copy next step */
                 }
             }
-            if (sl->prefilled < q->prompt_len) {
-                int take = q->prompt_len - sl->prefilled;
+            if (sl->prefilled < plen) {
+                int take = plen - sl->prefilled;
                 if (take > budget) take = budget;
                 if (take == 0) continue;
+                int g = gen_reserve(&kv, slots, S, s, sl->len + take, req, out, &rs, stats);
+                if (g < 0) goto oom;
+                if (g == 0) continue;
                 for (int i = 0; i < take; i++) {
-                    toks[n] = q->prompt[sl->prefilled + i];
+                    toks[n] = ptok[sl->prefilled + i];
                     slot_of[n] = s;
                     pos[n] = sl->len + i;
                     n++;
@@ -169,14 +260,25 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
                 sl->prefilled += take;
                 sl->len += take;
                 budget -= take;
-                if (sl->prefilled == q->prompt_len) rows[n_rows] = n - 1, row_slot[n_rows++] = s;
+                if (sl->prefilled == plen) rows[n_rows] = n - 1, row_slot[n_rows++] = s;
             } else {
+                int g = gen_reserve(&kv, slots, S, s, sl->len + 1, req, out, &rs, stats);
+                if (g < 0) goto oom;
+                if (g == 0) continue;
                 toks[n] = sl->last;
                 slot_of[n] = s;
                 pos[n] = sl->len++;
                 rows[n_rows] = n++, row_slot[n_rows++] = s;
             }
         }
+        if (n == 0) { /* every slot waited (for room or a donor): cannot happen twice */
+            if (++idle > 1) {
+                rc = err_set(err, "generation made no progress (%d of %d requests done)", n_done, n_req);
+                goto done;
+            }
+            continue;
+        }
+        idle = 0;
         double t_issue = now_s();
         if (dev_sample) { /* the step's uniforms go up first: an upload waits for the stream */
             for (int i = 0; i < n_rows; i++) /* one draw per sampled token, as the host sampler */
@@ -232,11 +334,15 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
             if (stop) {
                 o->finish = why;
                 sl->req = -1;
+                if (kv.block > 0) kv_slot_release(&kv, row_slot[i]);
                 n_done++;
             } else sl->last = tok;
         }
     }
     if (stats) stats->seconds = now_s() - t0;
+    goto done;
+oom:
+    rc = err_set(err, "out of memory for a preempted sequence's tokens");
 done:
     if (rc) gen_outputs_free(out, n_req);
     sampler_work_free(&sw);
@@ -252,6 +358,8 @@ done:
     free(u);
     free(lps);
     free(stoks);
+    for (int r = 0; rs.own && r < n_req; r++) free(rs.own[r]);
+    free(rs.tok), free(rs.len), free(rs.own), free(rs.rng), free(rs.resumed), free(rs.queue);
     if (d_smp) be->free(d_smp);
     free(smp_h);
     return rc;

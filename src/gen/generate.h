@@ -38,6 +38,15 @@ typedef struct GenConfig {
     int n_stop_ids;
     int ignore_eos;
     int no_prefix_sharing; /* 1: every request prefills its own prompt */
+    /* Paged KV cache (kv_block > 0; needs the backend's
+     * attention_decode_paged): positions per block, and kv_tokens, the
+     * pool's size in positions (0: max_batch x the longest sequence, so no
+     * sequence ever waits for room). A smaller pool holds what is running:
+     * when it is full, the sequence started last gives its blocks back and
+     * later starts again from its prompt plus the tokens it has generated
+     * (recomputed, not lost; its random stream continues where it was). */
+    int kv_block;
+    int64_t kv_tokens;
     /* Optional: return 1 to stop request `req` after its newest token
      * (stop strings are checked here on decoded text). */
     int (*stop_fn)(void *user, int req, const int32_t *toks, int n);
@@ -55,6 +64,7 @@ typedef struct GenStats {
      * on an asynchronous backend); seconds then spent waiting for the
      * sampled tokens. wait ~ 0 means the host is the bottleneck. */
     int64_t steps, prefill_steps; /* the latter: steps with prompt tokens */
+    int64_t preemptions;          /* paged KV: sequences that gave their blocks back to make room */
     double issue_seconds, wait_seconds, prefill_step_seconds;
 } GenStats;
 

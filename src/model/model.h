@@ -177,19 +177,40 @@ void model_backward(Model *m, Acts *a, const float *dlogp);
 
 typedef struct KVCache {
     int n_slots, max_len;
-    size_t stride;  /* elements per slot per layer: max_len * KD */
+    size_t stride;  /* elements per slot per layer: max_len * KD (contiguous caches) */
     size_t elem;    /* bytes per element: 4, or 2 where the backend keeps bf16 (kv_elem_bytes) */
-    float **k, **v; /* L entries, each (n_slots, max_len, KD) elements: backend memory, opaque */
+    float **k, **v; /* L entries, each (n_slots, max_len, KD) elements, or (n_blocks, block, KD)
+                       when paged: backend memory, opaque */
+    /* Paged (block > 0): slots own blocks of `block` positions from a
+     * shared pool, taken as they grow (kv_slot_reserve) and returned when
+     * they end (kv_slot_release), so the pool holds the positions in use,
+     * not n_slots x max_len. */
+    int block, n_blocks, max_blocks; /* max_blocks: table entries per slot */
+    int32_t *table;                  /* host (n_slots, max_blocks): slot s's i-th block, -1: none */
+    int *nblk;                       /* blocks each slot holds */
+    int *free_blk, n_free;           /* the pool's free blocks (a stack) */
+    int32_t *table_be;               /* backend copy of table, uploaded by model_decode when changed */
+    int table_dirty;
 } KVCache;
 
 int kv_cache_create(KVCache *kv, const Model *m, int n_slots, int max_len, Err *err);
+/* A paged cache of n_blocks blocks of `block` positions for n_slots
+ * sequences of up to max_len positions; needs the backend's
+ * attention_decode_paged. */
+int kv_cache_create_paged(KVCache *kv, const Model *m, int n_slots, int max_len, int block, int n_blocks, Err *err);
 void kv_cache_free(KVCache *kv, const Model *m);
+/* Paged: slot `slot` gets blocks for positions [0, n_pos). 0, or -1 when
+ * the pool has too few free blocks (then it takes none). */
+int kv_slot_reserve(KVCache *kv, int slot, int n_pos);
+/* Paged: slot `slot`'s blocks go back to the pool. */
+void kv_slot_release(KVCache *kv, int slot);
 
 typedef struct DecodeScratch {
     int cap; /* max tokens per call */
     float *x, *ln, *qkv, *q, *k, *v, *q_pre, *k_pre, *rstd, *rstd_h, *att, *tmp, *gu, *h;
-    int32_t *len;   /* (4, cap) host: tokens, slot, pos, len (pos + 1), staged for one upload */
-    int32_t *ints_be; /* (4, cap) backend: the same, uploaded */
+    int32_t *len;     /* (6, cap) host: tokens, slot, pos, len (pos + 1), and for a paged cache each
+                         token's block and position in it; staged for one upload */
+    int32_t *ints_be; /* (6, cap) backend: the same, uploaded */
     float *xsel; /* rows selected for logits */
     float *logits_be; /* (logits_cap / V, V) backend logits, grown on demand */
     size_t logits_cap;

@@ -27,6 +27,71 @@ int kv_cache_create(KVCache *kv, const Model *m, int n_slots, int max_len, Err *
                    2.0 * L * bytes / 1e6);
 }
 
+int kv_cache_create_paged(KVCache *kv, const Model *m, int n_slots, int max_len, int block, int n_blocks, Err *err) {
+    memset(kv, 0, sizeof *kv);
+    const Backend *be = m->be;
+    if (!be->attention_decode_paged)
+        return err_set(err, "paged KV cache: the %s backend has no paged decode attention", be->name);
+    if (block < 1 || n_slots < 1 || max_len < 1)
+        return err_set(err, "paged KV cache: block %d, %d sequences of %d positions", block, n_slots, max_len);
+    int L = m->cfg.n_layers, max_blocks = (max_len + block - 1) / block;
+    if (n_blocks < max_blocks)
+        return err_set(err, "paged KV cache: %d blocks of %d positions cannot hold one sequence of %d", n_blocks,
+                       block, max_len);
+    kv->n_slots = n_slots;
+    kv->max_len = max_len;
+    kv->block = block;
+    kv->n_blocks = n_blocks;
+    kv->max_blocks = max_blocks;
+    kv->stride = (size_t)block * m->KD; /* elements per block */
+    kv->elem = be->kv_elem_bytes ? be->kv_elem_bytes() : sizeof(float);
+    size_t nt = (size_t)n_slots * max_blocks;
+    kv->table = malloc(nt * sizeof(int32_t));
+    kv->nblk = calloc(n_slots, sizeof(int));
+    kv->free_blk = malloc((size_t)n_blocks * sizeof(int));
+    kv->table_be = be->alloc(nt * sizeof(int32_t));
+    kv->k = calloc(L, sizeof(float *));
+    kv->v = calloc(L, sizeof(float *));
+    if (kv->table && kv->nblk && kv->free_blk && kv->table_be && kv->k && kv->v) {
+        for (size_t i = 0; i < nt; i++) kv->table[i] = -1;
+        for (int b = 0; b < n_blocks; b++) kv->free_blk[b] = n_blocks - 1 - b; /* block 0 comes off first */
+        kv->n_free = n_blocks;
+        kv->table_dirty = 1;
+        size_t bytes = (size_t)n_blocks * kv->stride * kv->elem;
+        for (int l = 0; l < L; l++) {
+            kv->k[l] = be->alloc(bytes);
+            kv->v[l] = be->alloc(bytes);
+            if (!kv->k[l] || !kv->v[l]) break;
+            if (l == L - 1) return 0;
+        }
+    }
+    double mb = 2.0 * L * (double)n_blocks * kv->stride * kv->elem / 1e6;
+    kv_cache_free(kv, m);
+    return err_set(err, "out of memory: paged KV cache of %d blocks x %d positions needs %.1f MB", n_blocks, block, mb);
+}
+
+int kv_slot_reserve(KVCache *kv, int slot, int n_pos) {
+    int want = (n_pos + kv->block - 1) / kv->block;
+    if (want > kv->max_blocks) return -1;
+    int more = want - kv->nblk[slot];
+    if (more <= 0) return 0;
+    if (more > kv->n_free) return -1;
+    int32_t *t = kv->table + (size_t)slot * kv->max_blocks;
+    while (kv->nblk[slot] < want) t[kv->nblk[slot]++] = kv->free_blk[--kv->n_free];
+    kv->table_dirty = 1;
+    return 0;
+}
+
+void kv_slot_release(KVCache *kv, int slot) {
+    int32_t *t = kv->table + (size_t)slot * kv->max_blocks;
+    while (kv->nblk[slot] > 0) {
+        int i = --kv->nblk[slot];
+        kv->free_blk[kv->n_free++] = t[i];
+        t[i] = -1;
+    }
+    kv->table_dirty = 1;
+}
+
 void kv_cache_free(KVCache *kv, const Model *m) {
     for (int l = 0; l < m->cfg.n_layers; l++) {
         if (kv->k) m->be->free(kv->k[l]);
@@ -34,6 +99,10 @@ void kv_cache_free(KVCache *kv, const Model *m) {
     }
     free(kv->k);
     free(kv->v);
+    free(kv->table);
+    free(kv->nblk);
+    free(kv->free_blk);
+    if (kv->table_be) m->be->free(kv->table_be);
     memset(kv, 0, sizeof *kv);
 }
 
@@ -58,8 +127,8 @@ int decode_scratch_create(DecodeScratch *s, const Model *m, int cap, Err *err) {
     s->gu = be->alloc(n * 2 * I * 4);
     s->h = be->alloc(n * I * 4);
     s->xsel = be->alloc(n * C * 4);
-    s->len = calloc(4 * n, sizeof(int32_t)); /* zeroed: the unused tails are uploaded too */
-    s->ints_be = be->alloc(4 * n * sizeof(int32_t));
+    s->len = calloc(6 * n, sizeof(int32_t)); /* zeroed: the unused tails are uploaded too */
+    s->ints_be = be->alloc(6 * n * sizeof(int32_t));
     if (!s->ints_be || !s->x || !s->ln || !s->qkv || !s->q || !s->k || !s->v || !s->q_pre || !s->k_pre || !s->rstd || !s->rstd_h ||
         !s->att || !s->tmp || !s->gu || !s->h || !s->xsel || !s->len) {
         decode_scratch_free(s, m);
@@ -86,12 +155,14 @@ static void decode_ops(Model *m, KVCache *kv, DecodeScratch *s, int n, const int
     const ModelConfig *c = &m->cfg;
     const Backend *be = m->be;
     int32_t *d_tok = s->ints_be, *d_slot = d_tok + s->cap, *d_pos = d_slot + s->cap, *d_len = d_pos + s->cap;
+    int32_t *d_wblk = d_len + s->cap, *d_wpos = d_wblk + s->cap; /* paged: where each token's K and V go */
+    int paged = kv->block > 0;
     int C = c->hidden, I = c->intermediate, HD = c->head_dim, NH = c->n_heads, KVH = c->n_kv_heads;
     float eps = (float)c->rms_eps;
     be->embedding_forward(s->x, d_tok, m->w.embed, n, C);
     /* residual adds ride on the next norm where the backend fuses them;
      * the last layer's MLP residual is added after the loop */
-    int fuse_qkv = be->qkv_rope_cache && !c->qk_norm;
+    int fuse_qkv = be->qkv_rope_cache && !c->qk_norm && !paged; /* the fused op writes contiguous caches */
     for (int l = 0; l < c->n_layers; l++) {
         const LayerParams *w = &m->w.layers[l];
         if (l > 0 && be->add_rmsnorm_forward)
@@ -112,9 +183,14 @@ static void decode_ops(Model *m, KVCache *kv, DecodeScratch *s, int n, const int
             } else be->qkv_split(s->q, s->k, s->v, s->qkv, n, m->QD, m->KD);
             be->rope_apply(s->q, d_pos, m->rope_cos, m->rope_sin, n, NH, HD, 0);
             be->rope_apply(s->k, d_pos, m->rope_cos, m->rope_sin, n, KVH, HD, 0);
-            be->kv_cache_write(kv->k[l], kv->v[l], s->k, s->v, d_slot, d_pos, kv->stride, n, m->KD);
+            /* a paged pool is a cache of n_blocks "slots" of `block` positions */
+            if (paged) be->kv_cache_write(kv->k[l], kv->v[l], s->k, s->v, d_wblk, d_wpos, kv->stride, n, m->KD);
+            else be->kv_cache_write(kv->k[l], kv->v[l], s->k, s->v, d_slot, d_pos, kv->stride, n, m->KD);
         }
-        be->attention_decode(s->att, s->q, kv->k[l], kv->v[l], d_slot, d_len, kv->stride, n, NH, KVH, HD);
+        if (paged)
+            be->attention_decode_paged(s->att, s->q, kv->k[l], kv->v[l], kv->table_be, kv->max_blocks, kv->block,
+                                       d_slot, d_len, n, NH, KVH, HD);
+        else be->attention_decode(s->att, s->q, kv->k[l], kv->v[l], d_slot, d_len, kv->stride, n, NH, KVH, HD);
         be->matmul_forward(s->tmp, s->att, w->wo, NULL, n, m->QD, C);
         if (be->add_rmsnorm_forward) be->add_rmsnorm_forward(s->x, s->tmp, s->ln, s->rstd, w->mlp_norm, n, C, eps);
         else {
@@ -148,8 +224,9 @@ int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens,
     const ModelConfig *c = &m->cfg;
     const Backend *be = m->be;
     if (n > s->cap) return err_set(err, "model_decode: %d tokens exceed the scratch capacity %d", n, s->cap);
-    int maxpos = 0;
+    int maxpos = 0, paged = kv->block > 0;
     int32_t *h_tok = s->len, *h_slot = h_tok + s->cap, *h_pos = h_slot + s->cap, *h_len = h_pos + s->cap;
+    int32_t *h_wblk = h_len + s->cap, *h_wpos = h_wblk + s->cap;
     for (int i = 0; i < n; i++) {
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
             return err_set(err, "token id %d is outside the vocabulary (%d)", tokens[i], c->vocab_size);
@@ -158,6 +235,15 @@ int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens,
                            kv->n_slots, kv->max_len);
         if (pos[i] > maxpos) maxpos = pos[i];
         h_tok[i] = tokens[i], h_slot[i] = slot[i], h_pos[i] = pos[i], h_len[i] = pos[i] + 1;
+        if (paged) {
+            /* blocks are taken in position order, so the one holding pos
+             * means every earlier position has one too */
+            int b = pos[i] / kv->block;
+            if (b >= kv->nblk[slot[i]])
+                return err_set(err, "model_decode: slot %d position %d has no KV block (reserve it first)", slot[i],
+                               pos[i]);
+            h_wblk[i] = kv->table[(size_t)slot[i] * kv->max_blocks + b], h_wpos[i] = pos[i] % kv->block;
+        }
     }
     for (int i = 0; i < n_out; i++)
         if (out_rows[i] < 0 || out_rows[i] >= n)
@@ -173,7 +259,11 @@ int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens,
     /* The ops read the int arrays from backend memory: one upload of the
      * staged block (the layout the ops expect; a GPU copy costs a round
      * trip, not bytes) */
-    be->upload(s->ints_be, s->len, (size_t)3 * s->cap * sizeof(int32_t) + (size_t)n * sizeof(int32_t));
+    be->upload(s->ints_be, s->len, (size_t)(paged ? 5 : 3) * s->cap * sizeof(int32_t) + (size_t)n * sizeof(int32_t));
+    if (paged && kv->table_dirty) {
+        be->upload(kv->table_be, kv->table, (size_t)kv->n_slots * kv->max_blocks * sizeof(int32_t));
+        kv->table_dirty = 0;
+    }
     /* A pure decode step (one sampled row per token, in order) is the same
      * sequence of ops every time for a given row count: replayed as a
      * graph where the backend offers it (CUDA, small batches: one launch

@@ -372,10 +372,19 @@ static void attention_backward(float *dq, float *dk, float *dv, const float *dou
     attention_backward_seg(dq, dk, dv, dout, out, lse, q, k, v, NULL, B, T, NH, KVH, HD);
 }
 
-static void attention_decode(float *out, const float *q, const float *k_cache, const float *v_cache,
-                             const int32_t *slot, const int32_t *len, size_t cache_stride, int S, int NH, int KVH,
-                             int HD) {
+/* Where key j of a row lives: slot s of a contiguous cache (table NULL),
+ * or block table[s MB + j / block] of a paged one. */
+static inline size_t cache_row(const int32_t *table, int max_blocks, int block, size_t stride, int s, int j,
+                               int KD) {
+    if (!table) return (size_t)s * stride + (size_t)j * KD;
+    return ((size_t)table[(size_t)s * max_blocks + j / block] * block + j % block) * KD;
+}
+
+static void attention_decode_any(float *out, const float *q, const float *k_cache, const float *v_cache,
+                                 const int32_t *table, int max_blocks, int block, const int32_t *slot,
+                                 const int32_t *len, size_t cache_stride, int S, int NH, int KVH, int HD) {
     float scale = 1.0f / sqrtf((float)HD);
+    int KD = KVH * HD;
     int group = NH / KVH;
     int maxlen = 0;
     for (int s = 0; s < S; s++) if (len[s] > maxlen) maxlen = len[s];
@@ -387,10 +396,10 @@ static void attention_decode(float *out, const float *q, const float *k_cache, c
             for (int h = 0; h < NH; h++) {
                 int kh = h / group, L = len[s];
                 const float *qt = q + ((size_t)s * NH + h) * HD;
-                const float *kc = k_cache + (size_t)slot[s] * cache_stride, *vc = v_cache + (size_t)slot[s] * cache_stride;
                 float m = -INFINITY;
                 for (int j = 0; j < L; j++) {
-                    sc[j] = scale * dotf(qt, kc + ((size_t)j * KVH + kh) * HD, HD);
+                    size_t row = cache_row(table, max_blocks, block, cache_stride, slot[s], j, KD);
+                    sc[j] = scale * dotf(qt, k_cache + row + (size_t)kh * HD, HD);
                     if (sc[j] > m) m = sc[j];
                 }
                 float sum = 0;
@@ -401,10 +410,25 @@ static void attention_decode(float *out, const float *q, const float *k_cache, c
                 float *ot = out + ((size_t)s * NH + h) * HD;
                 memset(ot, 0, HD * sizeof(float));
                 float inv = 1.0f / sum;
-                for (int j = 0; j < L; j++) axpyf(ot, sc[j] * inv, vc + ((size_t)j * KVH + kh) * HD, HD);
+                for (int j = 0; j < L; j++) {
+                    size_t row = cache_row(table, max_blocks, block, cache_stride, slot[s], j, KD);
+                    axpyf(ot, sc[j] * inv, v_cache + row + (size_t)kh * HD, HD);
+                }
             }
         free(sc);
     }
+}
+
+static void attention_decode(float *out, const float *q, const float *k_cache, const float *v_cache,
+                             const int32_t *slot, const int32_t *len, size_t cache_stride, int S, int NH, int KVH,
+                             int HD) {
+    attention_decode_any(out, q, k_cache, v_cache, NULL, 0, 0, slot, len, cache_stride, S, NH, KVH, HD);
+}
+
+static void attention_decode_paged(float *out, const float *q, const float *k_pool, const float *v_pool,
+                                   const int32_t *table, int max_blocks, int block, const int32_t *slot,
+                                   const int32_t *len, int N, int NH, int KVH, int HD) {
+    attention_decode_any(out, q, k_pool, v_pool, table, max_blocks, block, slot, len, 0, N, NH, KVH, HD);
 }
 
 static void kv_cache_write(float *k_cache, float *v_cache, const float *k, const float *v, const int32_t *slot,
@@ -610,6 +634,7 @@ static const Backend CPU = {
     .attention_forward_seg = attention_forward_seg,
     .attention_backward_seg = attention_backward_seg,
     .attention_decode = attention_decode,
+    .attention_decode_paged = attention_decode_paged,
     .kv_cache_write = kv_cache_write,
     .qkv_split = qkv_split,
     .qkv_merge = qkv_merge,

@@ -266,6 +266,7 @@ static const Backend CUDA_BACKEND = {
     /* .attention_forward_seg = */ cu_attention_forward_seg,
     /* .attention_backward_seg = */ cu_attention_backward_seg,
     /* .attention_decode = */ cu_attention_decode,
+    /* .attention_decode_paged = */ NULL, /* paged caches: the CPU backend so far */
     /* .kv_cache_write = */ cu_kv_cache_write,
     /* .qkv_split = */ cu_qkv_split,
     /* .qkv_merge = */ cu_qkv_merge,
