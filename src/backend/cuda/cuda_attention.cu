@@ -413,13 +413,12 @@ void cu_attention_backward_seg(float *dq, float *dk, float *dv, const float *dou
 template <int NR, typename KVT>
 __global__ void __launch_bounds__(32) attn_decode_kernel(float *out, const float *q, const KVT *k_cache,
                                                          const KVT *v_cache, const int32_t *slot,
-                                                         const int32_t *len, size_t stride, int NH, int KVH, int HD,
+                                                         const int32_t *len, KvMap map, int NH, int KVH, int HD,
                                                          float scale) {
     extern __shared__ float sm[];
-    const int HP = HD + 1;
+    const int HP = HD + 1, KD = KVH * HD;
     float *qs = sm, *Ks = qs + HD, *Vs = Ks + ATT_KT * HP;
     int n = blockIdx.x, h = blockIdx.y, kh = h / (NH / KVH), lane = threadIdx.x, L = len[n];
-    const KVT *kc = k_cache + (size_t)slot[n] * stride, *vc = v_cache + (size_t)slot[n] * stride;
     for (int d = lane; d < HD; d += 32) qs[d] = q[((size_t)n * NH + h) * HD + d];
     float m = -INFINITY, l = 0.0f, o[NR];
 #pragma unroll
@@ -428,9 +427,9 @@ __global__ void __launch_bounds__(32) attn_decode_kernel(float *out, const float
         __syncwarp();
         for (int i = lane; i < ATT_KT * HD; i += 32) {
             int jj = i / HD, d = i % HD, key = j0 + jj;
-            size_t g = ((size_t)key * KVH + kh) * HD + d;
-            Ks[jj * HP + d] = key < L ? kv_load(kc, g) : 0.0f;
-            Vs[jj * HP + d] = key < L ? kv_load(vc, g) : 0.0f;
+            size_t g = key < L ? kv_row(map, slot[n], key, KD) + (size_t)kh * HD + d : 0; /* no table read past L */
+            Ks[jj * HP + d] = key < L ? kv_load(k_cache, g) : 0.0f;
+            Vs[jj * HP + d] = key < L ? kv_load(v_cache, g) : 0.0f;
         }
         __syncwarp();
         const float *kr = Ks + lane * HP;
@@ -475,14 +474,13 @@ template <int NR>
 __global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_kernel(float *out, const float *q,
                                                                         const float *k_cache, const float *v_cache,
                                                                         const int32_t *slot, const int32_t *len,
-                                                                        size_t stride, int NH, int KVH, int HD,
+                                                                        KvMap map, int NH, int KVH, int HD,
                                                                         float scale) {
     extern __shared__ float sm[];
     int G = NH / KVH, KD = KVH * HD;
     float *qs = sm, *os = qs + G * HD, *ms = os + DEC_WARPS * G * HD, *ls = ms + DEC_WARPS * G;
     int n = blockIdx.x, kh = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5, L = len[n];
-    const float *kc = k_cache + (size_t)slot[n] * stride + (size_t)kh * HD;
-    const float *vc = v_cache + (size_t)slot[n] * stride + (size_t)kh * HD;
+    const float *kc = k_cache + (size_t)kh * HD, *vc = v_cache + (size_t)kh * HD;
     for (int i = threadIdx.x; i < G * HD; i += blockDim.x) qs[i] = q[((size_t)n * NH + kh * G) * HD + i];
     __syncthreads();
     float m[DEC_GMAX], l[DEC_GMAX], o[DEC_GMAX][NR];
@@ -498,7 +496,7 @@ __global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_kernel(float *
 #pragma unroll
         for (int g = 0; g < DEC_GMAX; g++) s[g] = 0.0f;
         if (key < L) {
-            const float *kr = kc + (size_t)key * KD;
+            const float *kr = kc + kv_row(map, slot[n], key, KD);
             if ((HD & 3) == 0) {
                 for (int d = 0; d < HD; d += 4) {
                     float4 k4 = *(const float4 *)(kr + d);
@@ -534,7 +532,7 @@ __global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_kernel(float *
         }
         int lim = min(32, L - j0);
         for (int jj = 0; jj < lim; jj++) {
-            const float *vr = vc + (size_t)(j0 + jj) * KD;
+            const float *vr = vc + kv_row(map, slot[n], j0 + jj, KD);
             float vd[NR];
 #pragma unroll
             for (int c = 0; c < NR; c++) {
@@ -581,8 +579,8 @@ __global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_gqa_kernel(float *
 /* attn_decode_kernel over N tokens x NH heads, caches of element KVT */
 template <typename KVT>
 static void attn_decode_heads(float *out, const float *q, const KVT *k_cache, const KVT *v_cache,
-                              const int32_t *slot, const int32_t *len, size_t cache_stride, int N, int NH, int KVH,
-                              int HD, float scale) {
+                              const int32_t *slot, const int32_t *len, KvMap map, int N, int NH, int KVH, int HD,
+                              float scale) {
     size_t smem = (size_t)(HD + 2 * ATT_KT * (HD + 1)) * sizeof(float);
     dim3 grid(N, NH); /* tokens on x: a prefill can exceed 65535 rows */
     switch (cuda_att_nr(HD)) {
@@ -590,24 +588,24 @@ static void attn_decode_heads(float *out, const float *q, const KVT *k_cache, co
     case NRV:                                                                                                 \
         cudaFuncSetAttribute(attn_decode_kernel<NRV, KVT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem); \
         attn_decode_kernel<NRV, KVT><<<grid, 32, smem, cuda_stream()>>>(out, q, k_cache, v_cache, slot, len,  \
-                                                                        cache_stride, NH, KVH, HD, scale);    \
+                                                                        map, NH, KVH, HD, scale);             \
         break;
         DEC(1) DEC(2) DEC(4) DEC(8)
 #undef DEC
     }
 }
 
-void cu_attention_decode(float *out, const float *q, const float *k_cache, const float *v_cache,
-                         const int32_t *slot, const int32_t *len, size_t cache_stride, int N, int NH, int KVH,
-                         int HD) {
-    if (N <= 0 || NH <= 0 || !att_shape_ok("attention_decode", NH, KVH, HD)) return;
+/* Decode attention over a contiguous or a paged cache (map) */
+static void attn_decode_any(float *out, const float *q, const float *k_cache, const float *v_cache,
+                            const int32_t *slot, const int32_t *len, KvMap map, int N, int NH, int KVH, int HD,
+                            const char *op) {
+    if (N <= 0 || NH <= 0 || !att_shape_ok(op, NH, KVH, HD)) return;
     float scale = 1.0f / sqrtf((float)HD);
     int G = NH / KVH;
     /* bf16: split over the keys, the training attention's arithmetic
      * (cuda_decode_split.cu); -1: a shape it does not take */
     if (cuda_precision() == CUDA_PREC_BF16 &&
-        cuda_decode_split(out, q, k_cache, v_cache, cuda_kv_bf16(), slot, len, cache_stride, N, NH, KVH, HD, NULL,
-                          1, "attention_decode") != -1)
+        cuda_decode_split(out, q, k_cache, v_cache, cuda_kv_bf16(), slot, len, map, N, NH, KVH, HD, NULL, 1, op) != -1)
         return;
     if (G <= DEC_GMAX && N <= 65535 * 64 && !cuda_kv_bf16()) { /* reads fp32 caches only */
         size_t gsm = (size_t)(G * HD * (1 + DEC_WARPS) + 2 * DEC_WARPS * G) * sizeof(float);
@@ -616,20 +614,36 @@ void cu_attention_decode(float *out, const float *q, const float *k_cache, const
 #define DECG(NRV)                                                                                                  \
     case NRV:                                                                                                      \
         cudaFuncSetAttribute(attn_decode_gqa_kernel<NRV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)gsm);   \
-        attn_decode_gqa_kernel<NRV><<<gg, DEC_WARPS * 32, gsm, cuda_stream()>>>(out, q, k_cache, v_cache, slot, len, cache_stride, \
-                                                                NH, KVH, HD, scale);                               \
+        attn_decode_gqa_kernel<NRV><<<gg, DEC_WARPS * 32, gsm, cuda_stream()>>>(out, q, k_cache, v_cache, slot, len, \
+                                                                                map, NH, KVH, HD, scale);          \
         break;
             DECG(1) DECG(2) DECG(4) DECG(8)
 #undef DECG
         }
-        cuda_after_launch("attention_decode");
+        cuda_after_launch(op);
         return;
     }
     if (cuda_kv_bf16())
-        attn_decode_heads(out, q, (const __nv_bfloat16 *)k_cache, (const __nv_bfloat16 *)v_cache, slot, len,
-                          cache_stride, N, NH, KVH, HD, scale);
-    else attn_decode_heads(out, q, k_cache, v_cache, slot, len, cache_stride, N, NH, KVH, HD, scale);
-    cuda_after_launch("attention_decode");
+        attn_decode_heads(out, q, (const __nv_bfloat16 *)k_cache, (const __nv_bfloat16 *)v_cache, slot, len, map, N,
+                          NH, KVH, HD, scale);
+    else attn_decode_heads(out, q, k_cache, v_cache, slot, len, map, N, NH, KVH, HD, scale);
+    cuda_after_launch(op);
+}
+
+void cu_attention_decode(float *out, const float *q, const float *k_cache, const float *v_cache,
+                         const int32_t *slot, const int32_t *len, size_t cache_stride, int N, int NH, int KVH,
+                         int HD) {
+    KvMap map = {NULL, 0, 0, cache_stride};
+    attn_decode_any(out, q, k_cache, v_cache, slot, len, map, N, NH, KVH, HD, "attention_decode");
+}
+
+/* Paged caches: the same kernels, reading each key's row through the
+ * block table (the contiguous instantiations are unchanged). */
+void cu_attention_decode_paged(float *out, const float *q, const float *k_pool, const float *v_pool,
+                               const int32_t *table, int max_blocks, int block, const int32_t *slot,
+                               const int32_t *len, int N, int NH, int KVH, int HD) {
+    KvMap map = {table, max_blocks, block, 0};
+    attn_decode_any(out, q, k_pool, v_pool, slot, len, map, N, NH, KVH, HD, "attention_decode_paged");
 }
 
 /* ---- the training forward through the decode kernel ---- */
@@ -660,6 +674,7 @@ static int attn_forward_rows(float *out, float *lse, const float *q, const float
     if (!idx) return -1;
     attn_rows_index_kernel<<<cuda_blocks(N, 256), 256, 0, cuda_stream()>>>(idx, idx + N, N, T);
     cuda_after_launch("attention_forward rows index");
-    return cuda_decode_split(out, q, k, v, 0, idx, idx + N, (size_t)T * KVH * HD, N, NH, KVH, HD, lse, T,
+    KvMap map = {NULL, 0, 0, (size_t)T * KVH * HD};
+    return cuda_decode_split(out, q, k, v, 0, idx, idx + N, map, N, NH, KVH, HD, lse, T,
                              "attention_forward rows") == -1 ? -1 : 0;
 }

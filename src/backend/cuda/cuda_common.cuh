@@ -29,6 +29,27 @@ __device__ __forceinline__ void kv_store(float *p, size_t i, float v) { p[i] = v
 __device__ __forceinline__ void kv_store(__nv_bfloat16 *p, size_t i, float v) { p[i] = __float2bfloat16_rn(v); }
 /* Do the KV caches hold bf16 now (bf16 precision, not switched off)? */
 int cuda_kv_bf16(void);
+
+/* Where a KV cache's rows live. Contiguous (table NULL): key j of slot s
+ * at element s stride + j KD. Paged: slot s owns blocks
+ * table[s max_blocks + i] of `block` positions, key j at position j % block
+ * of block table[s max_blocks + j / block]. */
+struct KvMap {
+    const int32_t *table;
+    int max_blocks, block;
+    size_t stride;
+};
+/* paged: the row's first element */
+__device__ __forceinline__ size_t kv_paged_row(const KvMap &m, int slot, int key, int KD) {
+    return ((size_t)m.table[(size_t)slot * m.max_blocks + key / m.block] * m.block + key % m.block) * KD;
+}
+__device__ __forceinline__ size_t kv_row(const KvMap &m, int slot, int key, int KD) {
+    return m.table ? kv_paged_row(m, slot, key, KD) : (size_t)slot * m.stride + (size_t)key * KD;
+}
+/* the positions a slot can hold */
+static inline int kv_map_len(const KvMap &m, int KD) {
+    return m.table ? m.max_blocks * m.block : (int)(m.stride / (size_t)KD);
+}
 size_t cu_kv_elem_bytes(void);
 
 /* Counts kernel launches and writes through the table's memory ops (see
@@ -125,7 +146,7 @@ void cuda_attention_backward_gemm(float *dq, float *dk, float *dv, const float *
  * ran; -2: no scratch (noted, or a graph recording voided): nothing ran.
  * Decode and the batch-invariant training forward both run it. */
 int cuda_decode_split(float *out, const float *q, const void *k_cache, const void *v_cache, int kv_bf16,
-                      const int32_t *slot, const int32_t *len, size_t stride, int N, int NH, int KVH, int HD,
+                      const int32_t *slot, const int32_t *len, KvMap map, int N, int NH, int KVH, int HD,
                       float *lse_out, int T, const char *op);
 void cuda_decode_split_trim(void);
 /* D(B,NH,T) = rowsum(dout * out) over rows = B*T*NH rows of HD. */
@@ -175,6 +196,9 @@ void cu_attention_backward_seg(float *dq, float *dk, float *dv, const float *dou
 void cu_attention_decode(float *out, const float *q, const float *k_cache, const float *v_cache,
                          const int32_t *slot, const int32_t *len, size_t cache_stride, int N, int NH, int KVH,
                          int HD);
+void cu_attention_decode_paged(float *out, const float *q, const float *k_pool, const float *v_pool,
+                               const int32_t *table, int max_blocks, int block, const int32_t *slot,
+                               const int32_t *len, int N, int NH, int KVH, int HD);
 void cu_kv_cache_write(float *k_cache, float *v_cache, const float *k, const float *v, const int32_t *slot,
                        const int32_t *pos, size_t cache_stride, int N, int KD);
 void cu_qkv_split(float *q, float *k, float *v, const float *qkv, int N, int QD, int KD);

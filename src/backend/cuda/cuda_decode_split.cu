@@ -89,25 +89,25 @@ __device__ __forceinline__ void ds_load_q(float *qs, const float *q, int n, int 
 /* grid (rows, KVH, min(Z, DS_ZGRID)); pml (rows, KVH, Z, G, 2): (max, sum);
  * psc (rows, KVH, Z, G, DS_KEYS): the scaled scores, which the pv pass
  * reads instead of reading K again */
-template <typename KVT>
+template <typename KVT, bool PAGED>
 __global__ void __launch_bounds__(DS_WARPS * 32) ds_stats_kernel(float *pml, float *psc, const float *q,
                                                                   const KVT *k_cache,
                                                                   const int32_t *slot, const int32_t *len,
-                                                                  size_t stride, int n0, int NH, int KVH, int HD,
+                                                                  KvMap map, int n0, int NH, int KVH, int HD,
                                                                   int Z, float scale) {
     extern __shared__ __align__(16) float sm[];
     int G = NH / KVH, KD = KVH * HD;
     float *qs = sm, *ms = qs + G * HD, *ls = ms + DS_WARPS * G;
     int r = blockIdx.x, n = n0 + r, kh = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5, L = len[n];
     if ((int)blockIdx.z * DS_KEYS >= L) return; /* block-uniform */
-    const KVT *kc = k_cache + (size_t)slot[n] * stride + (size_t)kh * HD;
+    const KVT *kc = k_cache + (PAGED ? 0 : (size_t)slot[n] * map.stride) + (size_t)kh * HD;
     ds_load_q(qs, q, n, kh, NH, G, HD);
     for (int z = blockIdx.z; z * DS_KEYS < L; z += gridDim.z) {
         int key = z * DS_KEYS + w * 32 + lane;
         float s[DS_GMAX];
 #pragma unroll
         for (int g = 0; g < DS_GMAX; g++) s[g] = 0.0f;
-        if (key < L) ds_scores(s, qs, kc + (size_t)key * KD, G, HD);
+        if (key < L) ds_scores(s, qs, kc + (PAGED ? kv_paged_row(map, slot[n], key, KD) : (size_t)key * KD), G, HD);
         float *scz = psc + (((size_t)r * KVH + kh) * Z + z) * G * DS_KEYS + w * 32 + lane;
 #pragma unroll
         for (int g = 0; g < DS_GMAX; g++) {
@@ -163,17 +163,17 @@ __device__ __forceinline__ void ds_ldv(float *vd, const __nv_bfloat16 *vr, int l
 }
 
 /* grid as the stats; po (rows, KVH, Z, G, HD): each split's P V */
-template <int NR, typename KVT>
+template <int NR, typename KVT, bool PAGED>
 __global__ void __launch_bounds__(DS_WARPS * 32) ds_pv_kernel(float *po, const float *pml, const float *psc,
                                                                const KVT *v_cache, const int32_t *slot,
-                                                               const int32_t *len, size_t stride, int n0, int NH,
+                                                               const int32_t *len, KvMap map, int n0, int NH,
                                                                int KVH, int HD, int Z, float *lse_out, int T) {
     extern __shared__ __align__(16) float sm[];
     int G = NH / KVH, KD = KVH * HD;
     float *os = sm, *mrow = os + DS_WARPS * G * HD, *irow = mrow + DS_GMAX;
     int r = blockIdx.x, n = n0 + r, kh = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5, L = len[n];
     if ((int)blockIdx.z * DS_KEYS >= L) return;
-    const KVT *vc = v_cache + (size_t)slot[n] * stride + (size_t)kh * HD;
+    const KVT *vc = v_cache + (PAGED ? 0 : (size_t)slot[n] * map.stride) + (size_t)kh * HD;
     const bool pairs = ds_pairs<NR, KVT>(HD);
     if (threadIdx.x < G) { /* the row's max and 1/sum from its splits, in split order */
         int g = threadIdx.x, nz = (L + DS_KEYS - 1) / DS_KEYS;
@@ -206,7 +206,11 @@ __global__ void __launch_bounds__(DS_WARPS * 32) ds_pv_kernel(float *po, const f
             float vd[DS_BATCH][NR];
 #pragma unroll
             for (int u = 0; u < DS_BATCH; u++) {
-                if (jb + u < lim) ds_ldv<NR>(vd[u], vc + (size_t)(j0 + jb + u) * KD, lane, HD, pairs);
+                if (jb + u < lim) {
+                    int key = j0 + jb + u;
+                    ds_ldv<NR>(vd[u], vc + (PAGED ? kv_paged_row(map, slot[n], key, KD) : (size_t)key * KD), lane,
+                               HD, pairs);
+                }
                 else
 #pragma unroll
                     for (int c = 0; c < NR; c++) vd[u][c] = 0.0f;
@@ -262,9 +266,9 @@ static CudaBuf g_ds;
 
 void cuda_decode_split_trim(void) { cuda_buf_free(&g_ds); }
 
-template <typename KVT>
+template <typename KVT, bool PAGED>
 static void ds_launch(float *out, __nv_bfloat16 *o16, float *pml, float *po, float *psc, const float *q,
-                      const KVT *k_cache, const KVT *v_cache, const int32_t *slot, const int32_t *len, size_t stride,
+                      const KVT *k_cache, const KVT *v_cache, const int32_t *slot, const int32_t *len, KvMap map,
                       int n0, int nr_rows, int nr, int NH, int KVH, int HD, int Z, int zg, float scale,
                       float *lse_out, int T, const char *op) {
     int G = NH / KVH;
@@ -272,18 +276,18 @@ static void ds_launch(float *out, __nv_bfloat16 *o16, float *pml, float *po, flo
     size_t sm_pv = (size_t)(G * HD * DS_WARPS + 2 * DS_GMAX) * sizeof(float);
     dim3 grid(nr_rows, KVH, zg);
     if (sm_stats > 48 * 1024)
-        cudaFuncSetAttribute(ds_stats_kernel<KVT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm_stats);
-    ds_stats_kernel<KVT><<<grid, DS_WARPS * 32, sm_stats, cuda_stream()>>>(pml, psc, q, k_cache, slot, len, stride, n0,
-                                                                           NH, KVH, HD, Z, scale);
+        cudaFuncSetAttribute(ds_stats_kernel<KVT, PAGED>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm_stats);
+    ds_stats_kernel<KVT, PAGED><<<grid, DS_WARPS * 32, sm_stats, cuda_stream()>>>(pml, psc, q, k_cache, slot, len,
+                                                                                  map, n0, NH, KVH, HD, Z, scale);
     cuda_after_launch(op);
     switch (nr) {
 #define DSPV(NRV)                                                                                                  \
     case NRV:                                                                                                      \
         if (sm_pv > 48 * 1024)                                                                                     \
-            cudaFuncSetAttribute(ds_pv_kernel<NRV, KVT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm_pv); \
-        ds_pv_kernel<NRV, KVT><<<grid, DS_WARPS * 32, sm_pv, cuda_stream()>>>(po, pml, psc, v_cache, slot, len,     \
-                                                                             stride, n0, NH, KVH, HD, Z, lse_out,  \
-                                                                             T);                                   \
+            cudaFuncSetAttribute(ds_pv_kernel<NRV, KVT, PAGED>, cudaFuncAttributeMaxDynamicSharedMemorySize,       \
+                                 (int)sm_pv);                                                                      \
+        ds_pv_kernel<NRV, KVT, PAGED><<<grid, DS_WARPS * 32, sm_pv, cuda_stream()>>>(                              \
+            po, pml, psc, v_cache, slot, len, map, n0, NH, KVH, HD, Z, lse_out, T);                                \
         break;
         DSPV(1) DSPV(2) DSPV(4) DSPV(8)
 #undef DSPV
@@ -293,12 +297,27 @@ static void ds_launch(float *out, __nv_bfloat16 *o16, float *pml, float *po, flo
     cuda_after_launch(op);
 }
 
+/* the cache element type and layout as template arguments */
+template <typename KVT>
+static void ds_launch_any(float *out, __nv_bfloat16 *o16, float *pml, float *po, float *psc, const float *q,
+                          const void *k_cache, const void *v_cache, const int32_t *slot, const int32_t *len,
+                          KvMap map, int n0, int nr_rows, int nr, int NH, int KVH, int HD, int Z, int zg, float scale,
+                          float *lse_out, int T, const char *op) {
+    const KVT *k = (const KVT *)k_cache, *v = (const KVT *)v_cache;
+    if (map.table)
+        ds_launch<KVT, true>(out, o16, pml, po, psc, q, k, v, slot, len, map, n0, nr_rows, nr, NH, KVH, HD, Z, zg,
+                             scale, lse_out, T, op);
+    else
+        ds_launch<KVT, false>(out, o16, pml, po, psc, q, k, v, slot, len, map, n0, nr_rows, nr, NH, KVH, HD, Z, zg,
+                              scale, lse_out, T, op);
+}
+
 int cuda_decode_split(float *out, const float *q, const void *k_cache, const void *v_cache, int kv_bf16,
-                      const int32_t *slot, const int32_t *len, size_t stride, int N, int NH, int KVH, int HD,
+                      const int32_t *slot, const int32_t *len, KvMap map, int N, int NH, int KVH, int HD,
                       float *lse_out, int T, const char *op) {
     int G = NH / KVH, nr = cuda_att_nr(HD), KD = KVH * HD;
     if (G > DS_GMAX || nr == 0 || N <= 0) return -1;
-    int max_len = (int)(stride / (size_t)KD); /* a slot's positions */
+    int max_len = kv_map_len(map, KD); /* a slot's positions */
     int Z = (max_len + DS_KEYS - 1) / DS_KEYS;
     if (Z < 1) Z = 1;
     size_t per_row = (size_t)KVH * Z * G * (HD + 2 + DS_KEYS) * sizeof(float);
@@ -314,11 +333,11 @@ int cuda_decode_split(float *out, const float *q, const void *k_cache, const voi
     for (int n0 = 0; n0 < N; n0 += rows) {
         int nr_rows = N - n0 < rows ? N - n0 : rows;
         if (kv_bf16)
-            ds_launch(out, o16, pml, po, psc, q, (const __nv_bfloat16 *)k_cache, (const __nv_bfloat16 *)v_cache, slot,
-                      len, stride, n0, nr_rows, nr, NH, KVH, HD, Z, zg, scale, lse_out, T, op);
+            ds_launch_any<__nv_bfloat16>(out, o16, pml, po, psc, q, k_cache, v_cache, slot, len, map, n0, nr_rows, nr,
+                                         NH, KVH, HD, Z, zg, scale, lse_out, T, op);
         else
-            ds_launch(out, o16, pml, po, psc, q, (const float *)k_cache, (const float *)v_cache, slot, len, stride, n0,
-                      nr_rows, nr, NH, KVH, HD, Z, zg, scale, lse_out, T, op);
+            ds_launch_any<float>(out, o16, pml, po, psc, q, k_cache, v_cache, slot, len, map, n0, nr_rows, nr, NH,
+                                 KVH, HD, Z, zg, scale, lse_out, T, op);
     }
     if (o16) cuda_act16_produced(out, (size_t)N * NH * HD);
     return 0;
