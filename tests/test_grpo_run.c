@@ -69,6 +69,15 @@ static void test_resume_exact(void) {
     CHECK(sh("grep -q '\"logp_diff/mean\":[0-9.e-]*' %s/full/metrics.jsonl", D) == 0);
     CHECK(sh("awk -F'\"logp_diff/max\":' 'NF>1{split($2,a,\",\"); if (a[1]+0 > 1e-4) bad=1} END{exit bad}' "
              "%s/full/metrics.jsonl", D) == 0);
+    /* A paged KV cache with room for about one group of 16 rollouts of 88
+     * positions (25 blocks of 4: sequences are preempted and resumed):
+     * the same rollouts, so the same weights bit for bit (the sampler's
+     * log-probs, which may move by rounding, never reach the loss). */
+    CHECK(sh("%s grpo model=%s/demo/base-model data.path=%s/demo/data/train.jsonl %s steps=4 save_every=2 "
+             "kv_block=4 kv_tokens=100 run_dir=%s/paged", R1C, D, D, COMMON, D) == 0);
+    CHECKF(sh("cmp -s %s/full/checkpoints/step-4/model.safetensors %s/paged/checkpoints/step-4/model.safetensors", D,
+              D) == 0, "a paged KV cache changed the run's weights");
+    CHECKF(sh("grep -q '\"gen/preemptions\":[1-9]' %s/paged/metrics.jsonl", D) == 0, "no preemption logged");
 }
 
 /* DAPO-style options: dynamic sampling drops zero-variance groups (and

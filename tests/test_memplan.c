@@ -54,6 +54,12 @@ static void test_counts(void) {
     memplan_compute(&p, &(MemPlanInput){.cfg = &c, .gen_batch = 64, .gen_len = 1000});
     CHECK_NEAR(item(&p, "KV cache"), 2.0 * 24 * 64 * 1000 * 128 * 4, 0.5);
     CHECK(p.gen > item(&p, "KV cache") && p.peak == p.persistent + p.gen);
+    /* paged: the pool's whole blocks (1000 positions -> 63 blocks of 16) */
+    memplan_compute(&p, &(MemPlanInput){.cfg = &c, .gen_batch = 64, .gen_len = 1000, .kv_block = 16,
+                                        .kv_tokens = 20000});
+    CHECK_NEAR(item(&p, "KV cache, paged"), 2.0 * 24 * 1250 * 16 * 128 * 4, 0.5);
+    memplan_compute(&p, &(MemPlanInput){.cfg = &c, .gen_batch = 64, .gen_len = 1000, .kv_block = 16});
+    CHECK_NEAR(item(&p, "KV cache, paged"), 2.0 * 24 * 64 * 63 * 16 * 128 * 4, 0.5);
     /* bf16 caches on the GPU in bf16 precision: half */
     memplan_compute(&p, &(MemPlanInput){.cfg = &c, .gen_batch = 64, .gen_len = 1000, .cuda = 1, .bf16 = 1});
     CHECK_NEAR(item(&p, "KV cache"), 2.0 * 24 * 64 * 1000 * 128 * 2, 0.5);

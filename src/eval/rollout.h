@@ -19,6 +19,7 @@ typedef struct Rollout {
     RewardScore *each;      /* (n, n_rewards) */
     double seconds_gen, seconds_reward;
     int64_t gen_tokens;
+    int64_t preemptions; /* paged KV cache: sequences that made room (GenStats) */
 } Rollout;
 
 typedef struct RolloutConfig {

@@ -30,6 +30,7 @@ typedef struct GrpoConfig {
     int64_t warmup_steps;
     double min_lr_ratio, beta1, beta2, adam_eps, weight_decay, grad_clip;
     int64_t steps, mu, micro_batch, gen_batch;
+    int64_t kv_block, kv_tokens; /* paged KV cache for generation (GenConfig); 0: one row per sequence */
     double epsilon, epsilon_high, beta;
     int kl_estimator, loss_type, scale_rewards;
     int dynamic_sampling, mask_truncated, recompute, save_at_end;

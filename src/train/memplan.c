@@ -100,8 +100,14 @@ void memplan_compute(MemPlan *p, const MemPlanInput *in) {
         /* bf16 elements on the GPU in bf16 precision (R1C_CUDA_KV_BF16=0
          * there doubles it), fp32 elsewhere */
         double kv_elem = in->cuda && in->bf16 ? 2 : 4;
-        add(p, 'g', 2 * L * S * len * KD * kv_elem, "KV cache (%d sequences x %d tokens)", in->gen_batch,
-            in->gen_len);
+        if (in->kv_block > 0) { /* a pool of whole blocks: what gen_run allocates */
+            double B = in->kv_block, per_seq = ceil(len / B);
+            double blocks = in->kv_tokens > 0 ? ceil((double)in->kv_tokens / B) : S * per_seq;
+            add(p, 'g', 2 * L * blocks * B * KD * kv_elem, "KV cache, paged (%.0f blocks of %d positions)", blocks,
+                in->kv_block);
+        } else
+            add(p, 'g', 2 * L * S * len * KD * kv_elem, "KV cache (%d sequences x %d tokens)", in->gen_batch,
+                in->gen_len);
         double cap = S + chunk;
         double dec = cap * (4 * C + QKVD + 3 * QD + 3 * KD + 3 * I + 1 + c->n_heads) * 4 + cap * 16;
         add(p, 'g', dec + S * V * 4, "decode buffers and one step's logits");

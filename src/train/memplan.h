@@ -26,6 +26,8 @@ typedef struct MemPlanInput {
     int has_ref;              /* a frozen reference model (GRPO beta > 0) */
     int gen_batch, gen_len;   /* sequences decoded together, prompt + new tokens; 0: no generation */
     int prefill_chunk;        /* prompt tokens per decode step (0: gen_prefill_chunk_default) */
+    int kv_block;             /* paged KV cache: positions per block (0: gen_batch x gen_len rows) */
+    int64_t kv_tokens;        /* paged: the pool's positions (0: gen_batch sequences of gen_len) */
     int cuda;                 /* count the CUDA backend's scratch */
     int bf16;                 /* CUDA bf16 precision: + a bf16 copy of each model's weights */
     int world, zero;          /* data-parallel ranks; zero: AdamW moments sharded over them (ZeRO-1) */
