@@ -78,6 +78,7 @@ static void test_resume_exact(void) {
     CHECKF(sh("cmp -s %s/full/checkpoints/step-4/model.safetensors %s/paged/checkpoints/step-4/model.safetensors", D,
               D) == 0, "a paged KV cache changed the run's weights");
     CHECKF(sh("grep -q '\"gen/preemptions\":[1-9]' %s/paged/metrics.jsonl", D) == 0, "no preemption logged");
+    CHECKF(sh("grep -q '\"gen/kv_peak_tokens\":100' %s/paged/metrics.jsonl", D) == 0, "the full pool's peak not logged");
 }
 
 /* DAPO-style options: dynamic sampling drops zero-variance groups (and

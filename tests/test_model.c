@@ -301,6 +301,27 @@ static void test_paged_generation(void) {
     CHECKF(all_same && pre > 0, "paged runs: %d, %ld preemptions, outputs %s", runs, pre, all_same ? "equal" : "DIFFER");
     printf("paged KV cache over %d block/pool/batch/sharing settings: %ld preemptions, same tokens: %s\n", runs, pre,
            all_same ? "yes" : "NO");
+    /* a group of 4 samples of one 9-token prompt: shared prompt blocks
+     * (3 positions each) are held once, so the pool's peak is lower than
+     * with every sample prefilling its own, and the tokens are the same */
+    GenRequest grp[4] = {{p2, 9, 0}, {p2, 9, 1}, {p2, 9, 2}, {p2, 9, 3}};
+    GenConfig gcf = cfg;
+    gcf.max_new_tokens = 6, gcf.kv_block = 3;
+    GenOutput gs[4], gn[4];
+    GenStats st_s, st_n;
+    CHECK(gen_run(&m, grp, 4, &gcf, gs, &st_s, &err) == 0);
+    gcf.no_prefix_sharing = 1;
+    CHECK(gen_run(&m, grp, 4, &gcf, gn, &st_n, &err) == 0);
+    /* 14 positions a sequence (9 + 6, the last token never fed): 5 blocks.
+     * Shared: the first sample's 5, and each other sample shares the two
+     * full blocks of the 8 copied positions and holds 3 (the part-full
+     * third, copied, and two new): 5 + 3 x 3 = 14. Not shared: 4 x 5. */
+    CHECKF(st_s.kv_peak_tokens == 3 * 14 && st_n.kv_peak_tokens == 3 * 20,
+           "peak pool positions: %lld shared, %lld not", (long long)st_s.kv_peak_tokens,
+           (long long)st_n.kv_peak_tokens);
+    CHECKF(outputs_match(gs, gn, 4, 1e-5f), "shared prompt blocks changed the tokens");
+    gen_outputs_free(gs, 4);
+    gen_outputs_free(gn, 4);
     /* a pool that cannot hold one sequence, and a backend without paged
      * attention: clear errors, nothing generated */
     pc.kv_tokens = 20;

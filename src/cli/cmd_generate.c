@@ -255,6 +255,8 @@ int cmd_generate(int argc, char **argv) {
                         "waiting for the device\n",
                 (long long)st.steps, (long long)st.prefill_steps, 1e3 * st.seconds / st.steps,
                 1e3 * st.issue_seconds / st.steps, 1e3 * st.wait_seconds / st.steps);
+    if (kv_block > 0)
+        fprintf(stderr, "r1c generate: paged KV cache: at most %lld positions in use\n", (long long)st.kv_peak_tokens);
     if (st.preemptions)
         fprintf(stderr, "r1c generate: the paged KV cache was full %lld times: the latest sequence gave its blocks "
                         "back and resumed later\n",

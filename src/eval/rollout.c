@@ -66,6 +66,7 @@ int rollout_run(Model *m, Tokenizer *tok, const TokIds *prompts, json_t *const *
     }
     ro->gen_tokens = st.decode_tokens;
     ro->preemptions = st.preemptions;
+    ro->kv_peak_tokens = st.kv_peak_tokens;
     double t1 = now_s();
     ro->seconds_gen = t1 - t0;
     RewardInput *in = rs && rs->n ? calloc((size_t)n, sizeof *in) : NULL;

@@ -19,7 +19,8 @@ typedef struct Rollout {
     RewardScore *each;      /* (n, n_rewards) */
     double seconds_gen, seconds_reward;
     int64_t gen_tokens;
-    int64_t preemptions; /* paged KV cache: sequences that made room (GenStats) */
+    int64_t preemptions;    /* paged KV cache: sequences that made room (GenStats) */
+    int64_t kv_peak_tokens; /* paged KV cache: most pool positions in use */
 } Rollout;
 
 typedef struct RolloutConfig {

@@ -45,24 +45,26 @@ static int find_donor(const Slot *slots, int S, int s, const GenRequest *req, co
     return best;
 }
 
-/* Copies cache rows [0, n) of slot `from` to slot `to` in every layer
+/* Copies cache rows [p0, n) of slot `from` to slot `to` in every layer
  * (elements of kv->elem bytes); a paged cache block by block (`to` holds
  * blocks for them). */
-static void kv_cache_copy_prefix(Model *m, KVCache *kv, int from, int to, int n) {
+static void kv_cache_copy_prefix(Model *m, KVCache *kv, int from, int to, int p0, int n) {
     size_t row = (size_t)m->KD * kv->elem, unit = kv->stride * kv->elem; /* a slot's or a block's bytes */
     for (int l = 0; l < m->cfg.n_layers; l++) {
         char *k = (char *)kv->k[l], *v = (char *)kv->v[l];
         if (kv->block == 0) {
-            m->be->copy(k + (size_t)to * unit, k + (size_t)from * unit, (size_t)n * row);
-            m->be->copy(v + (size_t)to * unit, v + (size_t)from * unit, (size_t)n * row);
+            size_t off = (size_t)p0 * row;
+            m->be->copy(k + (size_t)to * unit + off, k + (size_t)from * unit + off, (size_t)(n - p0) * row);
+            m->be->copy(v + (size_t)to * unit + off, v + (size_t)from * unit + off, (size_t)(n - p0) * row);
             continue;
         }
-        for (int b = 0; b * kv->block < n; b++) {
-            size_t src = (size_t)kv->table[(size_t)from * kv->max_blocks + b] * unit;
-            size_t dst = (size_t)kv->table[(size_t)to * kv->max_blocks + b] * unit;
-            size_t bytes = (size_t)(n - b * kv->block < kv->block ? n - b * kv->block : kv->block) * row;
-            m->be->copy(k + dst, k + src, bytes);
-            m->be->copy(v + dst, v + src, bytes);
+        for (int p = p0; p < n;) { /* the piece of [p, n) in p's block */
+            int b = p / kv->block, q = p % kv->block, cnt = kv->block - q < n - p ? kv->block - q : n - p;
+            size_t src = (size_t)kv->table[(size_t)from * kv->max_blocks + b] * unit + (size_t)q * row;
+            size_t dst = (size_t)kv->table[(size_t)to * kv->max_blocks + b] * unit + (size_t)q * row;
+            m->be->copy(k + dst, k + src, (size_t)cnt * row);
+            m->be->copy(v + dst, v + src, (size_t)cnt * row);
+            p += cnt;
         }
     }
 }
@@ -98,20 +100,37 @@ static int gen_preempt(KVCache *kv, Slot *slots, int v, const GenRequest *req, c
     return 0;
 }
 
-/* Paged: blocks for slot s's positions [0, n_pos), preempting the latest
- * started slots after s (they have queued nothing this step) while the
- * pool is full, or s itself when none is left. 1: reserved; 0: s was
- * preempted; -1: out of host memory. */
-static int gen_reserve(KVCache *kv, Slot *slots, int S, int s, int n_pos, const GenRequest *req,
-                       const GenOutput *out, Resume *rs, GenStats *stats) {
-    if (kv->block == 0) return 1;
-    while (kv_slot_reserve(kv, s, n_pos) != 0) {
-        int v = s; /* the latest started of s and the slots after it */
+/* Paged: until the pool has `need` free blocks, the latest started of
+ * slot s and the slots after it (they have queued nothing this step)
+ * gives its blocks back. 1: room; 0: s itself was preempted; -1: out of
+ * host memory. */
+static int gen_make_room(KVCache *kv, Slot *slots, int S, int s, int need, const GenRequest *req,
+                         const GenOutput *out, Resume *rs, GenStats *stats) {
+    while (kv->n_free < need) {
+        int v = s;
         for (int i = s + 1; i < S; i++)
             if (slots[i].req >= 0 && slots[i].started > slots[v].started) v = i;
         if (gen_preempt(kv, slots, v, req, out, rs, stats) != 0) return -1;
         if (v == s) return 0;
     }
+    return 1;
+}
+
+static void gen_note_peak(const KVCache *kv, GenStats *stats) {
+    int64_t used = (int64_t)(kv->n_blocks - kv->n_free) * kv->block;
+    if (stats && used > stats->kv_peak_tokens) stats->kv_peak_tokens = used;
+}
+
+/* Paged: blocks for slot s's positions [0, n_pos), making room first
+ * (gen_make_room's returns). */
+static int gen_reserve(KVCache *kv, Slot *slots, int S, int s, int n_pos, const GenRequest *req,
+                       const GenOutput *out, Resume *rs, GenStats *stats) {
+    if (kv->block == 0) return 1;
+    int need = (n_pos + kv->block - 1) / kv->block - kv->nblk[s];
+    int g = gen_make_room(kv, slots, S, s, need, req, out, rs, stats);
+    if (g != 1) return g;
+    kv_slot_reserve(kv, s, n_pos); /* cannot fail: the room is there and n_pos <= max_len */
+    gen_note_peak(kv, stats);
     return 1;
 }
 
@@ -231,14 +250,22 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
                  * the G samples of a GRPO group prefill once, not G times. */
                 int donor = find_donor(slots, S, s, req, q);
                 if (donor >= 0 && slots[donor].ready >= q->prompt_len - 1) {
-                    int donor_req = slots[donor].req;
-                    int g = gen_reserve(&kv, slots, S, s, q->prompt_len - 1, req, out, &rs, stats);
+                    int donor_req = slots[donor].req, np = q->prompt_len - 1, p0 = 0;
+                    /* paged: the donor's full blocks are shared, only a
+                     * part-full last block is copied; else all is copied */
+                    int g = kv.block > 0 ? gen_make_room(&kv, slots, S, s, np % kv.block != 0, req, out, &rs, stats)
+                                         : 1;
                     if (g < 0) goto oom;
                     if (g == 0) continue; /* s itself made room */
                     if (slots[donor].req == donor_req) { /* else the donor made room: s prefills its prompt */
-                        kv_cache_copy_prefix(m, &kv, donor, s, q->prompt_len - 1);
-                        sl->prefilled = sl->len = sl->ready = q->prompt_len - 1;
-                        if (stats) stats->shared_prefix_tokens += q->prompt_len - 1;
+                        if (kv.block > 0) {
+                            kv_slot_share(&kv, donor, s, np); /* cannot fail: s holds nothing, the room is there */
+                            gen_note_peak(&kv, stats);
+                            p0 = np / kv.block * kv.block;
+                        }
+                        kv_cache_copy_prefix(m, &kv, donor, s, p0, np);
+                        sl->prefilled = sl->len = sl->ready = np;
+                        if (stats) stats->shared_prefix_tokens += np;
                     }
                 } else if (donor >= 0 && slots[donor].prefilled > 0) {
                     continue; /* the donor's prefill is under way: copy next step */

@@ -65,6 +65,7 @@ typedef struct GenStats {
      * sampled tokens. wait ~ 0 means the host is the bottleneck. */
     int64_t steps, prefill_steps; /* the latter: steps with prompt tokens */
     int64_t preemptions;          /* paged KV: sequences that gave their blocks back to make room */
+    int64_t kv_peak_tokens;       /* paged KV: most pool positions in use at once (whole blocks) */
     double issue_seconds, wait_seconds, prefill_step_seconds;
 } GenStats;
 

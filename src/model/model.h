@@ -189,6 +189,7 @@ typedef struct KVCache {
     int32_t *table;                  /* host (n_slots, max_blocks): slot s's i-th block, -1: none */
     int *nblk;                       /* blocks each slot holds */
     int *free_blk, n_free;           /* the pool's free blocks (a stack) */
+    int *ref;                        /* slots holding each block (shared prompt blocks: several) */
     int32_t *table_be;               /* backend copy of table, uploaded by model_decode when changed */
     int table_dirty;
 } KVCache;
@@ -202,8 +203,16 @@ void kv_cache_free(KVCache *kv, const Model *m);
 /* Paged: slot `slot` gets blocks for positions [0, n_pos). 0, or -1 when
  * the pool has too few free blocks (then it takes none). */
 int kv_slot_reserve(KVCache *kv, int slot, int n_pos);
-/* Paged: slot `slot`'s blocks go back to the pool. */
+/* Paged: slot `slot`'s blocks go back to the pool (a shared block when
+ * its last holder lets go). */
 void kv_slot_release(KVCache *kv, int slot);
+/* Paged: slot `to` (holding no blocks) takes positions [0, n_pos) of slot
+ * `from`: its full blocks by reference, and for a part-full last block a
+ * fresh one (1 free block needed), whose first n_pos % block positions
+ * the caller copies. Full blocks below a sequence's length are never
+ * written again, so sharing them is safe. 0, or -1: `to` holds blocks or
+ * the pool has no free block for the copy. */
+int kv_slot_share(KVCache *kv, int from, int to, int n_pos);
 
 typedef struct DecodeScratch {
     int cap; /* max tokens per call */

@@ -49,10 +49,11 @@ int kv_cache_create_paged(KVCache *kv, const Model *m, int n_slots, int max_len,
     kv->table = malloc(nt * sizeof(int32_t));
     kv->nblk = calloc(n_slots, sizeof(int));
     kv->free_blk = malloc((size_t)n_blocks * sizeof(int));
+    kv->ref = calloc(n_blocks, sizeof(int));
     kv->table_be = be->alloc(nt * sizeof(int32_t));
     kv->k = calloc(L, sizeof(float *));
     kv->v = calloc(L, sizeof(float *));
-    if (kv->table && kv->nblk && kv->free_blk && kv->table_be && kv->k && kv->v) {
+    if (kv->table && kv->nblk && kv->free_blk && kv->ref && kv->table_be && kv->k && kv->v) {
         for (size_t i = 0; i < nt; i++) kv->table[i] = -1;
         for (int b = 0; b < n_blocks; b++) kv->free_blk[b] = n_blocks - 1 - b; /* block 0 comes off first */
         kv->n_free = n_blocks;
@@ -77,7 +78,11 @@ int kv_slot_reserve(KVCache *kv, int slot, int n_pos) {
     if (more <= 0) return 0;
     if (more > kv->n_free) return -1;
     int32_t *t = kv->table + (size_t)slot * kv->max_blocks;
-    while (kv->nblk[slot] < want) t[kv->nblk[slot]++] = kv->free_blk[--kv->n_free];
+    while (kv->nblk[slot] < want) {
+        int b = kv->free_blk[--kv->n_free];
+        kv->ref[b] = 1;
+        t[kv->nblk[slot]++] = b;
+    }
     kv->table_dirty = 1;
     return 0;
 }
@@ -86,10 +91,21 @@ void kv_slot_release(KVCache *kv, int slot) {
     int32_t *t = kv->table + (size_t)slot * kv->max_blocks;
     while (kv->nblk[slot] > 0) {
         int i = --kv->nblk[slot];
-        kv->free_blk[kv->n_free++] = t[i];
+        if (--kv->ref[t[i]] == 0) kv->free_blk[kv->n_free++] = t[i];
         t[i] = -1;
     }
     kv->table_dirty = 1;
+}
+
+int kv_slot_share(KVCache *kv, int from, int to, int n_pos) {
+    int full = n_pos / kv->block, part = n_pos % kv->block != 0;
+    if (kv->nblk[to] != 0 || kv->nblk[from] < full + part || (part && kv->n_free < 1)) return -1;
+    const int32_t *f = kv->table + (size_t)from * kv->max_blocks;
+    int32_t *t = kv->table + (size_t)to * kv->max_blocks;
+    for (int i = 0; i < full; i++) t[i] = f[i], kv->ref[f[i]]++;
+    kv->nblk[to] = full;
+    kv->table_dirty = 1;
+    return kv_slot_reserve(kv, to, n_pos); /* the part-full block, fresh */
 }
 
 void kv_cache_free(KVCache *kv, const Model *m) {
@@ -102,6 +118,7 @@ void kv_cache_free(KVCache *kv, const Model *m) {
     free(kv->table);
     free(kv->nblk);
     free(kv->free_blk);
+    free(kv->ref);
     if (kv->table_be) m->be->free(kv->table_be);
     memset(kv, 0, sizeof *kv);
 }

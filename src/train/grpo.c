@@ -465,7 +465,7 @@ static int grpo_step(Trainer *t, Err *err) {
     float *rew = malloc((size_t)P * G * sizeof(float)), *adv = malloc((size_t)P * G * sizeof(float));
     int kept = 0, dropped = 0, n_ro = 0, n_seq = 0, rc = 0;
     double gen_s = 0, rew_s = 0, norm_tokens = 0, kept_tok = 0;
-    double gen_tokens = 0, preempt = 0;
+    double gen_tokens = 0, preempt = 0, kv_peak = 0;
     /* metrics over every generated completion of the step */
     double r_sum = 0, r_sq = 0, acc = 0, fmt = 0, len_sum = 0, trunc = 0;
     double *rf = calloc(t->rs.n ? t->rs.n : 1, sizeof(double));
@@ -480,6 +480,7 @@ static int grpo_step(Trainer *t, Err *err) {
         Rollout *ro = &ros[round];
         gen_s += ro->seconds_gen, rew_s += ro->seconds_reward, gen_tokens += (double)ro->gen_tokens;
         preempt += (double)ro->preemptions;
+        if ((double)ro->kv_peak_tokens > kv_peak) kv_peak = (double)ro->kv_peak_tokens;
         for (int i = 0; i < need * G; i++) {
             const double *g = glob + (size_t)i * NF;
             double r = g[REC_REWARD];
@@ -533,6 +534,7 @@ static int grpo_step(Trainer *t, Err *err) {
     if (!rc) rc = dist_max_f64(t->cm, &ss.logp_diff, 1, err);
     if (!rc) rc = dist_sum_f64(t->cm, &gen_tokens, 1, err);
     if (!rc && c->kv_block > 0) rc = dist_sum_f64(t->cm, &preempt, 1, err);
+    if (!rc && c->kv_block > 0) rc = dist_max_f64(t->cm, &kv_peak, 1, err);
     double train_s = now_s() - t_train0;
     if (!rc && t->rank0) {
         double kl = ss.kl_tokens > 0 ? ss.kl_sum / ss.kl_tokens : 0;
@@ -565,7 +567,10 @@ static int grpo_step(Trainer *t, Err *err) {
         metrics_f64(w, "logp_diff/mean", ss.lpd_n > 0 ? ss.lpd_sum / ss.lpd_n : 0.0);
         metrics_i64(w, "groups/kept", kept);
         metrics_i64(w, "groups/dropped", dropped);
-        if (c->kv_block > 0) metrics_i64(w, "gen/preemptions", (int64_t)preempt); /* a full paged KV pool */
+        if (c->kv_block > 0) { /* the paged KV pool: how full it got, how often it was full */
+            metrics_i64(w, "gen/preemptions", (int64_t)preempt);
+            metrics_i64(w, "gen/kv_peak_tokens", (int64_t)kv_peak);
+        }
         metrics_i64(w, "epoch", t->st.epoch);
         metrics_f64(w, "time/generate", gen_s); /* rank 0's phases */
         metrics_f64(w, "time/reward", rew_s);
