@@ -141,6 +141,10 @@ static void test_sample_cli(void) {
              "--system 'The Assistant thinks inside <think> </think> and then answers inside <answer> </answer>.' "
              "--n 6 --keep 2 --limit 20 --temperature 1 --top-p 1 --max-new-tokens 32 --out %s/rs.jsonl "
              ">%s/rs.txt 2>&1", R1C, D, D, D, D) == 0);
+    CHECK(sh("%s sample --model %s/demo/base-model --data %s/demo/data/train.jsonl --template r1-zero "
+             "--system 'The Assistant thinks inside <think> </think> and then answers inside <answer> </answer>.' "
+             "--n 6 --keep 2 --limit 20 --temperature 1 --top-p 1 --max-new-tokens 32 --kv-block 4 --kv-tokens 300 "
+             "--out %s/rs-paged.jsonl >/dev/null 2>&1 && cmp -s %s/rs.jsonl %s/rs-paged.jsonl", R1C, D, D, D, D, D) == 0);
     /* at most 2 per prompt, every kept line well-formed and correct */
     CHECK(sh("n=$(wc -l < %s/rs.jsonl); [ $n -ge 1 ] && [ $n -le 40 ]", D) == 0);
     CHECK(sh("! grep -v '\"math\":{\"score\":1' %s/rs.jsonl | grep -q .", D) == 0);
@@ -163,6 +167,16 @@ static void test_eval_cli(void) {
     CHECK(sh("%s eval --rescore %s/eval/samples.jsonl > %s/rescore.txt", R1C, D, D) == 0);
     CHECK(sh("grep -E '^(pass|cons)' %s/eval.txt > %s/a.txt && grep -E '^(pass|cons)' %s/rescore.txt > %s/b.txt && "
              "cmp -s %s/a.txt %s/b.txt", D, D, D, D, D, D) == 0);
+    /* a paged KV cache with a pool smaller than the batch needs: the same
+     * samples, so the same numbers */
+    CHECK(sh("%s eval --model %s/demo/base-model --data %s/demo/data/eval.jsonl --template r1-zero "
+             "--system 'The Assistant thinks inside <think> </think> and then answers inside <answer> </answer>.' "
+             "--k 3 --limit 12 --max-new-tokens 32 --temperature 1 --top-p 1 --kv-block 4 --kv-tokens 200 "
+             "--out %s/eval-paged >%s/eval-paged.txt 2>&1", R1C, D, D, D, D) == 0);
+    CHECKF(sh("grep -E '^(pass|cons)' %s/eval-paged.txt > %s/c.txt && cmp -s %s/a.txt %s/c.txt", D, D, D, D) == 0,
+           "eval with a paged KV cache scored differently");
+    CHECK(sh("%s eval --model %s/demo/base-model --data %s/demo/data/eval.jsonl --kv-tokens 100 2>/dev/null; "
+             "test $? -eq 2", R1C, D, D) == 0); /* --kv-tokens without --kv-block */
     if (access("../shared/data/gsm8k/test.jsonl", R_OK) != 0) {
         SKIP("r1c eval on GSM8K: ../shared/data/gsm8k/test.jsonl is absent");
         return;

@@ -19,6 +19,8 @@ static const char *USAGE =
     "  --preset r1         the paper's settings: temperature 0.6, top-p 0.95,\n"
     "                      32768 new tokens, k = 64 (flags after it override)\n"
     "  --limit N           first N problems\n"
+    "  --kv-block N --kv-tokens N   a paged KV cache of N-position blocks and a pool of\n"
+    "                      N positions (default: off; a full pool preempts and resumes)\n"
     "  --reward NAME       accuracy reward: math (default), countdown or code (HumanEval, MBPP:\n"
     "                      runs the programs in a sandbox; --reward-options code.timeout=5,...)\n"
     "  --out DIR           results.json and samples.jsonl (default runs/eval)\n"
@@ -60,6 +62,8 @@ int cmd_eval(int argc, char **argv) {
         }
         if ((r = arg_int_in(argc, argv, &i, "--k", &c.k, 1)) || (r = arg_int_in(argc, argv, &i, "--limit", &c.limit, 0)) ||
             (r = arg_int_in(argc, argv, &i, "--batch", &c.batch, 1)) ||
+            (r = arg_int_in(argc, argv, &i, "--kv-block", &c.kv_block, 0)) ||
+            (r = arg_int(argc, argv, &i, "--kv-tokens", &c.kv_tokens)) ||
             (r = arg_int_in(argc, argv, &i, "--max-new-tokens", &c.max_new_tokens, 1))) {
             if (r < 0) return 2;
             continue;
@@ -82,6 +86,10 @@ int cmd_eval(int argc, char **argv) {
     }
     if (!c.model || !c.data) {
         fputs(USAGE, stderr);
+        return 2;
+    }
+    if (c.kv_tokens < 0 || (c.kv_tokens > 0 && c.kv_block == 0)) {
+        fprintf(stderr, "r1c eval: --kv-tokens needs --kv-block and must be at least 0\n");
         return 2;
     }
     if (c.k < 1 || c.batch < 1 || c.max_new_tokens < 1) {

@@ -18,6 +18,8 @@ static const char *USAGE =
     "  --n N (default 8)  --keep K (default 2)  --limit N\n"
     "  --format F --template NAME --system TEXT --prompt-suffix TEXT\n"
     "  --temperature T (0.6) --top-p P (0.95) --top-k K --max-new-tokens N (1024) --seed S --batch B (64)\n"
+    "  --kv-block N --kv-tokens N   a paged KV cache of N-position blocks and a pool of\n"
+    "                      N positions (default: off; a full pool preempts and resumes)\n"
     "  --max-paragraph BYTES  reject reasoning with a longer paragraph (default 0: off)\n"
     "  --no-code-in-think     reject reasoning containing ``` code blocks\n"
     "  --language en|zh --min-language X   reject reasoning with less than X of that language\n"
@@ -51,6 +53,8 @@ int cmd_sample(int argc, char **argv) {
             (r = arg_int_in(argc, argv, &i, "--n", &c.n, 1)) || (r = arg_int_in(argc, argv, &i, "--keep", &c.keep, 1)) ||
             (r = arg_int_in(argc, argv, &i, "--limit", &c.limit, 0)) || (r = arg_int_in(argc, argv, &i, "--batch", &c.batch, 1)) ||
             (r = arg_int_in(argc, argv, &i, "--max-new-tokens", &c.max_new_tokens, 1)) ||
+            (r = arg_int_in(argc, argv, &i, "--kv-block", &c.kv_block, 0)) ||
+            (r = arg_int(argc, argv, &i, "--kv-tokens", &c.kv_tokens)) ||
             (r = arg_int_in(argc, argv, &i, "--max-paragraph", &c.max_paragraph, 0))) {
             if (r < 0) return 2;
             continue;
@@ -68,6 +72,10 @@ int cmd_sample(int argc, char **argv) {
     }
     if (!c.model || !c.data || !c.out) {
         fputs(USAGE, stderr);
+        return 2;
+    }
+    if (c.kv_tokens < 0 || (c.kv_tokens > 0 && c.kv_block == 0)) {
+        fprintf(stderr, "r1c sample: --kv-tokens needs --kv-block and must be at least 0\n");
         return 2;
     }
     Err err = {{0}};

@@ -140,7 +140,8 @@ int eval_run(const EvalConfig *c, EvalResult *r, Err *err) {
     result_shape(r, c->k);
     Acc acc = {0};
     RolloutConfig rcfg = {.gen = {.sampling = {.temperature = c->temperature, .top_k = c->top_k, .top_p = c->top_p},
-                                  .max_new_tokens = c->max_new_tokens, .max_batch = c->batch, .seed = c->seed}};
+                                  .max_new_tokens = c->max_new_tokens, .max_batch = c->batch, .seed = c->seed,
+                                  .kv_block = c->kv_block, .kv_tokens = c->kv_tokens}};
     /* problems in chunks, so memory stays bounded on long benchmarks */
     int chunk = c->batch / c->k > 0 ? c->batch / c->k : 1;
     for (int p0 = 0; p0 < d.n && !rc; p0 += chunk) {

@@ -18,6 +18,8 @@ typedef struct EvalConfig {
     const char *reward;   /* accuracy reward: math (default) or countdown */
     const char *reward_options; /* "key=value,..." for that reward, or NULL */
     int k, limit, batch, max_new_tokens, top_k;
+    int kv_block;      /* paged KV cache (GenConfig.kv_block; 0: a cache row per sequence) */
+    int64_t kv_tokens; /* its pool's positions (0: batch full-length sequences) */
     float temperature, top_p;
     uint64_t seed;
     const Backend *be; /* NULL: the CPU */

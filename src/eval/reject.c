@@ -92,7 +92,8 @@ int reject_run(const RejectConfig *c, RejectSummary *s, Err *err) {
     int af_open = 0;
     if (!rc) rc = atomic_open(&af, c->out, err), af_open = !rc;
     RolloutConfig rcfg = {.gen = {.sampling = {.temperature = c->temperature, .top_k = c->top_k, .top_p = c->top_p},
-                                  .max_new_tokens = c->max_new_tokens, .max_batch = c->batch, .seed = c->seed}};
+                                  .max_new_tokens = c->max_new_tokens, .max_batch = c->batch, .seed = c->seed,
+                                  .kv_block = c->kv_block, .kv_tokens = c->kv_tokens}};
     int chunk = c->batch / c->n > 0 ? c->batch / c->n : 1;
     int acc_idx = rollout_accuracy_index(&rs);
     for (int p0 = 0; p0 < d.n && !rc; p0 += chunk) {

@@ -19,6 +19,8 @@ typedef struct RejectConfig {
     const char *reward_options;
     double min_score;
     int n, keep, batch, max_new_tokens, top_k, limit;
+    int kv_block;      /* paged KV cache (GenConfig.kv_block; 0: a cache row per sequence) */
+    int64_t kv_tokens; /* its pool's positions (0: batch full-length sequences) */
     float temperature, top_p;
     uint64_t seed;
     int max_paragraph;     /* longest paragraph of the reasoning in bytes (0 = off) */
