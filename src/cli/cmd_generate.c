@@ -29,7 +29,7 @@ static const char *USAGE =
     "  --seed S            (default 0); sample j of prompt i uses stream i*n+j\n"
     "  --batch B           sequences decoded together (default 16)\n"
     "  --kv-block N        paged KV cache of N-position blocks (default 0: one\n"
-    "                      max-length cache row per sequence; CPU backend)\n"
+    "                      max-length cache row per sequence)\n"
     "  --kv-tokens N       with --kv-block: the pool's positions (default: room for\n"
     "                      every sequence at full length); a smaller pool preempts\n"
     "                      and later resumes sequences, with the same tokens\n"
