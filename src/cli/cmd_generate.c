@@ -32,7 +32,7 @@ static const char *USAGE =
     "                      max-length cache row per sequence)\n"
     "  --kv-tokens N       with --kv-block: the pool's positions (default: room for\n"
     "                      every sequence at full length); a smaller pool preempts\n"
-    "                      and later resumes sequences, with the same tokens\n"
+    "                      and later resumes sequences (on the CPU: same tokens)\n"
     "  --stop-ids 1,2      extra stop token ids (besides the model's EOS)\n"
     "  --backend NAME      cpu (default) | cuda\n"
     "output: one line per sample {\"prompt\": i, \"sample\": j, \"tokens\": [...],\n"
