@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "shell.h"
 #include "gen/generate.h"
 #include "model/model.h"
 #include "train/optim.h"
@@ -335,6 +336,31 @@ static void test_paged_generation(void) {
     model_free(&m);
 }
 
+/* `r1c generate` from the command line: one JSON line per sample with the
+ * tokens asked for; a paged pool smaller than the batch gives the same
+ * tokens and says how full it got; bad paging flags are refused. */
+static void test_generate_cli(void) {
+    char d[] = "/tmp/r1c-generate-test-XXXXXX";
+    if (!mkdtemp(d)) {
+        CHECKF(0, "mkdtemp failed");
+        return;
+    }
+    const char *M = FIX "/qwen3", *ARGS = "--prompt-ids 1,2,3,4,5 --n 6 --max-new-tokens 20 --batch 4 --seed 1";
+    CHECK(sh("%s generate --model %s %s > %s/a.jsonl 2> %s/a.err", R1C, M, ARGS, d, d) == 0);
+    CHECK(sh("test $(wc -l < %s/a.jsonl) -eq 6 && grep -c '\"sample\": 5' %s/a.jsonl | grep -q 1", d, d) == 0);
+    CHECK(sh("grep -q '6 sequences, [0-9]* prompt + [0-9]* new tokens' %s/a.err && grep -q 'steps' %s/a.err", d, d) == 0);
+    CHECK(sh("%s generate --model %s %s --kv-block 4 --kv-tokens 30 > %s/b.jsonl 2> %s/b.err", R1C, M, ARGS, d, d) == 0);
+    CHECKF(sh("sed -E 's/\"logp\": \\[[^]]*\\], //' %s/a.jsonl > %s/a.tok && "
+              "sed -E 's/\"logp\": \\[[^]]*\\], //' %s/b.jsonl > %s/b.tok && cmp -s %s/a.tok %s/b.tok && "
+              "! grep -q logp %s/a.tok", d, d, d, d, d, d, d) == 0,
+           "r1c generate with a paged KV cache sampled other tokens");
+    CHECK(sh("grep -q 'at most 32 positions in use' %s/b.err && grep -q 'was full' %s/b.err", d, d) == 0);
+    CHECK(sh("%s generate --model %s %s --kv-tokens 30 2> %s/c.err; test $? -eq 2", R1C, M, ARGS, d) == 0);
+    CHECK(sh("%s generate --model %s %s --kv-block 4 --kv-tokens 8 2> %s/c.err; test $? -eq 1 && "
+             "grep -q 'cannot hold one sequence' %s/c.err", R1C, M, ARGS, d, d) == 0);
+    sh("rm -rf %s", d);
+}
+
 static int files_equal(const char *a, const char *b) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "cmp -s %s %s", a, b);
@@ -531,6 +557,7 @@ int main(void) {
     test_sampler_matches_forward();
     test_device_sampling_path();
     test_paged_generation();
+    test_generate_cli();
     test_save_roundtrip();
     test_accumulate_and_step();
     test_bad_checkpoints();
