@@ -135,6 +135,18 @@ static void test_sft_cli(void) {
              "test $? -eq 1 && grep -q 'badsft2.jsonl:1: messages\\[0\\] needs' %s/badsft.err", R1C, D, D, D, D, D) == 0);
 }
 
+/* r1c generate --prompt: the text goes through the model's chat template
+ * and tokenizer, every line carries its decoded "text", the speed line
+ * follows on stderr; an unknown template is refused. */
+static void test_generate_text(void) {
+    CHECK(sh("%s generate --model %s/demo/base-model --prompt 'What is 2 + 3?' --template r1-zero --n 2 "
+             "--max-new-tokens 12 --temperature 1 --top-p 1 --seed 4 > %s/gen.jsonl 2> %s/gen.err", R1C, D, D, D) == 0);
+    CHECK(sh("test $(wc -l < %s/gen.jsonl) -eq 2 && test $(grep -c '\"text\": \"' %s/gen.jsonl) -eq 2", D, D) == 0);
+    CHECK(sh("grep -q 'r1c generate: 2 sequences' %s/gen.err", D) == 0);
+    CHECK(sh("%s generate --model %s/demo/base-model --prompt hi --template no-such-template 2>/dev/null; "
+             "test $? -ne 0", R1C, D) == 0);
+}
+
 /* r1c sample -> r1c sft: rejection-sampled traces are SFT-ready. */
 static void test_sample_cli(void) {
     CHECK(sh("%s sample --model %s/demo/base-model --data %s/demo/data/train.jsonl --template r1-zero "
@@ -294,6 +306,7 @@ int main(void) {
     test_eval_cli();
     test_sft_cli();
     test_sample_cli();
+    test_generate_text();
     test_kill9();
     test_sigint();
     test_bad_recipes();
