@@ -187,6 +187,7 @@ static void test_eval_cli(void) {
              "--out %s/eval-paged >%s/eval-paged.txt 2>&1", R1C, D, D, D, D) == 0);
     CHECKF(sh("grep -E '^(pass|cons)' %s/eval-paged.txt > %s/c.txt && cmp -s %s/a.txt %s/c.txt", D, D, D, D) == 0,
            "eval with a paged KV cache scored differently");
+    CHECK(sh("grep -qE 'eval: paged KV cache: at most [0-9]+ positions in use, full [1-9]' %s/eval-paged.txt", D) == 0);
     CHECK(sh("%s eval --model %s/demo/base-model --data %s/demo/data/eval.jsonl --kv-tokens 100 2>/dev/null; "
              "test $? -eq 2", R1C, D, D) == 0); /* --kv-tokens without --kv-block */
     if (access("../shared/data/gsm8k/test.jsonl", R_OK) != 0) {

@@ -144,12 +144,14 @@ int eval_run(const EvalConfig *c, EvalResult *r, Err *err) {
                                   .kv_block = c->kv_block, .kv_tokens = c->kv_tokens}};
     /* problems in chunks, so memory stays bounded on long benchmarks */
     int chunk = c->batch / c->k > 0 ? c->batch / c->k : 1;
+    int64_t kv_peak = 0, preempt = 0; /* paged KV cache: the most positions in use, pool-full events */
     for (int p0 = 0; p0 < d.n && !rc; p0 += chunk) {
         int np = d.n - p0 < chunk ? d.n - p0 : chunk;
         Rollout ro;
         if ((rc = rollout_run(&ps.model, ps.tok, ids + p0, recs + p0, np, c->k, &rcfg, (uint64_t)p0 * c->k, NULL, &ro,
                               err)))
             break;
+        kv_peak = ro.kv_peak_tokens > kv_peak ? ro.kv_peak_tokens : kv_peak, preempt += ro.preemptions;
         /* the whole chunk in one batch: the code reward runs it in parallel */
         int nk = np * c->k;
         RewardInput *in = calloc((size_t)nk, sizeof *in);
@@ -190,6 +192,9 @@ int eval_run(const EvalConfig *c, EvalResult *r, Err *err) {
         fprintf(stderr, "\reval: %d/%d problems", p0 + np, d.n);
     }
     fprintf(stderr, "\n");
+    if (c->kv_block > 0)
+        fprintf(stderr, "eval: paged KV cache: at most %lld positions in use, full %lld times (sequences preempted and resumed)\n",
+                (long long)kv_peak, (long long)preempt);
     if (af_open) {
         if (rc) atomic_abort(&af);
         else rc = atomic_commit(&af, err);

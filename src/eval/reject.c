@@ -96,12 +96,14 @@ int reject_run(const RejectConfig *c, RejectSummary *s, Err *err) {
                                   .kv_block = c->kv_block, .kv_tokens = c->kv_tokens}};
     int chunk = c->batch / c->n > 0 ? c->batch / c->n : 1;
     int acc_idx = rollout_accuracy_index(&rs);
+    int64_t kv_peak = 0, preempt = 0; /* paged KV cache: the most positions in use, pool-full events */
     for (int p0 = 0; p0 < d.n && !rc; p0 += chunk) {
         int np = d.n - p0 < chunk ? d.n - p0 : chunk;
         Rollout ro;
         if ((rc = rollout_run(&ps.model, ps.tok, ids + p0, recs + p0, np, c->n, &rcfg, (uint64_t)p0 * c->n, &rs, &ro,
                               err)))
             break;
+        kv_peak = ro.kv_peak_tokens > kv_peak ? ro.kv_peak_tokens : kv_peak, preempt += ro.preemptions;
         for (int i = 0; i < np && !rc; i++) {
             int kept = 0, correct = 0;
             s->prompts++;
@@ -175,6 +177,9 @@ int reject_run(const RejectConfig *c, RejectSummary *s, Err *err) {
         fprintf(stderr, "\rsample: %d/%d prompts, %d kept", p0 + np, d.n, s->kept);
     }
     fprintf(stderr, "\n");
+    if (c->kv_block > 0)
+        fprintf(stderr, "sample: paged KV cache: at most %lld positions in use, full %lld times (sequences preempted and resumed)\n",
+                (long long)kv_peak, (long long)preempt);
     if (af_open) {
         if (rc) atomic_abort(&af);
         else rc = atomic_commit(&af, err);
