@@ -74,9 +74,8 @@ static void kv_cache_copy_prefix(Model *m, KVCache *kv, int from, int to, int p0
 typedef struct Resume {
     const int32_t **tok;
     int *len;
-    int32_t **own; /* the buffers built for preempted requests */
+    int32_t **own; /* the buffers built for preempted requests (NULL: never preempted) */
     Rng *rng;      /* a preempted request's random stream, to go on with */
-    char *resumed;
     int *queue, n, head, tail; /* preempted requests, first out first back: a ring of n (each at most once) */
 } Resume;
 
@@ -92,7 +91,6 @@ static int gen_preempt(KVCache *kv, Slot *slots, int v, const GenRequest *req, c
     rs->own[r] = buf;
     rs->tok[r] = buf, rs->len[r] = P + n;
     rs->rng[r] = slots[v].rng;
-    rs->resumed[r] = 1;
     rs->queue[rs->tail++ % rs->n] = r;
     kv_slot_release(kv, v);
     slots[v].req = -1;
@@ -197,12 +195,12 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
     void *smp_h = dev_sample ? malloc((size_t)S * (sizeof(int32_t) + sizeof(float))) : NULL;
     Resume rs = {.tok = malloc((size_t)n_req * sizeof(int32_t *)), .len = malloc((size_t)n_req * sizeof(int)),
                  .own = calloc(n_req, sizeof(int32_t *)), .rng = malloc((size_t)n_req * sizeof(Rng)),
-                 .resumed = calloc(n_req, 1), .queue = malloc((size_t)n_req * sizeof(int)), .n = n_req};
+                 .queue = malloc((size_t)n_req * sizeof(int)), .n = n_req};
     int rc = 0;
     memset(&sw, 0, sizeof sw);
     if ((!dev_sample && sampler_work_init(&sw, V) != 0) || !slots || !toks || !slot_of || !pos || !rows ||
         !row_slot || (!dev_sample && !logits) || (dev_sample && (!d_smp || !smp_h)) || !u || !lps || !stoks ||
-        !rs.tok || !rs.len || !rs.own || !rs.rng || !rs.resumed || !rs.queue) {
+        !rs.tok || !rs.len || !rs.own || !rs.rng || !rs.queue) {
         rc = err_set(err, "out of memory for generation buffers");
         goto done;
     }
@@ -237,7 +235,7 @@ int gen_run(Model *m, const GenRequest *req, int n_req, const GenConfig *cfg, Ge
                     sl->req = r;
                     sl->started = n_started++;
                     sl->prefilled = sl->len = sl->ready = 0;
-                    if (rs.resumed[r]) sl->rng = rs.rng[r];
+                    if (rs.own[r]) sl->rng = rs.rng[r];
                     else rng_split(&sl->rng, cfg->seed, req[r].stream);
                 }
             }
@@ -386,7 +384,7 @@ done:
     free(lps);
     free(stoks);
     for (int r = 0; rs.own && r < n_req; r++) free(rs.own[r]);
-    free(rs.tok), free(rs.len), free(rs.own), free(rs.rng), free(rs.resumed), free(rs.queue);
+    free(rs.tok), free(rs.len), free(rs.own), free(rs.rng), free(rs.queue);
     if (d_smp) be->free(d_smp);
     free(smp_h);
     return rc;

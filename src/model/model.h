@@ -217,7 +217,7 @@ int kv_slot_share(KVCache *kv, int from, int to, int n_pos);
 typedef struct DecodeScratch {
     int cap; /* max tokens per call */
     float *x, *ln, *qkv, *q, *k, *v, *q_pre, *k_pre, *rstd, *rstd_h, *att, *tmp, *gu, *h;
-    int32_t *len;     /* (6, cap) host: tokens, slot, pos, len (pos + 1), and for a paged cache each
+    int32_t *ints_h;  /* (6, cap) host: tokens, slot, pos, len (pos + 1), and for a paged cache each
                          token's block and position in it; staged for one upload */
     int32_t *ints_be; /* (6, cap) backend: the same, uploaded */
     float *xsel; /* rows selected for logits */

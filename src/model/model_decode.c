@@ -6,6 +6,21 @@
 
 #include "model/model.h"
 
+/* k[l], v[l] of `bytes` each for every layer; -1 when any is missing
+ * (kv_cache_free releases what there is) */
+static int kv_alloc_layers(KVCache *kv, const Model *m, size_t bytes) {
+    int L = m->cfg.n_layers;
+    kv->k = calloc(L, sizeof(float *));
+    kv->v = calloc(L, sizeof(float *));
+    if (!kv->k || !kv->v) return -1;
+    for (int l = 0; l < L; l++) {
+        kv->k[l] = m->be->alloc(bytes);
+        kv->v[l] = m->be->alloc(bytes);
+        if (!kv->k[l] || !kv->v[l]) return -1;
+    }
+    return 0;
+}
+
 int kv_cache_create(KVCache *kv, const Model *m, int n_slots, int max_len, Err *err) {
     memset(kv, 0, sizeof *kv);
     int L = m->cfg.n_layers;
@@ -13,15 +28,8 @@ int kv_cache_create(KVCache *kv, const Model *m, int n_slots, int max_len, Err *
     kv->max_len = max_len;
     kv->stride = (size_t)max_len * m->KD;
     kv->elem = m->be->kv_elem_bytes ? m->be->kv_elem_bytes() : sizeof(float);
-    kv->k = calloc(L, sizeof(float *));
-    kv->v = calloc(L, sizeof(float *));
     size_t bytes = (size_t)n_slots * kv->stride * kv->elem;
-    for (int l = 0; kv->k && kv->v && l < L; l++) {
-        kv->k[l] = m->be->alloc(bytes);
-        kv->v[l] = m->be->alloc(bytes);
-        if (!kv->k[l] || !kv->v[l]) break;
-        if (l == L - 1) return 0;
-    }
+    if (kv_alloc_layers(kv, m, bytes) == 0) return 0;
     kv_cache_free(kv, m);
     return err_set(err, "out of memory: KV cache for %d sequences x %d tokens needs %.1f MB", n_slots, max_len,
                    2.0 * L * bytes / 1e6);
@@ -51,20 +59,12 @@ int kv_cache_create_paged(KVCache *kv, const Model *m, int n_slots, int max_len,
     kv->free_blk = malloc((size_t)n_blocks * sizeof(int));
     kv->ref = calloc(n_blocks, sizeof(int));
     kv->table_be = be->alloc(nt * sizeof(int32_t));
-    kv->k = calloc(L, sizeof(float *));
-    kv->v = calloc(L, sizeof(float *));
-    if (kv->table && kv->nblk && kv->free_blk && kv->ref && kv->table_be && kv->k && kv->v) {
+    if (kv->table && kv->nblk && kv->free_blk && kv->ref && kv->table_be) {
         for (size_t i = 0; i < nt; i++) kv->table[i] = -1;
         for (int b = 0; b < n_blocks; b++) kv->free_blk[b] = n_blocks - 1 - b; /* block 0 comes off first */
         kv->n_free = n_blocks;
         kv->table_dirty = 1;
-        size_t bytes = (size_t)n_blocks * kv->stride * kv->elem;
-        for (int l = 0; l < L; l++) {
-            kv->k[l] = be->alloc(bytes);
-            kv->v[l] = be->alloc(bytes);
-            if (!kv->k[l] || !kv->v[l]) break;
-            if (l == L - 1) return 0;
-        }
+        if (kv_alloc_layers(kv, m, (size_t)n_blocks * kv->stride * kv->elem) == 0) return 0;
     }
     double mb = 2.0 * L * (double)n_blocks * kv->stride * kv->elem / 1e6;
     kv_cache_free(kv, m);
@@ -144,10 +144,10 @@ int decode_scratch_create(DecodeScratch *s, const Model *m, int cap, Err *err) {
     s->gu = be->alloc(n * 2 * I * 4);
     s->h = be->alloc(n * I * 4);
     s->xsel = be->alloc(n * C * 4);
-    s->len = calloc(6 * n, sizeof(int32_t)); /* zeroed: the unused tails are uploaded too */
+    s->ints_h = calloc(6 * n, sizeof(int32_t)); /* zeroed: the unused tails are uploaded too */
     s->ints_be = be->alloc(6 * n * sizeof(int32_t));
     if (!s->ints_be || !s->x || !s->ln || !s->qkv || !s->q || !s->k || !s->v || !s->q_pre || !s->k_pre || !s->rstd || !s->rstd_h ||
-        !s->att || !s->tmp || !s->gu || !s->h || !s->xsel || !s->len) {
+        !s->att || !s->tmp || !s->gu || !s->h || !s->xsel || !s->ints_h) {
         decode_scratch_free(s, m);
         return err_set(err, "out of memory for decode scratch (%d tokens)", cap);
     }
@@ -162,7 +162,7 @@ void decode_scratch_free(DecodeScratch *s, const Model *m) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->free(bufs[i]);
     be->free(s->ints_be);
     be->free(s->logits_be);
-    free(s->len);
+    free(s->ints_h);
     memset(s, 0, sizeof *s);
 }
 
@@ -242,7 +242,7 @@ int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens,
     const Backend *be = m->be;
     if (n > s->cap) return err_set(err, "model_decode: %d tokens exceed the scratch capacity %d", n, s->cap);
     int maxpos = 0, paged = kv->block > 0;
-    int32_t *h_tok = s->len, *h_slot = h_tok + s->cap, *h_pos = h_slot + s->cap, *h_len = h_pos + s->cap;
+    int32_t *h_tok = s->ints_h, *h_slot = h_tok + s->cap, *h_pos = h_slot + s->cap, *h_len = h_pos + s->cap;
     int32_t *h_wblk = h_len + s->cap, *h_wpos = h_wblk + s->cap;
     for (int i = 0; i < n; i++) {
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
@@ -276,7 +276,7 @@ int model_decode(Model *m, KVCache *kv, DecodeScratch *s, const int32_t *tokens,
     /* The ops read the int arrays from backend memory: one upload of the
      * staged block (the layout the ops expect; a GPU copy costs a round
      * trip, not bytes) */
-    be->upload(s->ints_be, s->len, (size_t)(paged ? 5 : 3) * s->cap * sizeof(int32_t) + (size_t)n * sizeof(int32_t));
+    be->upload(s->ints_be, s->ints_h, (size_t)(paged ? 5 : 3) * s->cap * sizeof(int32_t) + (size_t)n * sizeof(int32_t));
     if (paged && kv->table_dirty) {
         be->upload(kv->table_be, kv->table, (size_t)kv->n_slots * kv->max_blocks * sizeof(int32_t));
         kv->table_dirty = 0;
