@@ -8,6 +8,8 @@
  *
  * usage: bench_cuda_model [--shape NAME] [--precision bf16|fp32] [-B 16]
  *        [-T 1024] [--steps 3] [-S 256] [-P 128] [-M 256] [--prefill-chunk N]
+ *        [--kv-block N --kv-tokens N] (a paged KV cache: blocks of N positions,
+ *        a pool of N positions; sequences beyond it are preempted)
  *        [--recompute]
  *        [--no-train] [--no-gen] [--profile] [--att-block ROWS]
  *        [--ncu-steps A:B]
@@ -96,7 +98,7 @@ static int bench_train(Model *m, int B, int T, int steps, int recompute, double 
 
 int main(int argc, char **argv) {
     const char *shape = "qwen2.5-0.5b", *prec = "bf16";
-    int B = 16, T = 1024, steps = 3, S = 256, P = 128, M = 256, recompute = 0, do_train = 1, do_gen = 1, profile = 0, ncu_a = -1, ncu_b = -1, chunk = 0;
+    int B = 16, T = 1024, steps = 3, S = 256, P = 128, M = 256, recompute = 0, do_train = 1, do_gen = 1, profile = 0, ncu_a = -1, ncu_b = -1, chunk = 0, kv_block = 0, kv_tokens = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--shape") && v) shape = v, i++;
@@ -108,6 +110,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-P") && v) P = atoi(v), i++;
         else if (!strcmp(a, "-M") && v) M = atoi(v), i++;
         else if (!strcmp(a, "--prefill-chunk") && v) chunk = atoi(v), i++;
+        else if (!strcmp(a, "--kv-block") && v) kv_block = atoi(v), i++;
+        else if (!strcmp(a, "--kv-tokens") && v) kv_tokens = atoi(v), i++;
         else if (!strcmp(a, "--recompute")) recompute = 1;
         else if (!strcmp(a, "--no-train")) do_train = 0;
         else if (!strcmp(a, "--no-gen")) do_gen = 0;
@@ -116,7 +120,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--att-block") && v) cuda_set_attention_block_rows(atoi(v)), i++;
         else {
             fprintf(stderr, "usage: bench_cuda_model [--shape NAME] [--precision bf16|fp32] [-B N] [-T N] [--steps N]\n"
-                            "       [-S seqs] [-P prompt] [-M new] [--prefill-chunk N] [--recompute] [--no-train] [--no-gen]\n");
+                            "       [-S seqs] [-P prompt] [-M new] [--prefill-chunk N] [--kv-block N --kv-tokens N]\n"
+                            "       [--recompute] [--no-train] [--no-gen] [--profile] [--att-block ROWS] [--ncu-steps A:B]\n");
             return 2;
         }
     }
@@ -156,7 +161,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < S * P; i++) prompts[i] = (int32_t)(rng_u64(&r) % cfg.vocab_size);
         for (int b = 0; b < S; b++) req[b] = (GenRequest){prompts + (size_t)b * P, P, (uint64_t)b};
         GenConfig gc = {.sampling = {.temperature = 1.0f, .top_p = 1.0f}, .max_new_tokens = M, .max_batch = S, .prefill_chunk = chunk,
-                        .seed = 7, .ignore_eos = 1};
+                        .seed = 7, .ignore_eos = 1, .kv_block = kv_block, .kv_tokens = kv_tokens};
         GenConfig warm = gc;
         warm.max_new_tokens = 2;
         if (gen_run(&m, req, S, &warm, out, NULL, &err) != 0 || cuda_check(&err) != 0) return fail("generate", &err);
@@ -180,6 +185,9 @@ int main(int argc, char **argv) {
         if (st.prefill_steps > 0)
             printf("generate: %lld steps with prompt tokens, %.2f ms each\n", (long long)st.prefill_steps,
                    1e3 * st.prefill_step_seconds / st.prefill_steps);
+        if (kv_block > 0)
+            printf("generate: paged KV cache, blocks of %d, peak %lld positions in use, %lld preemptions\n", kv_block,
+                   (long long)st.kv_peak_tokens, (long long)st.preemptions);
         long g_rec = 0, g_rep = 0;
         cuda_graph_stats(&g_rec, &g_rep);
         printf("generate: CUDA graphs recorded %ld, replayed %ld\n", g_rec, g_rep);

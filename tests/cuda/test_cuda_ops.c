@@ -553,13 +553,16 @@ static void test_decode(int N, int S, int Lmax, int NH, int KVH, int HD) {
     free(kc), free(vc), free(slot), free(pos), free(len), free(k), free(v), free(q), free(out), free(nan_q);
 }
 
-/* Batch invariance (level 1): the bf16 training forward of a (B, T) batch
- * equals, bit for bit, decoding each of its rows from a KV cache holding
- * the batch's K and V (slot b, length t + 1): the arithmetic the sampler
- * used when it drew the token. */
-static void test_rows_match_decode(int B, int T, int NH, int KVH, int HD) {
-    char tag[96];
-    snprintf(tag, sizeof tag, "B=%d T=%d NH=%d KVH=%d HD=%d", B, T, NH, KVH, HD);
+/* The bf16 training forward of a (B, T) batch equals, bit for bit,
+ * decoding each of its rows from a KV cache holding the batch's K and V
+ * (slot b, length t + 1): the arithmetic the sampler used when it drew
+ * the token. At batch-invariance level 1 for every shape; at level 0 for
+ * the shapes the flash kernels take (head size 32, 64, 128; up to 16
+ * query heads per kv head), in the cache's element type. */
+static void test_rows_match_decode(int B, int T, int NH, int KVH, int HD, int level) {
+    char tag[112];
+    snprintf(tag, sizeof tag, "B=%d T=%d NH=%d KVH=%d HD=%d level %d%s", B, T, NH, KVH, HD, level,
+             kv16() ? "" : " fp32 cache");
     int N = B * T, KD = KVH * HD;
     size_t nq = (size_t)N * NH * HD, nk = (size_t)N * KD, nl = (size_t)B * NH * T;
     float *q = hrand(nq, 1.0f), *k = hrand(nk, 1.0f), *v = hrand(nk, 1.0f), *nan_q = hnan(nq), *nan_l = hnan(nl);
@@ -569,7 +572,7 @@ static void test_rows_match_decode(int B, int T, int NH, int KVH, int HD) {
     for (int n = 0; n < N; n++) slot[n] = n / T, len[n] = n % T + 1;
     int32_t *d_slot = dev_i(slot, N), *d_len = dev_i(len, N);
     int was = cuda_batch_invariant();
-    cuda_set_batch_invariant(1);
+    cuda_set_batch_invariant(level);
     gpu->attention_forward(d_out, d_lse, d_q, d_k, d_v, B, T, NH, KVH, HD);
     cuda_set_batch_invariant(was);
     /* the batch's K and V written into a cache of B slots x T positions,
@@ -582,9 +585,9 @@ static void test_rows_match_decode(int B, int T, int NH, int KVH, int HD) {
     gpu->attention_decode(d_dec, d_q, d_kc, d_vc, d_slot, d_len, (size_t)T * KD, N, NH, KVH, HD);
     gpu->free(d_kc), gpu->free(d_vc), gpu->free(d_pos), free(pos);
     float *a = down(d_out, nq), *b = down(d_dec, nq);
-    CHECKF(bits_equal(a, b, nq), "batch-invariant attention_forward %s differs from decoding its rows", tag);
+    CHECKF(bits_equal(a, b, nq), "bf16 attention_forward %s differs from decoding its rows", tag);
     gpu_ok(tag);
-    printf("batch-invariant attention_forward %-28s bit-identical to decode: %s\n", tag, bits_equal(a, b, nq) ? "yes" : "NO");
+    printf("bf16 attention_forward %-44s bit-identical to decode: %s\n", tag, bits_equal(a, b, nq) ? "yes" : "NO");
     gpu->free(d_q), gpu->free(d_k), gpu->free(d_v), gpu->free(d_out), gpu->free(d_dec), gpu->free(d_lse);
     gpu->free(d_slot), gpu->free(d_len);
     free(q), free(k), free(v), free(nan_q), free(nan_l), free(slot), free(len), free(a), free(b);
@@ -1308,9 +1311,20 @@ int main(void) {
     test_attention(2, 65, 2, 2, 128);
     test_attention(3, 9, 6, 3, 5);
     cuda_set_batch_invariant(bi_was);
-    test_rows_match_decode(2, 37, 4, 2, 32);
-    test_rows_match_decode(1, 300, 14, 2, 64);
-    test_rows_match_decode(3, 9, 6, 3, 5);
+    test_rows_match_decode(2, 37, 4, 2, 32, 1);
+    test_rows_match_decode(1, 300, 14, 2, 64, 1);
+    test_rows_match_decode(3, 9, 6, 3, 5, 1);
+    /* the flash kernels: the same at level 0, both cache kinds, query
+     * heads per kv head from 1 to 16, blocks cut short by T */
+    for (int other = 0; other < 2; other++) {
+        cuda_set_kv_bf16(other ? !kv_on : kv_on);
+        test_rows_match_decode(2, 37, 4, 2, 32, 0);
+        test_rows_match_decode(1, 300, 14, 2, 64, 0);
+        test_rows_match_decode(2, 65, 2, 2, 128, 0);
+        BIG(test_rows_match_decode(2, 200, 12, 2, 128, 0));
+        test_rows_match_decode(1, 130, 16, 1, 64, 0);
+    }
+    cuda_set_kv_bf16(kv_on);
     test_lm_head(37, 129, 5003, 1.3f, 7);
     BIG(test_lm_head(300, 96, 50000, 0.7f, 0));
     test_layer_chain((Dims){2, 67, 128, 4, 2, 32, 352, 1000});

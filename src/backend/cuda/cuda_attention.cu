@@ -144,7 +144,10 @@ static void attn_forward(float *out, float *lse, const float *q, const float *k,
                          int B, int T, int NH, int KVH, int HD) {
     if (B <= 0 || T <= 0 || NH <= 0 || !att_shape_ok("attention_forward", NH, KVH, HD)) return;
     if (cuda_precision() == CUDA_PREC_BF16) {
-        /* batch invariance: the decode kernel's arithmetic, row by row */
+        /* tensor-core flash attention, the decode attention's arithmetic */
+        if (!seg && cuda_flash_forward(out, lse, q, k, v, B, T, NH, KVH, HD) == 0) return;
+        /* batch invariance for the other shapes: the split decode kernel's
+         * arithmetic, row by row */
         if (!seg && cuda_batch_invariant() >= 1 && attn_forward_rows(out, lse, q, k, v, B, T, NH, KVH, HD) == 0)
             return;
         cuda_attention_forward_gemm(out, lse, q, k, v, seg, B, T, NH, KVH, HD);
@@ -604,6 +607,9 @@ static void attn_decode_any(float *out, const float *q, const float *k_cache, co
     int G = NH / KVH;
     /* bf16: split over the keys, the training attention's arithmetic
      * (cuda_decode_split.cu); -1: a shape it does not take */
+    if (cuda_precision() == CUDA_PREC_BF16 &&
+        cuda_flash_decode(out, q, k_cache, v_cache, cuda_kv_bf16(), slot, len, map, N, NH, KVH, HD, op) == 0)
+        return;
     if (cuda_precision() == CUDA_PREC_BF16 &&
         cuda_decode_split(out, q, k_cache, v_cache, cuda_kv_bf16(), slot, len, map, N, NH, KVH, HD, NULL, 1, op) != -1)
         return;

@@ -149,6 +149,17 @@ int cuda_decode_split(float *out, const float *q, const void *k_cache, const voi
                       const int32_t *slot, const int32_t *len, KvMap map, int N, int NH, int KVH, int HD,
                       float *lse_out, int T, const char *op);
 void cuda_decode_split_trim(void);
+/* Tensor-core attention with one per-row arithmetic for training and
+ * decoding (cuda_flash.cu): bf16 precision, head sizes 32 / 64 / 128, up
+ * to 16 query heads per kv head. cuda_flash_takes says whether a shape
+ * runs there (on both sides, or on neither); the others return -1 for a
+ * shape they do not take (nothing launched), 0 when launched. */
+int cuda_flash_takes(int NH, int KVH, int HD);
+int cuda_flash_decode(float *out, const float *q, const void *k_cache, const void *v_cache, int kv_bf16,
+                      const int32_t *slot, const int32_t *len, KvMap map, int N, int NH, int KVH, int HD,
+                      const char *op);
+int cuda_flash_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T, int NH,
+                       int KVH, int HD);
 /* D(B,NH,T) = rowsum(dout * out) over rows = B*T*NH rows of HD. */
 void cuda_attention_rowdot(float *D, const float *dout, const float *out, size_t rows, int B, int T, int NH, int HD);
 /* Frees the conversion buffer and the shadow copies (rebuilt on demand). */
