@@ -32,13 +32,14 @@ const Backend *backend_select(const char *name, Err *err) {
         return NULL;
     }
     cuda_set_precision(p);
-    /* batch-invariant bf16 GEMMs with R1C_CUDA_BATCH_INVARIANT=1 (docs/cuda.md) */
+    /* batch-invariant bf16 GEMMs: level 1 unless R1C_CUDA_BATCH_INVARIANT says
+     * 0 or 2 (docs/cuda.md) */
     const char *bi = getenv("R1C_CUDA_BATCH_INVARIANT");
     if (bi && strcmp(bi, "0") != 0 && strcmp(bi, "1") != 0 && strcmp(bi, "2") != 0) {
         err_set(err, "R1C_CUDA_BATCH_INVARIANT='%s': expected 0, 1 or 2", bi);
         return NULL;
     }
-    cuda_set_batch_invariant(bi ? bi[0] - '0' : 0);
+    cuda_set_batch_invariant(bi ? bi[0] - '0' : 1);
     /* the decode graphs' switches, read by the backend (cuda_graph.cu) */
     const char *gr = getenv("R1C_CUDA_GRAPHS"), *rows = getenv("R1C_CUDA_GRAPH_ROWS");
     if (gr && strcmp(gr, "0") != 0 && strcmp(gr, "1") != 0) {

@@ -237,6 +237,7 @@ static void test_generate_matches_cpu(const char *name) {
  * differently, and the gap must stay small enough that no importance
  * correction is needed (max |d| < 1e-2). */
 static void test_sampler_trainer_bf16(const char *name, int bi) {
+    int bi_was = cuda_batch_invariant();
     cuda_set_precision(CUDA_PREC_BF16);
     cuda_set_batch_invariant(bi);
     const int32_t p0[] = {5, 17, 99, 3, 44, 12}, p1[] = {64, 2, 7, 8};
@@ -254,7 +255,7 @@ static void test_sampler_trainer_bf16(const char *name, int bi) {
         acts_create(&a, &m, 1, 6 + NEW, 0, &err) != 0) {
         CHECKF(0, "%s: %s", name, err.msg);
         cuda_set_precision(CUDA_PREC_FP32);
-        cuda_set_batch_invariant(0);
+        cuda_set_batch_invariant(bi_was);
         return;
     }
     double worst = 0, sum = 0;
@@ -286,7 +287,7 @@ static void test_sampler_trainer_bf16(const char *name, int bi) {
     acts_free(&a, &m);
     model_free(&m);
     cuda_set_precision(CUDA_PREC_FP32);
-    cuda_set_batch_invariant(0);
+    cuda_set_batch_invariant(bi_was);
 }
 
 /* Packed rows on the GPU (fp32): the log-probs and gradients of two

@@ -31,14 +31,16 @@ int cuda_precision_parse(const char *s, CudaPrecision *out);
  * cuBLASLt algorithm per shape, chosen once without regard to the row
  * count M and without split-K, so each output row is bitwise the same
  * whatever M is and whichever other rows share the batch; and the
- * training attention's forward (unpacked rows) runs the decode attention
- * kernel, row by row. A sampled token's logits are then computed by the
- * same arithmetic in decoding and in training. Level 2 makes the input
- * gradients' GEMMs invariant too (for tests; they cost training speed).
- * Off: cuBLAS picks a kernel per call (cublasGemmEx), which can differ
- * between M = 256 and M = 16k. R1C_CUDA_BATCH_INVARIANT=1 (or 2) turns it
- * on (read at the first GEMM, and checked by the CLI's backend selection);
- * the call overrides the environment. fp32 precision is unaffected. */
+ * training attention's forward (unpacked rows) runs the decode attention's
+ * arithmetic (the flash kernels, or for the shapes they do not take the
+ * split decode kernel, row by row). A sampled token's logits are then
+ * computed by the same arithmetic in decoding and in training. Level 1 is
+ * the default. Level 2 makes the input gradients' GEMMs invariant too
+ * (for tests; they cost training speed). Level 0: cuBLAS picks a kernel
+ * per call (cublasGemmEx), which can differ between M = 256 and M = 16k.
+ * R1C_CUDA_BATCH_INVARIANT=0|1|2 sets it (read at the first GEMM, and
+ * checked by the CLI's backend selection); the call overrides the
+ * environment. fp32 precision is unaffected. */
 void cuda_set_batch_invariant(int level);
 /* CUDA graphs for the decode step (cuda_graph.cu), on by default;
  * R1C_CUDA_GRAPHS=0 or cuda_set_graphs(0) turns them off. Stats: graphs

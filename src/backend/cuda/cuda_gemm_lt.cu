@@ -52,7 +52,21 @@ extern "C" {
 /* Rows the heuristic is asked about: a training micro-batch's worth
  * (micro_batch x seq_len), where almost all GEMM FLOPs are spent; decode
  * steps then run the training kernel on fewer rows. */
-#define LT_REF_M 16384
+/* The row count the heuristic is asked about. A decode step's size: the
+ * algorithm cuBLASLt prefers for 256 rows without split-K has tiles small
+ * enough to fill the GPU at decode sizes and still runs training-sized
+ * calls within a few percent (docs/cuda.md: 16384 cost a third of
+ * generation's speed). R1C_CUDA_BI_REF_M=N asks about N rows instead. */
+#define LT_REF_M_DEFAULT 256
+static int lt_ref_m(void) {
+    static int m = 0;
+    if (!m) {
+        const char *s = getenv("R1C_CUDA_BI_REF_M");
+        m = s && atoi(s) > 0 ? atoi(s) : LT_REF_M_DEFAULT;
+    }
+    return m;
+}
+#define LT_REF_M lt_ref_m()
 /* One fixed workspace size for the heuristic, the checks and the runs, so
  * that an algorithm chosen under one size is never run under another. */
 #define LT_WS_BYTES ((size_t)32 << 20)
@@ -62,7 +76,7 @@ extern "C" {
 
 /* ---- the switch ---- */
 
-static int g_bi = -1; /* -1: not decided yet (environment, default off) */
+static int g_bi = -1; /* -1: not decided yet (environment, default 1) */
 static long g_fallbacks;
 
 extern "C" void cuda_set_batch_invariant(int level) {
@@ -74,7 +88,7 @@ extern "C" void cuda_set_batch_invariant(int level) {
 extern "C" int cuda_batch_invariant(void) {
     if (g_bi < 0) {
         const char *s = getenv("R1C_CUDA_BATCH_INVARIANT");
-        g_bi = s && (!strcmp(s, "1") || !strcmp(s, "2")) ? s[0] - '0' : 0;
+        g_bi = s && (!strcmp(s, "0") || !strcmp(s, "2")) ? s[0] - '0' : 1;
     }
     return g_bi;
 }
