@@ -381,6 +381,7 @@ static void attn_backward(float *dq, float *dk, float *dv, const float *dout, co
                           int KVH, int HD) {
     if (B <= 0 || T <= 0 || NH <= 0 || !att_shape_ok("attention_backward", NH, KVH, HD)) return;
     if (cuda_precision() == CUDA_PREC_BF16) {
+        if (!seg && cuda_flash_backward(dq, dk, dv, dout, out, lse, q, k, v, B, T, NH, KVH, HD) == 0) return;
         cuda_attention_backward_gemm(dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, NH, KVH, HD);
         return;
     }

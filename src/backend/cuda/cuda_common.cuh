@@ -160,6 +160,8 @@ int cuda_flash_decode(float *out, const float *q, const void *k_cache, const voi
                       const char *op);
 int cuda_flash_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T, int NH,
                        int KVH, int HD);
+int cuda_flash_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                        const float *q, const float *k, const float *v, int B, int T, int NH, int KVH, int HD);
 /* D(B,NH,T) = rowsum(dout * out) over rows = B*T*NH rows of HD. */
 void cuda_attention_rowdot(float *D, const float *dout, const float *out, size_t rows, int B, int T, int NH, int HD);
 /* Frees the conversion buffer and the shadow copies (rebuilt on demand). */

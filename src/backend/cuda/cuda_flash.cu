@@ -397,3 +397,320 @@ int cuda_flash_forward(float *out, float *lse, const float *q, const float *k, c
     if (o16) cuda_act16_produced(out, (size_t)B * T * NH * HD);
     return 0;
 }
+
+/* ---- training backward (FlashAttention 2's, without atomics) ----
+ *
+ * From the forward's lse (natural log) and D = rowsum(dO * O):
+ *   P = exp(s scale - lse), dP = dO V^T, dS = P (dP - D),
+ *   dV = P^T dO, dK = scale dS^T Q, dQ = scale dS K,
+ * P and dS rounded to bf16 before their products (as in the forward).
+ * Two kernels, so that every gradient row is summed by one warp in a
+ * fixed order (deterministic; no float atomics): dK/dV per 64-key block
+ * of a kv head, walking the group's query heads in order and their
+ * queries 32 at a time; dQ per 64-query tile of a head, walking the keys
+ * 32 at a time. Both recompute S and dP. */
+
+#define FB_BQ 32 /* queries per step of the dK / dV kernel */
+#define FB_BK 32 /* keys per step of the dQ kernel */
+#define FA_LOG2E 1.4426950408889634f
+
+/* rows t0 .. t0 + ROWS - 1 of head h in sequence b of a (B, T, H, HD) bf16
+ * array into a shared tile (row stride HD + FA_PAD), zeros past T */
+template <int HD, int ROWS>
+__device__ __forceinline__ void fa_load_rows(__nv_bfloat16 *dst, const __nv_bfloat16 *src, int b, int h, int H,
+                                             int T, int t0, int t, int nt) {
+    const int CH = HD / 8, LDS = HD + FA_PAD;
+    for (int i = t; i < ROWS * CH; i += nt) {
+        int r = i / CH, c = i % CH, row = t0 + r;
+        __nv_bfloat16 *d = dst + r * LDS + c * 8;
+        if (row < T) fa_cp16(d, src + (((size_t)b * T + row) * H + h) * HD + c * 8);
+        else *(uint4 *)d = make_uint4(0, 0, 0, 0);
+    }
+}
+
+/* A fragment (16 x 16, row-major, stride ld elements) from shared memory */
+__device__ __forceinline__ void fa_ldA(uint32_t a[4], const __nv_bfloat16 *base, int ld) {
+    int lane = threadIdx.x & 31, mi = lane >> 3;
+    fa_ldsm4(a, base + ((mi & 1) * 8 + (lane & 7)) * ld + (mi >> 1) * 8);
+}
+
+/* acc[n] (16 x 8 n-tiles, NT of them) += A B^T over HD channels: A's 16
+ * rows at sA, B's NT x 8 rows at sB, both row-major over channels */
+template <int HD, int NT>
+__device__ __forceinline__ void fa_abt_smem(float acc[NT][4], const __nv_bfloat16 *sA, const __nv_bfloat16 *sB) {
+    const int LDS = HD + FA_PAD;
+    int lane = threadIdx.x & 31, mi = lane >> 3, r8 = lane & 7;
+#pragma unroll
+    for (int c = 0; c < HD / 16; c++) {
+        uint32_t a[4];
+        fa_ldA(a, sA + 16 * c, LDS);
+#pragma unroll
+        for (int n = 0; n < NT; n += 2) {
+            uint32_t bb[4];
+            fa_ldsm4(bb, sB + (8 * (n + (mi >> 1)) + r8) * LDS + 16 * c + 8 * (mi & 1));
+            fa_mma(acc[n], a, bb[0], bb[1]);
+            fa_mma(acc[n + 1], a, bb[2], bb[3]);
+        }
+    }
+}
+/* the same with A's fragments in registers */
+template <int HD, int NT>
+__device__ __forceinline__ void fa_abt_reg(float acc[NT][4], const uint32_t af[HD / 16][4], const __nv_bfloat16 *sB) {
+    const int LDS = HD + FA_PAD;
+    int lane = threadIdx.x & 31, mi = lane >> 3, r8 = lane & 7;
+#pragma unroll
+    for (int c = 0; c < HD / 16; c++)
+#pragma unroll
+        for (int n = 0; n < NT; n += 2) {
+            uint32_t bb[4];
+            fa_ldsm4(bb, sB + (8 * (n + (mi >> 1)) + r8) * LDS + 16 * c + 8 * (mi & 1));
+            fa_mma(acc[n], af[c], bb[0], bb[1]);
+            fa_mma(acc[n + 1], af[c], bb[2], bb[3]);
+        }
+}
+/* acc[d] (16 x HD) += A B: A's KC 16-wide chunks in registers, B's KC x 16
+ * rows at sB (row-major over channels) */
+template <int HD, int KC>
+__device__ __forceinline__ void fa_ab(float acc[HD / 8][4], const uint32_t af[KC][4], const __nv_bfloat16 *sB) {
+    const int LDS = HD + FA_PAD;
+    int lane = threadIdx.x & 31, mi = lane >> 3, r8 = lane & 7;
+#pragma unroll
+    for (int c = 0; c < KC; c++)
+#pragma unroll
+        for (int d = 0; d < HD / 8; d += 2) {
+            uint32_t bb[4];
+            fa_ldsm4_t(bb, sB + (16 * c + 8 * (mi & 1) + r8) * LDS + 8 * (d + (mi >> 1)));
+            fa_mma(acc[d], af[c], bb[0], bb[1]);
+            fa_mma(acc[d + 1], af[c], bb[2], bb[3]);
+        }
+}
+
+template <int HD>
+struct FbDims {
+    static const int LDS = HD + FA_PAD;
+    /* dK/dV kernel: K, V tiles of 64 keys; two stages of Q, dO (FB_BQ rows)
+     * and their lse, D */
+    static const int KV_TILE = FA_BK * LDS, Q_TILE = FB_BQ * LDS;
+    static const int KV_STAGE = 2 * Q_TILE * 2 + 2 * FB_BQ * 4; /* bytes */
+    static const size_t KV_SMEM = 2 * KV_TILE * 2 + 2 * KV_STAGE;
+    /* dQ kernel: two stages of K, V (FB_BK rows) */
+    static const int K_TILE = FB_BK * LDS;
+    static const size_t Q_SMEM = 2 * 2 * K_TILE * 2;
+};
+
+/* grid (key blocks of 64, KVH, B); warp w owns keys 64 j + 16 w .. + 15 */
+template <int HD>
+__global__ void __launch_bounds__(FA_WARPS * 32)
+    fa_bwd_kv_kernel(float *dk, float *dv, const __nv_bfloat16 *q16, const __nv_bfloat16 *k16,
+                     const __nv_bfloat16 *v16, const __nv_bfloat16 *do16, const float *lse, const float *Dd, int T,
+                     int NH, int KVH, float sl2, float scale) {
+    typedef FbDims<HD> D;
+    extern __shared__ __align__(16) unsigned char fa_smem[];
+    __nv_bfloat16 *sK = (__nv_bfloat16 *)fa_smem, *sV = sK + D::KV_TILE;
+    unsigned char *stages = fa_smem + 2 * D::KV_TILE * 2;
+    int j = blockIdx.x, kh = blockIdx.y, b = blockIdx.z, G = NH / KVH, k0 = j * FA_BK;
+    int w = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tid = lane & 3;
+    int kw = k0 + 16 * w, nqb = (T - k0 + FB_BQ - 1) / FB_BQ, nit = G * nqb;
+    fa_load_rows<HD, FA_BK>(sK, k16, b, kh, KVH, T, k0, threadIdx.x, FA_WARPS * 32);
+    fa_load_rows<HD, FA_BK>(sV, v16, b, kh, KVH, T, k0, threadIdx.x, FA_WARPS * 32);
+    float dK[HD / 8][4], dV[HD / 8][4];
+#pragma unroll
+    for (int d = 0; d < HD / 8; d++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) dK[d][e] = dV[d][e] = 0.0f;
+    /* stage it: Q and dO rows t0 .. t0 + FB_BQ - 1 of head kh G + g, then lse, D */
+#define FB_ISSUE(it)                                                                                                \
+    do {                                                                                                             \
+        unsigned char *sg = stages + ((it) & 1) * D::KV_STAGE;                                                       \
+        int g_ = (it) / nqb, t0_ = k0 + ((it) % nqb) * FB_BQ, h_ = kh * G + g_;                                      \
+        __nv_bfloat16 *sq_ = (__nv_bfloat16 *)sg, *so_ = sq_ + D::Q_TILE;                                            \
+        float *sl_ = (float *)(so_ + D::Q_TILE), *sd_ = sl_ + FB_BQ;                                                 \
+        fa_load_rows<HD, FB_BQ>(sq_, q16, b, h_, NH, T, t0_, threadIdx.x, FA_WARPS * 32);                            \
+        fa_load_rows<HD, FB_BQ>(so_, do16, b, h_, NH, T, t0_, threadIdx.x, FA_WARPS * 32);                           \
+        if (threadIdx.x < 2 * FB_BQ) {                                                                               \
+            int i_ = threadIdx.x % FB_BQ, t_ = t0_ + i_;                                                             \
+            const float *src_ = threadIdx.x < FB_BQ ? lse : Dd;                                                      \
+            float val_ = t_ < T ? src_[((size_t)b * NH + h_) * T + t_] : 0.0f;                                       \
+            (threadIdx.x < FB_BQ ? sl_ : sd_)[i_] = threadIdx.x < FB_BQ ? val_ * FA_LOG2E : val_;                    \
+        }                                                                                                            \
+    } while (0)
+    FB_ISSUE(0);
+    fa_commit();
+    for (int it = 0; it < nit; it++) {
+        if (it + 1 < nit) FB_ISSUE(it + 1);
+        fa_commit();
+        fa_wait<1>();
+        __syncthreads();
+        int t0 = k0 + (it % nqb) * FB_BQ;
+        if (t0 + FB_BQ - 1 >= kw && kw < T) { /* some query here sees one of the warp's keys */
+            unsigned char *sg = stages + (it & 1) * D::KV_STAGE;
+            const __nv_bfloat16 *sq = (const __nv_bfloat16 *)sg, *so = sq + D::Q_TILE;
+            const float *sl = (const float *)(so + D::Q_TILE), *sd = sl + FB_BQ;
+            float s[FB_BQ / 8][4], dp[FB_BQ / 8][4];
+#pragma unroll
+            for (int n = 0; n < FB_BQ / 8; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) s[n][e] = dp[n][e] = 0.0f;
+            fa_abt_smem<HD, FB_BQ / 8>(s, sK + 16 * w * D::LDS, sq);  /* S^T = K Q^T */
+            fa_abt_smem<HD, FB_BQ / 8>(dp, sV + 16 * w * D::LDS, so); /* dP^T = V dO^T */
+            uint32_t pf[FB_BQ / 16][4], sf[FB_BQ / 16][4];
+#pragma unroll
+            for (int n = 0; n < FB_BQ / 8; n++) {
+                float p[4], ds[4];
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int qi = 8 * n + 2 * tid + (e & 1), t = t0 + qi, key = kw + gid + (e >> 1) * 8;
+                    p[e] = key <= t && t < T ? exp2f(s[n][e] * sl2 - sl[qi]) : 0.0f;
+                    ds[e] = p[e] * (dp[n][e] - sd[qi]);
+                }
+                pf[n >> 1][(n & 1) * 2] = fa_pack(p[0], p[1]);
+                pf[n >> 1][(n & 1) * 2 + 1] = fa_pack(p[2], p[3]);
+                sf[n >> 1][(n & 1) * 2] = fa_pack(ds[0], ds[1]);
+                sf[n >> 1][(n & 1) * 2 + 1] = fa_pack(ds[2], ds[3]);
+            }
+            fa_ab<HD, FB_BQ / 16>(dV, pf, so); /* dV += P^T dO */
+            fa_ab<HD, FB_BQ / 16>(dK, sf, sq); /* dK += dS^T Q */
+        }
+        __syncthreads();
+    }
+#undef FB_ISSUE
+#pragma unroll
+    for (int d = 0; d < HD / 8; d++) {
+        int ch = 8 * d + 2 * tid;
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++) {
+            int key = kw + gid + 8 * hf;
+            if (key >= T) continue;
+            size_t o = (((size_t)b * T + key) * KVH + kh) * HD + ch;
+            *(float2 *)(dk + o) = make_float2(dK[d][2 * hf] * scale, dK[d][2 * hf + 1] * scale);
+            *(float2 *)(dv + o) = make_float2(dV[d][2 * hf], dV[d][2 * hf + 1]);
+        }
+    }
+}
+
+/* grid (query tiles of 64, NH, B), the longest first; warp w owns queries
+ * 64 qt + 16 w .. + 15 */
+template <int HD>
+__global__ void __launch_bounds__(FA_WARPS * 32)
+    fa_bwd_q_kernel(float *dq, const __nv_bfloat16 *q16, const __nv_bfloat16 *k16, const __nv_bfloat16 *v16,
+                    const __nv_bfloat16 *do16, const float *lse, const float *Dd, int T, int NH, int KVH, float sl2,
+                    float scale) {
+    typedef FbDims<HD> D;
+    extern __shared__ __align__(16) unsigned char fa_smem[];
+    __nv_bfloat16 *sm = (__nv_bfloat16 *)fa_smem;
+    int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z, kh = h / (NH / KVH);
+    int w = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tid = lane & 3;
+    int tw = qt * FA_WARPS * 16 + 16 * w, t0 = tw + gid, t1 = t0 + 8;
+    uint32_t qf[HD / 16][4], of[HD / 16][4];
+    const __nv_bfloat16 *qr0 = q16 + (((size_t)b * T + t0) * NH + h) * HD, *qr1 = qr0 + (size_t)8 * NH * HD;
+    const __nv_bfloat16 *or0 = do16 + (((size_t)b * T + t0) * NH + h) * HD, *or1 = or0 + (size_t)8 * NH * HD;
+#pragma unroll
+    for (int c = 0; c < HD / 16; c++) {
+        int d = 16 * c + 2 * tid;
+        qf[c][0] = t0 < T ? *(const uint32_t *)(qr0 + d) : 0u;
+        qf[c][1] = t1 < T ? *(const uint32_t *)(qr1 + d) : 0u;
+        qf[c][2] = t0 < T ? *(const uint32_t *)(qr0 + d + 8) : 0u;
+        qf[c][3] = t1 < T ? *(const uint32_t *)(qr1 + d + 8) : 0u;
+        of[c][0] = t0 < T ? *(const uint32_t *)(or0 + d) : 0u;
+        of[c][1] = t1 < T ? *(const uint32_t *)(or1 + d) : 0u;
+        of[c][2] = t0 < T ? *(const uint32_t *)(or0 + d + 8) : 0u;
+        of[c][3] = t1 < T ? *(const uint32_t *)(or1 + d + 8) : 0u;
+    }
+    size_t li = ((size_t)b * NH + h) * T;
+    float L0 = t0 < T ? lse[li + t0] * FA_LOG2E : 0.0f, L1 = t1 < T ? lse[li + t1] * FA_LOG2E : 0.0f;
+    float D0 = t0 < T ? Dd[li + t0] : 0.0f, D1 = t1 < T ? Dd[li + t1] : 0.0f;
+    float dQ[HD / 8][4];
+#pragma unroll
+    for (int d = 0; d < HD / 8; d++) dQ[d][0] = dQ[d][1] = dQ[d][2] = dQ[d][3] = 0.0f;
+    int last = min(qt * FA_WARPS * 16 + FA_WARPS * 16, T) - 1, nb = last / FB_BK + 1;
+    fa_load_rows<HD, FB_BK>(sm, k16, b, kh, KVH, T, 0, threadIdx.x, FA_WARPS * 32);
+    fa_load_rows<HD, FB_BK>(sm + D::K_TILE, v16, b, kh, KVH, T, 0, threadIdx.x, FA_WARPS * 32);
+    fa_commit();
+    for (int i = 0; i < nb; i++) {
+        if (i + 1 < nb) {
+            __nv_bfloat16 *st = sm + ((i + 1) & 1) * 2 * D::K_TILE;
+            fa_load_rows<HD, FB_BK>(st, k16, b, kh, KVH, T, (i + 1) * FB_BK, threadIdx.x, FA_WARPS * 32);
+            fa_load_rows<HD, FB_BK>(st + D::K_TILE, v16, b, kh, KVH, T, (i + 1) * FB_BK, threadIdx.x, FA_WARPS * 32);
+        }
+        fa_commit();
+        fa_wait<1>();
+        __syncthreads();
+        int key0 = i * FB_BK;
+        if (key0 <= tw + 15 && tw < T) { /* some key here is seen by one of the warp's queries */
+            const __nv_bfloat16 *sK = sm + (i & 1) * 2 * D::K_TILE, *sV = sK + D::K_TILE;
+            float s[FB_BK / 8][4], dp[FB_BK / 8][4];
+#pragma unroll
+            for (int n = 0; n < FB_BK / 8; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) s[n][e] = dp[n][e] = 0.0f;
+            fa_abt_reg<HD, FB_BK / 8>(s, qf, sK);  /* S = Q K^T */
+            fa_abt_reg<HD, FB_BK / 8>(dp, of, sV); /* dP = dO V^T */
+            uint32_t sf[FB_BK / 16][4];
+#pragma unroll
+            for (int n = 0; n < FB_BK / 8; n++) {
+                float ds[4];
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int key = key0 + 8 * n + 2 * tid + (e & 1), t = e < 2 ? t0 : t1;
+                    float p = key <= t && t < T ? exp2f(s[n][e] * sl2 - (e < 2 ? L0 : L1)) : 0.0f;
+                    ds[e] = p * (dp[n][e] - (e < 2 ? D0 : D1));
+                }
+                sf[n >> 1][(n & 1) * 2] = fa_pack(ds[0], ds[1]);
+                sf[n >> 1][(n & 1) * 2 + 1] = fa_pack(ds[2], ds[3]);
+            }
+            fa_ab<HD, FB_BK / 16>(dQ, sf, sK); /* dQ += dS K */
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int d = 0; d < HD / 8; d++) {
+        int ch = 8 * d + 2 * tid;
+        if (t0 < T)
+            *(float2 *)(dq + (((size_t)b * T + t0) * NH + h) * HD + ch) = make_float2(dQ[d][0] * scale, dQ[d][1] * scale);
+        if (t1 < T)
+            *(float2 *)(dq + (((size_t)b * T + t1) * NH + h) * HD + ch) = make_float2(dQ[d][2] * scale, dQ[d][3] * scale);
+    }
+}
+
+template <int HD>
+static void fa_backward_launch(float *dq, float *dk, float *dv, const __nv_bfloat16 *q16, const __nv_bfloat16 *k16,
+                               const __nv_bfloat16 *v16, const __nv_bfloat16 *do16, const float *lse, const float *Dd,
+                               int B, int T, int NH, int KVH, float sl2, float scale) {
+    typedef FbDims<HD> D;
+    if (D::KV_SMEM > 48 * 1024)
+        cudaFuncSetAttribute(fa_bwd_kv_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)D::KV_SMEM);
+    if (D::Q_SMEM > 48 * 1024)
+        cudaFuncSetAttribute(fa_bwd_q_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)D::Q_SMEM);
+    int tiles = (T + FA_BK - 1) / FA_BK;
+    fa_bwd_kv_kernel<HD><<<dim3(tiles, KVH, B), FA_WARPS * 32, D::KV_SMEM, cuda_stream()>>>(
+        dk, dv, q16, k16, v16, do16, lse, Dd, T, NH, KVH, sl2, scale);
+    cuda_after_launch("attention_backward dk dv");
+    fa_bwd_q_kernel<HD><<<dim3(tiles, NH, B), FA_WARPS * 32, D::Q_SMEM, cuda_stream()>>>(
+        dq, q16, k16, v16, do16, lse, Dd, T, NH, KVH, sl2, scale);
+    cuda_after_launch("attention_backward dq");
+}
+
+int cuda_flash_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                        const float *q, const float *k, const float *v, int B, int T, int NH, int KVH, int HD) {
+    if (!cuda_flash_takes(NH, KVH, HD) || B > 65535 || NH > 65535 || T <= 0) return -1;
+    size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * KVH * HD, nd = (size_t)B * NH * T;
+    size_t al = 128; /* elements: keeps each array 256-byte aligned */
+    size_t oq = 0, ok = oq + (nq + al - 1) / al * al, ov = ok + (nk + al - 1) / al * al,
+           oo = ov + (nk + al - 1) / al * al, od = oo + (nq + al - 1) / al * al;
+    char *base = (char *)cuda_scratch(od * sizeof(__nv_bfloat16) + nd * sizeof(float));
+    if (!base) return -1; /* noted */
+    __nv_bfloat16 *h = (__nv_bfloat16 *)base;
+    float *Dd = (float *)(base + od * sizeof(__nv_bfloat16));
+    cuda_attention_rowdot(Dd, dout, out, (size_t)B * T * NH, B, T, NH, HD);
+    cuda_to_bf16(h + oq, q, nq);
+    cuda_to_bf16(h + ok, k, nk);
+    cuda_to_bf16(h + ov, v, nk);
+    cuda_to_bf16(h + oo, dout, nq);
+    float sl2 = FA_LOG2E / sqrtf((float)HD), scale = 1.0f / sqrtf((float)HD);
+    switch (HD) {
+    case 32: fa_backward_launch<32>(dq, dk, dv, h + oq, h + ok, h + ov, h + oo, lse, Dd, B, T, NH, KVH, sl2, scale); break;
+    case 64: fa_backward_launch<64>(dq, dk, dv, h + oq, h + ok, h + ov, h + oo, lse, Dd, B, T, NH, KVH, sl2, scale); break;
+    default: fa_backward_launch<128>(dq, dk, dv, h + oq, h + ok, h + ov, h + oo, lse, Dd, B, T, NH, KVH, sl2, scale); break;
+    }
+    return 0;
+}
