@@ -40,6 +40,17 @@ const Backend *backend_select(const char *name, Err *err) {
         return NULL;
     }
     cuda_set_batch_invariant(bi ? bi[0] - '0' : 1);
+    /* read by the backend: the flash attention switch, and the row count
+     * the batch-invariant GEMM algorithms are chosen for (docs/cuda.md) */
+    const char *fl = getenv("R1C_CUDA_FLASH"), *ref = getenv("R1C_CUDA_BI_REF_M");
+    if (fl && strcmp(fl, "0") != 0 && strcmp(fl, "1") != 0) {
+        err_set(err, "R1C_CUDA_FLASH='%s': expected 0 or 1", fl);
+        return NULL;
+    }
+    if (ref && (!ref[0] || strspn(ref, "0123456789") != strlen(ref) || strlen(ref) > 7 || atoi(ref) < 1)) {
+        err_set(err, "R1C_CUDA_BI_REF_M='%s': expected a number of rows (1 to 9999999)", ref);
+        return NULL;
+    }
     /* the decode graphs' switches, read by the backend (cuda_graph.cu) */
     const char *gr = getenv("R1C_CUDA_GRAPHS"), *rows = getenv("R1C_CUDA_GRAPH_ROWS");
     if (gr && strcmp(gr, "0") != 0 && strcmp(gr, "1") != 0) {

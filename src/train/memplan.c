@@ -1,7 +1,8 @@
 /* Memory planning (see memplan.h). The CUDA scratch sizes below follow
  * the backend's own sizing rules: keep them in step with
  * backend/cuda/cuda_lm_head.cu (256 MB logits chunks), cuda_attention_gemm.cu
- * (512 MB score blocks), cuda_bf16.cu (per-GEMM operand rounding) and
+ * (512 MB score blocks), cuda_flash.cu (which shapes it takes, its
+ * bf16 copies), cuda_bf16.cu (per-GEMM operand rounding) and
  * backend_cuda.cu (grow-only buffers keep 1/8 slack). */
 #include "train/memplan.h"
 
@@ -43,6 +44,22 @@ static double attn_scratch(const ModelConfig *c, double B, double T) {
     return fixed + (block < ATT_BLOCK_BYTES ? block : ATT_BLOCK_BYTES);
 }
 
+/* cuda_flash_takes: the shapes whose bf16 attention runs the flash kernels
+ * (unless R1C_CUDA_FLASH=0), which need no score blocks and no decode
+ * partials */
+static int flash_takes(const ModelConfig *c) {
+    const char *e = getenv("R1C_CUDA_FLASH");
+    int hd = c->head_dim;
+    return !(e && !strcmp(e, "0")) && (hd == 32 || hd == 64 || hd == 128) && c->n_kv_heads > 0 &&
+           c->n_heads % c->n_kv_heads == 0 && c->n_heads / c->n_kv_heads <= 16;
+}
+
+/* bytes of the flash backward's scratch: bf16 q, dO, k, v and fp32 D */
+static double flash_scratch(const ModelConfig *c, double B, double T) {
+    double nq = B * T * c->n_heads * c->head_dim, nkv = B * T * c->n_kv_heads * c->head_dim;
+    return (2 * nq + 2 * nkv) * 2 + B * c->n_heads * T * 4;
+}
+
 void memplan_compute(MemPlan *p, const MemPlanInput *in) {
     memset(p, 0, sizeof *p);
     Model m;
@@ -81,7 +98,9 @@ void memplan_compute(MemPlan *p, const MemPlanInput *in) {
         if (logits <= (double)(128u << 20) && !in->recompute) add(p, 'p', logits, "kept LM-head logits");
         if (in->cuda) {
             double scr = LM_CHUNK_BYTES;
-            if (in->bf16) scr = dmax(scr, attn_scratch(c, in->train_batch, in->train_len));
+            if (in->bf16)
+                scr = dmax(scr, flash_takes(c) && !in->pack ? flash_scratch(c, in->train_batch, in->train_len)
+                                                             : attn_scratch(c, in->train_batch, in->train_len));
             add(p, 't', scr * SLACK, "GPU scratch (attention blocks, LM-head chunks)");
             if (in->bf16) {
                 /* the largest GEMM's rounded operands: the gate/up weight
@@ -113,9 +132,11 @@ void memplan_compute(MemPlan *p, const MemPlanInput *in) {
         add(p, 'g', dec + S * V * 4, "decode buffers and one step's logits");
         if (in->cuda && in->bf16) {
             add(p, 'g', cap * dmax(I, dmax(C, QD)) * 2 * SLACK, "bf16 copy of a decode GEMM input");
-            /* cuda_decode_split.cu: per-split partials, at most 64 MB */
+            /* cuda_decode_split.cu (shapes the flash kernel does not take):
+             * per-split partials, at most 64 MB */
             double split = cap * ceil(len / 128.0) * (QD + 130.0 * c->n_heads) * 4; /* outputs, stats, scores */
-            add(p, 'g', dmin(split * SLACK, (double)(64u << 20) * SLACK), "decode attention partials");
+            if (!flash_takes(c))
+                add(p, 'g', dmin(split * SLACK, (double)(64u << 20) * SLACK), "decode attention partials");
         }
     }
     free(m.params);

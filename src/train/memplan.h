@@ -31,6 +31,7 @@ typedef struct MemPlanInput {
     int cuda;                 /* count the CUDA backend's scratch */
     int bf16;                 /* CUDA bf16 precision: + a bf16 copy of each model's weights */
     int world, zero;          /* data-parallel ranks; zero: AdamW moments sharded over them (ZeRO-1) */
+    int pack;                 /* packed training rows (their attention runs the GEMM path on the GPU) */
 } MemPlanInput;
 
 enum { MEMPLAN_MAX = 32 }; /* more than any plan has: add() drops items past it */

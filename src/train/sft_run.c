@@ -209,7 +209,8 @@ void sft_plan_input(const SftRecipe *r, int world, MemPlanInput *mi) {
     int len = (int)r->max_len, pl = (int)r->pack_len;
     if (world < 1) world = 1;
     *mi = (MemPlanInput){.train_batch = ((int)r->batch + world - 1) / world,
-                         .train_len = r->pack && pl > len ? pl : len, .world = world, .zero = r->zero};
+                         .train_len = r->pack && pl > len ? pl : len, .world = world, .zero = r->zero,
+                         .pack = r->pack};
 }
 
 int sft_run(SftRecipe *r, int resume, Err *err) {
