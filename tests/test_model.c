@@ -543,6 +543,40 @@ static void test_forward_bad_input(void) {
     unlink("/tmp/r1c-fwd-bad.err");
 }
 
+/* --backend cuda checks the R1C_CUDA_* switches before it looks for a GPU,
+ * so a bad value is named on any machine; a build without CUDA says that
+ * instead (and this check skips, saying so). */
+static void test_backend_env(void) {
+    static const struct { const char *env, *want; } cases[] = {
+        {"R1C_CUDA_FLASH=2", "R1C_CUDA_FLASH='2': expected 0 or 1"},
+        {"R1C_CUDA_BI_REF_M=0", "R1C_CUDA_BI_REF_M='0': expected a number of rows"},
+        {"R1C_CUDA_BI_REF_M=12x", "R1C_CUDA_BI_REF_M='12x': expected a number of rows"},
+        {"R1C_CUDA_BATCH_INVARIANT=3", "R1C_CUDA_BATCH_INVARIANT='3': expected 0, 1 or 2"},
+        {"R1C_CUDA_PRECISION=fp16", "R1C_CUDA_PRECISION='fp16': expected bf16 or fp32"},
+        {"R1C_CUDA_GRAPHS=yes", "R1C_CUDA_GRAPHS='yes': expected 0 or 1"},
+        {"R1C_CUDA_GRAPH_ROWS=-1", "R1C_CUDA_GRAPH_ROWS='-1': expected a number of rows"},
+    };
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "R1C_CUDA_FLASH=2 %s forward --backend cuda --model " FIX "/qwen2 --input " FIX
+             "/qwen2/input.json --out /tmp/r1c-env.st 2>&1 | grep -q 'built without CUDA'",
+             R1C);
+    if (system(cmd) == 0) {
+        printf("SKIP R1C_CUDA_* checks: this r1c was built without CUDA\n");
+        return;
+    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "env %s %s forward --backend cuda --model " FIX "/qwen2 --input " FIX
+                 "/qwen2/input.json --out /tmp/r1c-env.st 2>/tmp/r1c-env.err; test $? -ne 0 && grep -qF -- \"%s\" "
+                 "/tmp/r1c-env.err",
+                 cases[i].env, R1C, cases[i].want);
+        CHECKF(system(cmd) == 0, "%s: expected \"%s\"", cases[i].env, cases[i].want);
+    }
+    unlink("/tmp/r1c-env.err");
+    unlink("/tmp/r1c-env.st");
+}
+
 int main(void) {
     if (getenv("R1C_BIN")) R1C = getenv("R1C_BIN");
     if (access(R1C, X_OK) != 0) {
@@ -562,6 +596,7 @@ int main(void) {
     test_accumulate_and_step();
     test_bad_checkpoints();
     test_forward_bad_input();
+    test_backend_env();
     test_saved_loads_in_transformers();
     return check_summary("test_model");
 }

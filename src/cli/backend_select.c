@@ -19,11 +19,7 @@ const Backend *backend_select(const char *name, Err *err) {
         return NULL;
     }
 #ifdef R1C_CUDA
-    const Backend *be = backend_cuda();
-    if (!be) {
-        err_set(err, "--backend %s: no usable CUDA device (no driver or no GPU)", name);
-        return NULL;
-    }
+    /* the environment first: a bad value is named whether or not a GPU is there */
     /* "cuda" means bf16 GEMMs unless R1C_CUDA_PRECISION says otherwise */
     if (!prec) prec = getenv("R1C_CUDA_PRECISION") ? getenv("R1C_CUDA_PRECISION") : "bf16";
     CudaPrecision p;
@@ -31,7 +27,6 @@ const Backend *backend_select(const char *name, Err *err) {
         err_set(err, "R1C_CUDA_PRECISION='%s': expected bf16 or fp32", prec);
         return NULL;
     }
-    cuda_set_precision(p);
     /* batch-invariant bf16 GEMMs: level 1 unless R1C_CUDA_BATCH_INVARIANT says
      * 0 or 2 (docs/cuda.md) */
     const char *bi = getenv("R1C_CUDA_BATCH_INVARIANT");
@@ -39,9 +34,9 @@ const Backend *backend_select(const char *name, Err *err) {
         err_set(err, "R1C_CUDA_BATCH_INVARIANT='%s': expected 0, 1 or 2", bi);
         return NULL;
     }
-    cuda_set_batch_invariant(bi ? bi[0] - '0' : 1);
-    /* read by the backend: the flash attention switch, and the row count
-     * the batch-invariant GEMM algorithms are chosen for (docs/cuda.md) */
+    /* read by the backend: the flash attention switch, the row count the
+     * batch-invariant GEMM algorithms are chosen for, and the decode
+     * graphs' switches (docs/cuda.md) */
     const char *fl = getenv("R1C_CUDA_FLASH"), *ref = getenv("R1C_CUDA_BI_REF_M");
     if (fl && strcmp(fl, "0") != 0 && strcmp(fl, "1") != 0) {
         err_set(err, "R1C_CUDA_FLASH='%s': expected 0 or 1", fl);
@@ -51,7 +46,6 @@ const Backend *backend_select(const char *name, Err *err) {
         err_set(err, "R1C_CUDA_BI_REF_M='%s': expected a number of rows (1 to 9999999)", ref);
         return NULL;
     }
-    /* the decode graphs' switches, read by the backend (cuda_graph.cu) */
     const char *gr = getenv("R1C_CUDA_GRAPHS"), *rows = getenv("R1C_CUDA_GRAPH_ROWS");
     if (gr && strcmp(gr, "0") != 0 && strcmp(gr, "1") != 0) {
         err_set(err, "R1C_CUDA_GRAPHS='%s': expected 0 or 1", gr);
@@ -61,6 +55,13 @@ const Backend *backend_select(const char *name, Err *err) {
         err_set(err, "R1C_CUDA_GRAPH_ROWS='%s': expected a number of rows (0 or more)", rows);
         return NULL;
     }
+    const Backend *be = backend_cuda();
+    if (!be) {
+        err_set(err, "--backend %s: no usable CUDA device (no driver or no GPU)", name);
+        return NULL;
+    }
+    cuda_set_precision(p);
+    cuda_set_batch_invariant(bi ? bi[0] - '0' : 1);
     return be;
 #else
     err_set(err, "--backend cuda: this r1c was built without CUDA (build with nvcc on the PATH, CUDA=1)");
