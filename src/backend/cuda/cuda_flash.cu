@@ -1,9 +1,10 @@
-/* bf16 attention on the tensor cores, one arithmetic for training and
- * decoding (FlashAttention 2's numerics): the causal training forward and
- * the decode attention (contiguous or paged cache) run the same per-row
- * code on the same bf16 inputs, so a sampled token's attention output is
- * bit for bit what the trainer's forward computes for it, whatever the
- * batch on either side.
+/* bf16 attention on the tensor cores: the causal training forward and
+ * backward, and the decode attention (contiguous or paged cache). One
+ * arithmetic for training and decoding (FlashAttention 2's numerics): the
+ * forward and the decode attention run the same per-row code on the same
+ * bf16 inputs, so a sampled token's attention output is bit for bit what
+ * the trainer's forward computes for it, whatever the batch on either
+ * side. The backward (at the end of the file) is deterministic.
  *
  * Per query row (mma.sync m16n8k16: bf16 operands, fp32 accumulation):
  *   keys go in blocks of FA_BK from key 0; for each block
