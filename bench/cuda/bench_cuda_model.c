@@ -12,7 +12,10 @@
  *        a pool of N positions; sequences beyond it are preempted)
  *        [--recompute]
  *        [--no-train] [--no-gen] [--profile] [--att-block ROWS]
- *        [--ncu-steps A:B]
+ *        [--ncu-steps A:B] [--checksum]
+ * --checksum prints a hash of the weights after the training steps, to
+ * check that a change meant to keep every bit (a fused kernel, a copy
+ * saved) does: two builds must print the same line.
  * --ncu-steps A:B opens the profiler window (cudaProfilerStart) once every
  * sequence has A new tokens and closes it at B, so that
  * `ncu --profile-from-start off` times the kernels of decode steps A..B
@@ -98,7 +101,7 @@ static int bench_train(Model *m, int B, int T, int steps, int recompute, double 
 
 int main(int argc, char **argv) {
     const char *shape = "qwen2.5-0.5b", *prec = "bf16";
-    int B = 16, T = 1024, steps = 3, S = 256, P = 128, M = 256, recompute = 0, do_train = 1, do_gen = 1, profile = 0, ncu_a = -1, ncu_b = -1, chunk = 0, kv_block = 0, kv_tokens = 0;
+    int B = 16, T = 1024, steps = 3, S = 256, P = 128, M = 256, recompute = 0, do_train = 1, do_gen = 1, profile = 0, ncu_a = -1, ncu_b = -1, chunk = 0, kv_block = 0, kv_tokens = 0, checksum = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--shape") && v) shape = v, i++;
@@ -115,13 +118,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--recompute")) recompute = 1;
         else if (!strcmp(a, "--no-train")) do_train = 0;
         else if (!strcmp(a, "--no-gen")) do_gen = 0;
+        else if (!strcmp(a, "--checksum")) checksum = 1;
         else if (!strcmp(a, "--profile")) profile = 1;
         else if (!strcmp(a, "--ncu-steps") && v && sscanf(v, "%d:%d", &ncu_a, &ncu_b) == 2) i++;
         else if (!strcmp(a, "--att-block") && v) cuda_set_attention_block_rows(atoi(v)), i++;
         else {
             fprintf(stderr, "usage: bench_cuda_model [--shape NAME] [--precision bf16|fp32] [-B N] [-T N] [--steps N]\n"
                             "       [-S seqs] [-P prompt] [-M new] [--prefill-chunk N] [--kv-block N --kv-tokens N]\n"
-                            "       [--recompute] [--no-train] [--no-gen] [--profile] [--att-block ROWS] [--ncu-steps A:B]\n");
+                            "       [--recompute] [--no-train] [--no-gen] [--profile] [--att-block ROWS] [--ncu-steps A:B]\n"
+                            "       [--checksum]\n");
             return 2;
         }
     }
@@ -243,6 +248,16 @@ int main(int argc, char **argv) {
         double flops = 6.0 * m.n_floats + 12.0 * cfg.n_layers * T * cfg.n_heads * cfg.head_dim / 2;
         printf("train: %d x %d tokens, %.3f s/step: %.0f tokens/s, %.0f TFLOP/s, peak %.1f GB\n", B, T, sec,
                train_tok_s, train_tok_s * flops / 1e12, peak_train / 1e9);
+        if (checksum) { /* the trained weights' bits: two builds that claim the same arithmetic must print the same */
+            float *w = malloc(m.n_floats * sizeof(float));
+            if (!w) return fail("checksum", &err);
+            m.be->download(w, m.param_mem, m.n_floats * sizeof(float));
+            uint64_t h = 1469598103934665603ull; /* FNV-1a over the bytes */
+            const unsigned char *b = (const unsigned char *)w;
+            for (size_t i = 0; i < m.n_floats * sizeof(float); i++) h = (h ^ b[i]) * 1099511628211ull;
+            printf("train: weights after %d steps: FNV-1a %016llx\n", steps + 1, (unsigned long long)h);
+            free(w);
+        }
     }
     printf("{\"shape\": \"%s\", \"precision\": \"%s\", \"gen_tok_s\": %.1f, \"train_tok_s\": %.1f, "
            "\"logp_max\": %.3g, \"logp_mean\": %.3g, \"peak_gen_gb\": %.2f, \"peak_train_gb\": %.2f}\n",
