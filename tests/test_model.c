@@ -77,14 +77,20 @@ static void test_parity(const char *name, int recompute) {
     unlink(out);
 }
 
+/* A fixture model on the CPU backend; 0 (a failed check) when it does not load. */
+static int load_cpu(Model *m, const char *name, Err *err) {
+    char dir[256];
+    snprintf(dir, sizeof dir, FIX "/%s", name);
+    int ok = model_load(m, dir, backend_cpu(), err) == 0;
+    CHECKF(ok, "%s: %s", name, err->msg);
+    return ok;
+}
+
 /* Tokens sampled by the engine, scored again by the training forward. */
 static void test_sampler_matches_forward(void) {
     Model m;
     Err err = {{0}};
-    if (model_load(&m, FIX "/qwen3", backend_cpu(), &err) != 0) {
-        CHECKF(0, "%s", err.msg);
-        return;
-    }
+    if (!load_cpu(&m, "qwen3", &err)) return;
     const int32_t p0[] = {5, 17, 99, 3}, p1[] = {64, 2, 7, 8, 9, 10, 11};
     GenRequest req[4] = {{p0, 4, 0}, {p1, 7, 1}, {p0, 4, 2}, {p1, 7, 3}};
     GenOutput out[4];
@@ -201,10 +207,7 @@ static void host_sample_op(int32_t *tok, float *logp, const float *logits, const
 static void test_device_sampling_path(void) {
     Model m;
     Err err = {{0}};
-    if (model_load(&m, FIX "/qwen2", backend_cpu(), &err) != 0) {
-        CHECKF(0, "%s", err.msg);
-        return;
-    }
+    if (!load_cpu(&m, "qwen2", &err)) return;
     const int32_t p0[] = {5, 17, 99, 3}, p1[] = {64, 2, 7, 8, 9, 10, 11};
     GenRequest req[5] = {{p0, 4, 0}, {p1, 7, 1}, {p0, 4, 2}, {p1, 7, 3}, {p1, 3, 4}};
     GenConfig cfg = {.sampling = {.temperature = 1.3f, .top_p = 1.0f}, .max_new_tokens = 12, .max_batch = 3, .seed = 5};
@@ -248,10 +251,7 @@ static int outputs_match(const GenOutput *a, const GenOutput *b, int n, float to
 static void test_paged_generation(void) {
     Model m;
     Err err = {{0}};
-    if (model_load(&m, FIX "/qwen3", backend_cpu(), &err) != 0) {
-        CHECKF(0, "%s", err.msg);
-        return;
-    }
+    if (!load_cpu(&m, "qwen3", &err)) return;
     const int32_t p0[] = {5, 17, 99, 3}, p1[] = {64, 2, 7, 8, 9, 10, 11}, p2[] = {12, 13, 14, 15, 16, 17, 18, 19, 20};
     GenRequest req[6] = {{p0, 4, 0}, {p1, 7, 1}, {p0, 4, 2}, {p2, 9, 3}, {p1, 7, 4}, {p2, 2, 5}};
     GenConfig cfg = {.sampling = {.temperature = 0.9f, .top_p = 0.95f}, .max_new_tokens = 23, .max_batch = 4,

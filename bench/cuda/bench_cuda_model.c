@@ -28,6 +28,7 @@
 #include "backend/profile.h"
 #include "base/clock.h"
 #include "base/rng.h"
+#include "dist/dist.h"
 #include "gen/generate.h"
 #include "model/model.h"
 #include "model/shapes.h"
@@ -248,16 +249,11 @@ int main(int argc, char **argv) {
         double flops = 6.0 * m.n_floats + 12.0 * cfg.n_layers * T * cfg.n_heads * cfg.head_dim / 2;
         printf("train: %d x %d tokens, %.3f s/step: %.0f tokens/s, %.0f TFLOP/s, peak %.1f GB\n", B, T, sec,
                train_tok_s, train_tok_s * flops / 1e12, peak_train / 1e9);
-        if (checksum) { /* the trained weights' bits: two builds that claim the same arithmetic must print the same */
-            float *w = malloc(m.n_floats * sizeof(float));
-            if (!w) return fail("checksum", &err);
-            m.be->download(w, m.param_mem, m.n_floats * sizeof(float));
-            uint64_t h = 1469598103934665603ull; /* FNV-1a over the bytes */
-            const unsigned char *b = (const unsigned char *)w;
-            for (size_t i = 0; i < m.n_floats * sizeof(float); i++) h = (h ^ b[i]) * 1099511628211ull;
-            printf("train: weights after %d steps: FNV-1a %016llx\n", steps + 1, (unsigned long long)h);
-            free(w);
-        }
+        /* the trained weights' bits: two builds that claim the same
+         * arithmetic must print the same */
+        if (checksum)
+            printf("train: weights after %d steps: FNV-1a %016llx\n", steps + 1,
+                   (unsigned long long)dist_weights_hash(&m));
     }
     printf("{\"shape\": \"%s\", \"precision\": \"%s\", \"gen_tok_s\": %.1f, \"train_tok_s\": %.1f, "
            "\"logp_max\": %.3g, \"logp_mean\": %.3g, \"peak_gen_gb\": %.2f, \"peak_train_gb\": %.2f}\n",

@@ -606,8 +606,9 @@ static void attn_decode_any(float *out, const float *q, const float *k_cache, co
     if (N <= 0 || NH <= 0 || !att_shape_ok(op, NH, KVH, HD)) return;
     float scale = 1.0f / sqrtf((float)HD);
     int G = NH / KVH;
-    /* bf16: split over the keys, the training attention's arithmetic
-     * (cuda_decode_split.cu); -1: a shape it does not take */
+    /* bf16: the flash kernel, the training forward's arithmetic
+     * (cuda_flash.cu); for the shapes it does not take, split over the
+     * keys (cuda_decode_split.cu); -1 from either: a shape it does not take */
     if (cuda_precision() == CUDA_PREC_BF16 &&
         cuda_flash_decode(out, q, k_cache, v_cache, cuda_kv_bf16(), slot, len, map, N, NH, KVH, HD, op) == 0)
         return;

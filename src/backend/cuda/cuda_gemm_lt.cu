@@ -49,9 +49,6 @@ extern "C" {
 #include "backend/cuda/backend_cuda.h"
 }
 
-/* Rows the heuristic is asked about: a training micro-batch's worth
- * (micro_batch x seq_len), where almost all GEMM FLOPs are spent; decode
- * steps then run the training kernel on fewer rows. */
 /* The row count the heuristic is asked about. A decode step's size: the
  * algorithm cuBLASLt prefers for 256 rows without split-K has tiles small
  * enough to fill the GPU at decode sizes and still runs training-sized
