@@ -67,17 +67,20 @@ static void test_counts(void) {
     memplan_compute(&p, &(MemPlanInput){.cfg = &c, .train_batch = 16, .train_len = 1024, .has_ref = 1,
                                         .gen_batch = 64, .gen_len = 1000, .cuda = 1, .bf16 = 1});
     CHECKF(p.n < MEMPLAN_MAX, "%d items", p.n);
-    /* the GPU's training scratch: an LM-head chunk (256 MB + 1/8) where the
-     * flash backward's bf16 q, dO, k, v and fp32 D are smaller (16 x 1024
-     * at 0.5B: 2 x 16 x 1024 x (896 + 128) x 2 + 16 x 14 x 1024 x 4 bytes);
-     * packed rows run the GEMM attention: its fixed part plus 16 x 2 x
-     * 1024^2 x 12 bytes of score blocks; no decode partials either way for
-     * a flash shape */
+    /* the GPU's training scratch: an LM-head chunk (2 GB of fp32 logits:
+     * 3533 rows of 151,936, + 1/8) where the flash backward's bf16 q, dO,
+     * k, v and fp32 D are smaller (16 x 1024 at 0.5B: 2 x 16 x 1024 x
+     * (896 + 128) x 2 + 16 x 14 x 1024 x 4 bytes); packed rows run the
+     * GEMM attention: its fixed part plus 16 x 2 x 1024^2 x 12 bytes of
+     * score blocks, larger than the chunk at a 1000-token vocabulary; no
+     * decode partials either way for a flash shape */
     memplan_compute(&p, &(MemPlanInput){.cfg = &c, .train_batch = 16, .train_len = 1024, .gen_batch = 64,
                                         .gen_len = 1000, .cuda = 1, .bf16 = 1});
-    CHECK_NEAR(item(&p, "GPU scratch"), 256.0 * 1048576 * 1.125, 0.5);
+    CHECK_NEAR(item(&p, "GPU scratch"), 3533.0 * 151936 * 4 * 1.125, 0.5);
     CHECK(item(&p, "decode attention partials") < 0);
-    memplan_compute(&p, &(MemPlanInput){.cfg = &c, .train_batch = 16, .train_len = 1024, .cuda = 1, .bf16 = 1,
+    ModelConfig cv = c;
+    cv.vocab_size = 1000;
+    memplan_compute(&p, &(MemPlanInput){.cfg = &cv, .train_batch = 16, .train_len = 1024, .cuda = 1, .bf16 = 1,
                                         .pack = 1});
     double nq = 16.0 * 1024 * 896, nkv = 16.0 * 1024 * 128;
     double gemm_att = nq * 2 + 2 * nkv * 2 + nq * 2 + nq * 4 + 2 * nkv * 4 + 16.0 * 14 * 1024 * 4 +
@@ -100,7 +103,7 @@ static void test_measured(void) {
     struct {
         const char *shape;
         double measured_gb;
-    } cases[] = {{"qwen2.5-0.5b", 45.6}, {"r1-distill-qwen-1.5b", 107.6}};
+    } cases[] = {{"qwen2.5-0.5b", 48.7}, {"r1-distill-qwen-1.5b", 110.6}};
     for (int i = 0; i < 2; i++) {
         ModelConfig c = shape(cases[i].shape);
         MemPlan p;
@@ -131,7 +134,7 @@ static void test_refusal(void) {
     CHECK(memplan_check(&p, &be, "lower micro_batch", &err) == 0);
     g_free = (size_t)20e9;
     CHECK(memplan_check(&p, &be, "lower micro_batch", &err) == -1);
-    CHECKF(strstr(err.msg, "needs 44.9 GB") && strstr(err.msg, "20.0 GB of 80.0 GB are free") &&
+    CHECKF(strstr(err.msg, "needs 48.0 GB") && strstr(err.msg, "20.0 GB of 80.0 GB are free") &&
                strstr(err.msg, "largest: activations (micro-batch 16 x 1024 tokens)") &&
                strstr(err.msg, "lower micro_batch"),
            "%s", err.msg);

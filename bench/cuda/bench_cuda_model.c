@@ -12,14 +12,15 @@
  *        a pool of N positions; sequences beyond it are preempted)
  *        [--recompute]
  *        [--no-train] [--no-gen] [--profile] [--att-block ROWS]
- *        [--ncu-steps A:B] [--checksum]
+ *        [--ncu-steps A:B] [--ncu-train] [--lm-chunk ROWS] [--checksum]
  * --checksum prints a hash of the weights after the training steps, to
  * check that a change meant to keep every bit (a fused kernel, a copy
  * saved) does: two builds must print the same line.
  * --ncu-steps A:B opens the profiler window (cudaProfilerStart) once every
  * sequence has A new tokens and closes it at B, so that
  * `ncu --profile-from-start off` times the kernels of decode steps A..B
- * of the measured generation only. */
+ * of the measured generation only; --ncu-train opens it for the last
+ * training step. --lm-chunk sets the LM head's rows per logits chunk. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@ static int fail(const char *what, Err *err) {
     return 1;
 }
 
+static int g_ncu_train; /* --ncu-train */
+
 /* median seconds of `steps` training steps after one warm-up step */
 static int bench_train(Model *m, int B, int T, int steps, int recompute, double *sec, Err *err) {
     Acts a;
@@ -75,6 +78,7 @@ static int bench_train(Model *m, int B, int T, int steps, int recompute, double 
     int n = 0, rc = 0;
     for (int s = 0; s <= steps && s < 64; s++) {
         double t0 = clock_seconds();
+        if (g_ncu_train && s == steps) cuda_profiler_window(1);
         model_zero_grads(m);
         if (model_forward(m, &a, ids, B, T, 1.0f, NULL, err) != 0) {
             rc = -1;
@@ -87,6 +91,7 @@ static int bench_train(Model *m, int B, int T, int steps, int recompute, double 
             rc = -1;
             break;
         }
+        if (g_ncu_train && s == steps) cuda_profiler_window(0);
         if (s > 0) times[n++] = clock_seconds() - t0;
     }
     if (!rc) {
@@ -120,14 +125,16 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--no-train")) do_train = 0;
         else if (!strcmp(a, "--no-gen")) do_gen = 0;
         else if (!strcmp(a, "--checksum")) checksum = 1;
+        else if (!strcmp(a, "--ncu-train")) g_ncu_train = 1;
         else if (!strcmp(a, "--profile")) profile = 1;
         else if (!strcmp(a, "--ncu-steps") && v && sscanf(v, "%d:%d", &ncu_a, &ncu_b) == 2) i++;
         else if (!strcmp(a, "--att-block") && v) cuda_set_attention_block_rows(atoi(v)), i++;
+        else if (!strcmp(a, "--lm-chunk") && v) cuda_set_lm_head_chunk(atoi(v)), i++;
         else {
             fprintf(stderr, "usage: bench_cuda_model [--shape NAME] [--precision bf16|fp32] [-B N] [-T N] [--steps N]\n"
                             "       [-S seqs] [-P prompt] [-M new] [--prefill-chunk N] [--kv-block N --kv-tokens N]\n"
                             "       [--recompute] [--no-train] [--no-gen] [--profile] [--att-block ROWS] [--ncu-steps A:B]\n"
-                            "       [--checksum]\n");
+                            "       [--ncu-train] [--lm-chunk ROWS] [--checksum]\n");
             return 2;
         }
     }

@@ -1,6 +1,6 @@
 /* Memory planning (see memplan.h). The CUDA scratch sizes below follow
  * the backend's own sizing rules: keep them in step with
- * backend/cuda/cuda_lm_head.cu (256 MB logits chunks), cuda_attention_gemm.cu
+ * backend/cuda/cuda_lm_head.cu (2 GB logits chunks), cuda_attention_gemm.cu
  * (512 MB score blocks), cuda_flash.cu (which shapes it takes, its
  * bf16 copies), cuda_bf16.cu (per-GEMM operand rounding) and
  * backend_cuda.cu (grow-only buffers keep 1/8 slack). */
@@ -14,7 +14,7 @@
 #include "gen/generate.h"
 #include "model/model.h"
 
-#define LM_CHUNK_BYTES ((double)(256u << 20))
+#define LM_CHUNK_BYTES ((double)(2048u << 20))
 #define ATT_BLOCK_BYTES ((double)(512u << 20))
 #define SLACK 1.125 /* grow-only buffers allocate 1/8 more than asked */
 
@@ -97,19 +97,24 @@ void memplan_compute(MemPlan *p, const MemPlanInput *in) {
         double logits = N * V * 4;
         if (logits <= (double)(128u << 20) && !in->recompute) add(p, 'p', logits, "kept LM-head logits");
         if (in->cuda) {
-            double scr = LM_CHUNK_BYTES;
+            double rows = dmin(N, floor(LM_CHUNK_BYTES / 4 / V)); /* an LM-head chunk */
+            double scr = rows * V * 4;
             if (in->bf16)
                 scr = dmax(scr, flash_takes(c) && !in->pack ? flash_scratch(c, in->train_batch, in->train_len)
                                                              : attn_scratch(c, in->train_batch, in->train_len));
             add(p, 't', scr * SLACK, "GPU scratch (attention blocks, LM-head chunks)");
             if (in->bf16) {
                 /* the largest GEMM's rounded operands: the gate/up weight
-                 * gradient (dout N x 2I, input N x C) or an LM-head chunk */
-                double rows = LM_CHUNK_BYTES / 4 / V;
-                double cvt = dmax(N * (2 * I + C), LM_CHUNK_BYTES / 4 + rows * C) * 2;
+                 * gradient (dout N x 2I, input N x C); an LM-head chunk's
+                 * GEMMs round only their x rows (the logit gradient is
+                 * written in bf16) */
+                double cvt = N * (2 * I + C) * 2;
                 add(p, 't', cvt * SLACK, "bf16 GEMM operand buffer");
-                /* cuda_act16_target: a norm/SwiGLU/attention output in bf16 */
-                add(p, 't', N * dmax(I, dmax(C, QD)) * 2 * SLACK, "bf16 copy of a GEMM input");
+                /* cuda_act16_target: a norm/SwiGLU/attention output in bf16,
+                 * SwiGLU's input gradient (N x 2I), or an LM-head chunk's
+                 * logit gradient */
+                add(p, 't', dmax(N * dmax(2 * I, dmax(C, QD)), rows * V) * 2 * SLACK,
+                    "bf16 copy of a GEMM input");
             }
         }
     }

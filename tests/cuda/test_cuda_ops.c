@@ -1210,6 +1210,7 @@ int main(void) {
     test_rmsnorm(1, 7);
     BIG(test_rmsnorm(300, 896));
     test_rmsnorm(5, 4099);
+    BIG(test_rmsnorm(65541, 40)); /* the weight gradient's column sum at its slice cap */
 
     test_rope(1, 1, 16, 4);
     BIG(test_rope(300, 7, 64, 512));
@@ -1247,6 +1248,7 @@ int main(void) {
     test_embedding(1, 4, 3);
     BIG(test_embedding(300, 1000, 96));
     test_embedding(129, 151, 897);
+    BIG(test_embedding(20000, 5000, 64)); /* runs of ~400 equal ids */
 
     test_lm_head(1, 64, 1000, 1.0f, 0);
     test_lm_head(37, 129, 5003, 1.3f, 7);   /* several chunks, a short last one */

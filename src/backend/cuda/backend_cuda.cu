@@ -124,6 +124,8 @@ extern "C" void cuda_trim(void) {
     cuda_bf16_trim();
     cuda_gemm_lt_trim();
     cuda_decode_split_trim();
+    cuda_colsum_trim();
+    cuda_embedding_trim();
 }
 
 extern "C" void cuda_profiler_window(int on) {

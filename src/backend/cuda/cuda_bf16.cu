@@ -246,12 +246,32 @@ static const __nv_bfloat16 *act16_take(const float *A, size_t na) {
     return (const __nv_bfloat16 *)g_act.p;
 }
 
+/* The last GEMM's A operand in bf16, kept for a next GEMM that reads the
+ * same fp32 range (matmul_backward's dinp then dw GEMMs both read dout;
+ * the LM head's dx then dw GEMMs both read the logits' gradient): the
+ * range, where its bf16 copy lives (the conversion buffer's start, or the
+ * hand-off buffer) and the launch counter it is valid at. Any launch or
+ * write in between voids it, except the GEMM that used it when that GEMM's
+ * output does not overlap the range. */
+static const float *g_a_src;
+static size_t g_a_n;
+static const __nv_bfloat16 *g_a16;
+static unsigned long long g_a_seq;
+
 extern "C" void cuda_bf16_trim(void) {
+    g_a_src = NULL;
     cuda_buf_free(&g_cvt);
     cuda_buf_free(&g_act);
     g_act_p = NULL;
     cuda_shadow_trim();
 }
+
+
+static const __nv_bfloat16 *a_kept(const float *A, size_t na) {
+    return g_a_src && A == g_a_src && na == g_a_n && g_a_seq == g_cuda_seq ? g_a16 : NULL;
+}
+
+int cuda_bf16_kept(const float *A, size_t n) { return a_kept(A, n) != NULL; }
 
 static __nv_bfloat16 *cvt_buf(size_t n) {
     return (__nv_bfloat16 *)cuda_buf_grow(&g_cvt, n * sizeof(__nv_bfloat16), "bf16 conversion buffer");
@@ -279,18 +299,28 @@ void cuda_sgemm(const char *op, int ta, int tb, int M, int N, int K, float alpha
         return;
     }
     size_t na = ta ? span(K, M, lda) : span(M, K, lda), nb = tb ? span(N, K, ldb) : span(K, N, ldb);
-    /* A first: a weight refresh for B would void the hand-off */
+    /* keep each operand 16-byte aligned inside the buffer */
+    size_t off_a = (na + 7) & ~(size_t)7;
+    /* A first: a weight refresh for B would void the hand-off and the kept
+     * copy. A kept copy at the conversion buffer's start stays usable only
+     * if B's conversion fits behind it without the buffer growing. */
     const __nv_bfloat16 *a16 = ta || lda != K ? NULL : act16_take(A, na);
+    int keep = a16 != NULL; /* A's copy to remember after the GEMM */
+    if (!a16) {
+        a16 = a_kept(A, na);
+        if (a16 == g_cvt.p && a16 && g_cvt.bytes < (off_a + nb) * sizeof(__nv_bfloat16)) a16 = NULL;
+        keep = a16 != NULL;
+    }
     if (!a16) a16 = shadow_of(A, na);
     const __nv_bfloat16 *b16 = shadow_of(B, nb);
     size_t need = (a16 ? 0 : na) + (b16 ? 0 : nb);
-    /* keep each operand 16-byte aligned inside the buffer */
-    size_t off_b = a16 ? 0 : (na + 7) & ~(size_t)7;
+    size_t off_b = a16 && a16 != g_cvt.p ? 0 : off_a;
     __nv_bfloat16 *buf = need ? cvt_buf(off_b + nb) : NULL;
     if (need && !buf) return;
     if (!a16) {
         cuda_to_bf16(buf, A, na);
         a16 = buf;
+        keep = 1;
     }
     if (!b16) {
         cuda_to_bf16(buf + off_b, B, nb);
@@ -300,13 +330,19 @@ void cuda_sgemm(const char *op, int ta, int tb, int M, int N, int K, float alpha
      * forward GEMMs (weights transposed: projections, LM-head logits),
      * level 2 the input gradients too; -1: not for this call */
     int bi = ta ? 0 : cuda_batch_invariant();
-    if ((bi == 2 || (bi == 1 && tb)) &&
-        cuda_gemm_bf16_invariant(op, tb, M, N, K, alpha, a16, lda, b16, ldb, beta, C, ldc) == 0)
-        return;
-    cublasStatus_t s = cublasGemmEx(cuda_blas(), opb, opa, N, M, K, &alpha, b16, CUDA_R_16BF, ldb, a16, CUDA_R_16BF,
-                                    lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-    cuda_note_blas(op, s);
-    cuda_after_launch(op);
+    if (!((bi == 2 || (bi == 1 && tb)) &&
+          cuda_gemm_bf16_invariant(op, tb, M, N, K, alpha, a16, lda, b16, ldb, beta, C, ldc) == 0)) {
+        cublasStatus_t s = cublasGemmEx(cuda_blas(), opb, opa, N, M, K, &alpha, b16, CUDA_R_16BF, ldb, a16,
+                                        CUDA_R_16BF, lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
+                                        CUBLAS_GEMM_DEFAULT);
+        cuda_note_blas(op, s);
+        cuda_after_launch(op);
+    }
+    /* remember A's copy unless this GEMM wrote over A */
+    const char *c0 = (const char *)C, *c1 = (const char *)(C + span(M, N, ldc)), *a0 = (const char *)A,
+               *a1 = (const char *)(A + na);
+    if (keep && !(c0 < a1 && a0 < c1)) g_a_src = A, g_a_n = na, g_a16 = a16, g_a_seq = g_cuda_seq;
+    else g_a_src = NULL;
 }
 
 /* Strided-batched bf16 GEMM over operands already in bf16 (attention):

@@ -65,6 +65,9 @@ extern unsigned long long g_cuda_seq;
  * kernel fewer. Any launch or write in between voids the hand-off. */
 __nv_bfloat16 *cuda_act16_target(size_t n);
 void cuda_act16_produced(const float *out, size_t n);
+/* Does the next GEMM reading A (n floats from A) as its first operand get
+ * the bf16 copy the last GEMM used for it (no launch or write since)? */
+int cuda_bf16_kept(const float *A, size_t n);
 
 cublasHandle_t cuda_blas(void);
 /* The stream every op runs on (blocking, created at init). */
@@ -180,8 +183,12 @@ static inline unsigned cuda_blocks(size_t n, unsigned threads) {
 }
 
 /* dst(C) += sum_n a(n,c) * (b ? b(n,c) : 1) * (rs ? rs(n) : 1), summed in
- * double in row order per column block: deterministic. */
+ * double over slices of rows, then the slices in order: deterministic.
+ * cuda_colsum_trim frees its partial sums. */
 void cuda_colsum(const char *op, float *dst, const float *a, const float *b, const float *rs, int N, int C);
+void cuda_colsum_trim(void);
+/* Frees embedding_backward's sort buffers. */
+void cuda_embedding_trim(void);
 
 /* Op entry points (signatures as in backend.h). */
 void cu_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int K, int O);

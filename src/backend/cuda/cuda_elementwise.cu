@@ -4,6 +4,8 @@
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_reduce.cuh"
 
+#include <cub/device/device_radix_sort.cuh>
+
 #define GRID_STRIDE(i, total) \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (total); i += (size_t)gridDim.x * blockDim.x)
 
@@ -117,40 +119,108 @@ void cu_rope_apply(float *x, const int32_t *pos, const float *cos_t, const float
 
 /* ---- SwiGLU ---- */
 
+/* Rows on grid.y (a stride loop past 65535), four columns per thread on
+ * grid.x, so no thread divides an index; float4 loads where K % 4 == 0 and
+ * the buffers are 16-byte aligned (swiglu_vec), one column otherwise. The
+ * arithmetic per element is the scalar one either way. */
+__device__ __forceinline__ float swiglu_f(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
+/* d(up) = d * silu(g) in the CPU's rounding order, and d(gate) */
+__device__ __forceinline__ void swiglu_b(float g, float u, float d, float *dg, float *du) {
+    float sg = 1.0f / (1.0f + expf(-g));
+    *du = d * (g * sg);
+    *dg = d * u * sg * (1.0f + g * (1.0f - sg));
+}
+
+template <int VEC>
 __global__ void swiglu_forward_kernel(float *h, __nv_bfloat16 *h16, const float *gu, int N, int K) {
-    GRID_STRIDE(e, (size_t)N * K) {
-        size_t n = e / K, i = e % K;
-        float g = gu[n * 2 * K + i], u = gu[n * 2 * K + K + i];
-        float v = g / (1.0f + expf(-g)) * u;
-        h[e] = v;
-        if (h16) h16[e] = __float2bfloat16_rn(v);
+    int i = (blockIdx.x * blockDim.x + threadIdx.x) * VEC;
+    if (i >= K) return;
+    for (int n = blockIdx.y; n < N; n += gridDim.y) {
+        const float *g = gu + (size_t)n * 2 * K + i, *u = g + K;
+        size_t o = (size_t)n * K + i;
+        if (VEC == 4) {
+            float4 a = *(const float4 *)g, b = *(const float4 *)u;
+            float4 v = make_float4(swiglu_f(a.x, b.x), swiglu_f(a.y, b.y), swiglu_f(a.z, b.z), swiglu_f(a.w, b.w));
+            *(float4 *)(h + o) = v;
+            if (h16) {
+                *(__nv_bfloat162 *)(h16 + o) = __floats2bfloat162_rn(v.x, v.y);
+                *(__nv_bfloat162 *)(h16 + o + 2) = __floats2bfloat162_rn(v.z, v.w);
+            }
+        } else {
+            float v = swiglu_f(*g, *u);
+            h[o] = v;
+            if (h16) h16[o] = __float2bfloat16_rn(v);
+        }
     }
 }
 
-__global__ void swiglu_backward_kernel(float *dgu, const float *dh, const float *gu, int N, int K) {
-    GRID_STRIDE(e, (size_t)N * K) {
-        size_t n = e / K, i = e % K;
-        float g = gu[n * 2 * K + i], u = gu[n * 2 * K + K + i], d = dh[e];
-        float sg = 1.0f / (1.0f + expf(-g));
-        dgu[n * 2 * K + K + i] = d * (g * sg); /* the CPU's rounding order */
-        dgu[n * 2 * K + i] = d * u * sg * (1.0f + g * (1.0f - sg));
+/* dgu (fp32) and, where d16 is given, its bf16 copy for the GEMMs that
+ * read it next (matmul_backward's dinp and dw) */
+template <int VEC>
+__global__ void swiglu_backward_kernel(float *dgu, __nv_bfloat16 *d16, const float *dh, const float *gu, int N,
+                                       int K) {
+    int i = (blockIdx.x * blockDim.x + threadIdx.x) * VEC;
+    if (i >= K) return;
+    for (int n = blockIdx.y; n < N; n += gridDim.y) {
+        size_t r = (size_t)n * 2 * K + i, o = (size_t)n * K + i;
+        if (VEC == 4) {
+            float4 g = *(const float4 *)(gu + r), u = *(const float4 *)(gu + r + K), d = *(const float4 *)(dh + o);
+            float4 dg, du;
+            swiglu_b(g.x, u.x, d.x, &dg.x, &du.x);
+            swiglu_b(g.y, u.y, d.y, &dg.y, &du.y);
+            swiglu_b(g.z, u.z, d.z, &dg.z, &du.z);
+            swiglu_b(g.w, u.w, d.w, &dg.w, &du.w);
+            *(float4 *)(dgu + r) = dg;
+            *(float4 *)(dgu + r + K) = du;
+            if (d16) {
+                *(__nv_bfloat162 *)(d16 + r) = __floats2bfloat162_rn(dg.x, dg.y);
+                *(__nv_bfloat162 *)(d16 + r + 2) = __floats2bfloat162_rn(dg.z, dg.w);
+                *(__nv_bfloat162 *)(d16 + r + K) = __floats2bfloat162_rn(du.x, du.y);
+                *(__nv_bfloat162 *)(d16 + r + K + 2) = __floats2bfloat162_rn(du.z, du.w);
+            }
+        } else {
+            float dg, du;
+            swiglu_b(gu[r], gu[r + K], dh[o], &dg, &du);
+            dgu[r] = dg;
+            dgu[r + K] = du;
+            if (d16) d16[r] = __float2bfloat16_rn(dg), d16[r + K] = __float2bfloat16_rn(du);
+        }
     }
+}
+
+static int swiglu_vec(int K, const void *a, const void *b, const void *c, const void *d) {
+    uintptr_t m = (uintptr_t)a | (uintptr_t)b | (uintptr_t)c | (uintptr_t)d;
+    return K % 4 == 0 && (m & 15) == 0;
+}
+
+static dim3 swiglu_grid(int N, int K, int vec) {
+    int cols = (K + vec - 1) / vec;
+    return dim3((cols + 255) / 256, N < 65535 ? N : 65535);
 }
 
 void cu_swiglu_forward(float *h, const float *gu, int N, int K) {
+    if (N <= 0 || K <= 0) return;
     size_t total = (size_t)N * K;
-    if (!total) return;
     __nv_bfloat16 *h16 = cuda_act16_target(total);
-    swiglu_forward_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(h, h16, gu, N, K);
+    if (swiglu_vec(K, h, h16, gu, NULL))
+        swiglu_forward_kernel<4><<<swiglu_grid(N, K, 4), 256, 0, cuda_stream()>>>(h, h16, gu, N, K);
+    else
+        swiglu_forward_kernel<1><<<swiglu_grid(N, K, 1), 256, 0, cuda_stream()>>>(h, h16, gu, N, K);
     cuda_after_launch("swiglu_forward");
     if (h16) cuda_act16_produced(h, total);
 }
 
 void cu_swiglu_backward(float *dgu, const float *dh, const float *gu, int N, int K) {
-    size_t total = (size_t)N * K;
-    if (!total) return;
-    swiglu_backward_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(dgu, dh, gu, N, K);
+    if (N <= 0 || K <= 0) return;
+    size_t total = (size_t)N * 2 * K;
+    __nv_bfloat16 *d16 = cuda_act16_target(total);
+    if (swiglu_vec(K, dgu, d16, dh, gu))
+        swiglu_backward_kernel<4><<<swiglu_grid(N, K, 4), 256, 0, cuda_stream()>>>(dgu, d16, dh, gu, N, K);
+    else
+        swiglu_backward_kernel<1><<<swiglu_grid(N, K, 1), 256, 0, cuda_stream()>>>(dgu, d16, dh, gu, N, K);
     cuda_after_launch("swiglu_backward");
+    if (d16) cuda_act16_produced(dgu, total);
 }
 
 /* ---- embedding ---- */
@@ -162,15 +232,29 @@ __global__ void embedding_forward_kernel(float *out, const int32_t *ids, const f
     }
 }
 
-/* One thread per column walks the rows in order: repeated ids add up in
- * the CPU's order without atomics, so the result is bit-for-bit repeatable
- * (float atomics would make resumed runs drift). Parallel over C only,
- * which is plenty for one pass over N x C floats. */
+/* The rows sorted by id (a stable radix sort keeps equal ids in row order),
+ * then one block per run of equal ids adds its rows into the table row in
+ * that order: the CPU's additions in the CPU's order, without atomics, so
+ * the result is bit-for-bit repeatable (float atomics would make resumed
+ * runs drift), and every distinct id in parallel (one thread per column
+ * walking all N rows left most of the GPU idle). */
 __global__ void embedding_backward_kernel(float *dtable, const float *__restrict__ dout,
-                                          const int32_t *__restrict__ ids, int N, int C) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
-    for (int n = 0; n < N; n++) dtable[(size_t)ids[n] * C + c] += dout[(size_t)n * C + c];
+                                          const int32_t *__restrict__ key, const int32_t *__restrict__ row, int N,
+                                          int C) {
+    int i = blockIdx.x, id = key[i];
+    if (i > 0 && key[i - 1] == id) return; /* block-uniform: not the run's first row */
+    int end = i + 1;
+    while (end < N && key[end] == id) end++;
+    float *d = dtable + (size_t)id * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float v = d[c];
+        for (int j = i; j < end; j++) v += dout[(size_t)row[j] * C + c];
+        d[c] = v;
+    }
+}
+
+__global__ void iota_kernel(int32_t *a, int n) {
+    GRID_STRIDE(i, (size_t)n) a[i] = (int32_t)i;
 }
 
 void cu_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int C) {
@@ -180,9 +264,32 @@ void cu_embedding_forward(float *out, const int32_t *ids, const float *table, in
     cuda_after_launch("embedding_forward");
 }
 
+static CudaBuf g_emb; /* sorted ids, row numbers, sorted rows, the sort's scratch */
+
+void cuda_embedding_trim(void) { cuda_buf_free(&g_emb); }
+
 void cu_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int C) {
     if (N <= 0 || C <= 0) return;
-    embedding_backward_kernel<<<(C + 63) / 64, 64, 0, cuda_stream()>>>(dtable, dout, ids, N, C);
+    size_t tmp = 0;
+    cudaError_t e = cub::DeviceRadixSort::SortPairs(NULL, tmp, ids, (int32_t *)NULL, (const int32_t *)NULL,
+                                                    (int32_t *)NULL, N, 0, 32, cuda_stream());
+    if (e != cudaSuccess) {
+        cuda_note("embedding_backward sort", e);
+        return;
+    }
+    size_t ints = ((size_t)3 * N + 63) & ~(size_t)63; /* keeps the scratch 256-byte aligned */
+    int32_t *key = (int32_t *)cuda_buf_grow(&g_emb, ints * sizeof(int32_t) + tmp, "embedding_backward sort");
+    if (!key) return;
+    int32_t *rows = key + N, *sorted = key + 2 * (size_t)N;
+    iota_kernel<<<cuda_blocks(N, 256), 256, 0, cuda_stream()>>>(rows, N);
+    cuda_after_launch("embedding_backward rows");
+    e = cub::DeviceRadixSort::SortPairs(key + ints, tmp, ids, key, rows, sorted, N, 0, 32, cuda_stream());
+    if (e != cudaSuccess) {
+        cuda_note("embedding_backward sort", e);
+        return;
+    }
+    cuda_after_launch("embedding_backward sort");
+    embedding_backward_kernel<<<N, 128, 0, cuda_stream()>>>(dtable, dout, key, sorted, N, C);
     cuda_after_launch("embedding_backward");
 }
 

@@ -8,33 +8,64 @@ __global__ void bias_add_kernel(float *out, const float *bias, size_t total, int
         out[i] = __fadd_rn(out[i], bias[i % O]);
 }
 
-#define COLSUM_ROWS 8
-/* Block (32 columns) x (8 row lanes): each thread sums every 8th row of its
- * column in double, then lane 0 adds the 8 partials in a fixed order. */
-__global__ void colsum_kernel(float *dst, const float *a, const float *b, const float *rs, int N, int C) {
-    __shared__ double part[COLSUM_ROWS][32];
+#define COLSUM_ROWS 8   /* row lanes of a block */
+#define COLSUM_SLICE 64 /* rows a block sums, at least */
+#define COLSUM_MAX_SLICES 1024
+
+/* Pass 1: block (32 columns) x (8 row lanes) over one slice of rows; each
+ * thread sums every 8th row of the slice in double, lane 0 adds the 8
+ * partials in a fixed order and writes the slice's sum. */
+__global__ void colsum_slices_kernel(double *part, const float *a, const float *b, const float *rs, int N, int C,
+                                     int slice) {
+    __shared__ double sh[COLSUM_ROWS][32];
     int c = blockIdx.x * 32 + threadIdx.x;
+    int n0 = blockIdx.y * slice, n1 = n0 + slice < N ? n0 + slice : N;
     double s = 0;
     if (c < C)
-        for (int n = threadIdx.y; n < N; n += COLSUM_ROWS) {
+        for (int n = n0 + threadIdx.y; n < n1; n += COLSUM_ROWS) {
             size_t i = (size_t)n * C + c;
             float v = a[i];
             if (b) v *= b[i];
             if (rs) v *= rs[n];
             s += v;
         }
-    part[threadIdx.y][threadIdx.x] = s;
+    sh[threadIdx.y][threadIdx.x] = s;
     __syncthreads();
     if (threadIdx.y == 0 && c < C) {
         double t = 0;
-        for (int r = 0; r < COLSUM_ROWS; r++) t += part[r][threadIdx.x];
-        dst[c] += (float)t;
+        for (int r = 0; r < COLSUM_ROWS; r++) t += sh[r][threadIdx.x];
+        part[(size_t)blockIdx.y * C + c] = t;
     }
 }
 
+/* Pass 2: each column adds its slices' sums in slice order. */
+__global__ void colsum_combine_kernel(float *dst, const double *part, int C, int slices) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double t = 0;
+    for (int p = 0; p < slices; p++) t += part[(size_t)p * C + c];
+    dst[c] += (float)t;
+}
+
+static CudaBuf g_colsum;
+
+void cuda_colsum_trim(void) { cuda_buf_free(&g_colsum); }
+
+/* Slices of at least COLSUM_SLICE rows, at most COLSUM_MAX_SLICES of them:
+ * 256 blocks per 32 columns at 16k rows, where one block per 32 columns
+ * walking every row left most of the GPU idle. */
 void cuda_colsum(const char *op, float *dst, const float *a, const float *b, const float *rs, int N, int C) {
-    if (C <= 0) return;
-    colsum_kernel<<<(C + 31) / 32, dim3(32, COLSUM_ROWS), 0, cuda_stream()>>>(dst, a, b, rs, N, C);
+    if (C <= 0 || N <= 0) return;
+    int slices = (N + COLSUM_SLICE - 1) / COLSUM_SLICE;
+    if (slices > COLSUM_MAX_SLICES) slices = COLSUM_MAX_SLICES;
+    int slice = (N + slices - 1) / slices;
+    slices = (N + slice - 1) / slice;
+    double *part = (double *)cuda_buf_grow(&g_colsum, (size_t)slices * C * sizeof(double), "column sum partials");
+    if (!part) return;
+    colsum_slices_kernel<<<dim3((C + 31) / 32, slices), dim3(32, COLSUM_ROWS), 0, cuda_stream()>>>(part, a, b, rs, N,
+                                                                                                 C, slice);
+    cuda_after_launch(op);
+    colsum_combine_kernel<<<(C + 255) / 256, 256, 0, cuda_stream()>>>(dst, part, C, slices);
     cuda_after_launch(op);
 }
 
