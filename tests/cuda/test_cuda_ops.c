@@ -1216,6 +1216,7 @@ int main(void) {
     BIG(test_rope(300, 7, 64, 512));
     test_rope(5, 3, 7, 10); /* odd head size */
     BIG(test_rope(37, 2, 128, 4096));
+    BIG(test_rope(70000, 2, 8, 64)); /* more rows than a grid's y dimension holds */
 
     /* B, T, NH, KVH, HD: T=1, GQA 2 and 7, MHA, MQA, odd and large heads */
     test_attention(1, 1, 2, 1, 16);

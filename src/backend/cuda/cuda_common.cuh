@@ -177,6 +177,18 @@ static inline int cuda_att_nr(int HD) {
     return nr <= 1 ? 1 : nr <= 2 ? 2 : nr <= 4 ? 4 : nr <= 8 ? 8 : 0;
 }
 
+/* Row-wise launches: rows on grid.y (kernels loop past 65535 rows), `cols`
+ * threads' worth of columns on grid.x in blocks of 256, so that no thread
+ * divides an index by a row length. */
+static inline dim3 cuda_rows_grid(int rows, int cols) {
+    return dim3((unsigned)((cols + 255) / 256), (unsigned)(rows < 65535 ? rows : 65535));
+}
+
+/* Every pointer 16-byte aligned (NULL counts as aligned): float4 access. */
+static inline int cuda_aligned16(const void *a, const void *b, const void *c, const void *d) {
+    return ((((uintptr_t)a | (uintptr_t)b | (uintptr_t)c | (uintptr_t)d) & 15) == 0);
+}
+
 static inline unsigned cuda_blocks(size_t n, unsigned threads) {
     size_t b = (n + threads - 1) / threads;
     return (unsigned)(b > 65535u * 16u ? 65535u * 16u : (b ? b : 1)); /* grid-stride loops cover the rest */

@@ -92,28 +92,46 @@ __device__ __forceinline__ float rope_hi(float a, float b, float c, float s) {
     return __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
 }
 
+/* Rows on grid.y, (head, pair) on grid.x; VEC = 4: four pairs per thread
+ * with float4 loads (half % 4 == 0, aligned buffers), the same arithmetic
+ * per pair. */
+template <int VEC>
 __global__ void rope_kernel(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int N, int H,
                             int HD, float sgn) {
     int half = HD / 2; /* an odd HD leaves its last channel alone, as on the CPU */
-    size_t total = (size_t)N * H * half;
-    GRID_STRIDE(e, total) {
-        int i = (int)(e % half);
-        size_t nh = e / half;
-        int n = (int)(nh / H);
+    int e = (blockIdx.x * blockDim.x + threadIdx.x) * VEC;
+    if (e >= H * half) return;
+    int h = e / half, i = e - h * half;
+    for (int n = blockIdx.y; n < N; n += gridDim.y) {
         size_t t = (size_t)pos[n] * half + i;
-        float c = cos_t[t], s = sgn * sin_t[t];
-        float *v = x + nh * HD;
-        float a = v[i], b = v[i + half];
-        v[i] = rope_lo(a, b, c, s);
-        v[i + half] = rope_hi(a, b, c, s);
+        float *v = x + ((size_t)n * H + h) * HD;
+        if (VEC == 4) {
+            float4 a = *(const float4 *)(v + i), b = *(const float4 *)(v + i + half);
+            float4 c = *(const float4 *)(cos_t + t), s = *(const float4 *)(sin_t + t);
+            s = make_float4(sgn * s.x, sgn * s.y, sgn * s.z, sgn * s.w);
+            *(float4 *)(v + i) = make_float4(rope_lo(a.x, b.x, c.x, s.x), rope_lo(a.y, b.y, c.y, s.y),
+                                             rope_lo(a.z, b.z, c.z, s.z), rope_lo(a.w, b.w, c.w, s.w));
+            *(float4 *)(v + i + half) = make_float4(rope_hi(a.x, b.x, c.x, s.x), rope_hi(a.y, b.y, c.y, s.y),
+                                                    rope_hi(a.z, b.z, c.z, s.z), rope_hi(a.w, b.w, c.w, s.w));
+        } else {
+            float c = cos_t[t], s = sgn * sin_t[t];
+            float a = v[i], b = v[i + half];
+            v[i] = rope_lo(a, b, c, s);
+            v[i + half] = rope_hi(a, b, c, s);
+        }
     }
 }
 
 void cu_rope_apply(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int N, int H, int HD,
                    int inverse) {
-    size_t total = (size_t)N * H * (HD / 2);
-    if (!total) return;
-    rope_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(x, pos, cos_t, sin_t, N, H, HD, inverse ? -1.0f : 1.0f);
+    int half = HD / 2;
+    if (N <= 0 || H <= 0 || half <= 0) return;
+    float sgn = inverse ? -1.0f : 1.0f;
+    if (half % 4 == 0 && cuda_aligned16(x, cos_t, sin_t, NULL))
+        rope_kernel<4><<<cuda_rows_grid(N, H * half / 4), 256, 0, cuda_stream()>>>(x, pos, cos_t, sin_t, N, H, HD,
+                                                                                 sgn);
+    else
+        rope_kernel<1><<<cuda_rows_grid(N, H * half), 256, 0, cuda_stream()>>>(x, pos, cos_t, sin_t, N, H, HD, sgn);
     cuda_after_launch("rope_apply");
 }
 
@@ -121,7 +139,7 @@ void cu_rope_apply(float *x, const int32_t *pos, const float *cos_t, const float
 
 /* Rows on grid.y (a stride loop past 65535), four columns per thread on
  * grid.x, so no thread divides an index; float4 loads where K % 4 == 0 and
- * the buffers are 16-byte aligned (swiglu_vec), one column otherwise. The
+ * the buffers are 16-byte aligned, one column otherwise. The
  * arithmetic per element is the scalar one either way. */
 __device__ __forceinline__ float swiglu_f(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
@@ -189,24 +207,14 @@ __global__ void swiglu_backward_kernel(float *dgu, __nv_bfloat16 *d16, const flo
     }
 }
 
-static int swiglu_vec(int K, const void *a, const void *b, const void *c, const void *d) {
-    uintptr_t m = (uintptr_t)a | (uintptr_t)b | (uintptr_t)c | (uintptr_t)d;
-    return K % 4 == 0 && (m & 15) == 0;
-}
-
-static dim3 swiglu_grid(int N, int K, int vec) {
-    int cols = (K + vec - 1) / vec;
-    return dim3((cols + 255) / 256, N < 65535 ? N : 65535);
-}
-
 void cu_swiglu_forward(float *h, const float *gu, int N, int K) {
     if (N <= 0 || K <= 0) return;
     size_t total = (size_t)N * K;
     __nv_bfloat16 *h16 = cuda_act16_target(total);
-    if (swiglu_vec(K, h, h16, gu, NULL))
-        swiglu_forward_kernel<4><<<swiglu_grid(N, K, 4), 256, 0, cuda_stream()>>>(h, h16, gu, N, K);
+    if (K % 4 == 0 && cuda_aligned16(h, h16, gu, NULL))
+        swiglu_forward_kernel<4><<<cuda_rows_grid(N, K / 4), 256, 0, cuda_stream()>>>(h, h16, gu, N, K);
     else
-        swiglu_forward_kernel<1><<<swiglu_grid(N, K, 1), 256, 0, cuda_stream()>>>(h, h16, gu, N, K);
+        swiglu_forward_kernel<1><<<cuda_rows_grid(N, K), 256, 0, cuda_stream()>>>(h, h16, gu, N, K);
     cuda_after_launch("swiglu_forward");
     if (h16) cuda_act16_produced(h, total);
 }
@@ -215,10 +223,10 @@ void cu_swiglu_backward(float *dgu, const float *dh, const float *gu, int N, int
     if (N <= 0 || K <= 0) return;
     size_t total = (size_t)N * 2 * K;
     __nv_bfloat16 *d16 = cuda_act16_target(total);
-    if (swiglu_vec(K, dgu, d16, dh, gu))
-        swiglu_backward_kernel<4><<<swiglu_grid(N, K, 4), 256, 0, cuda_stream()>>>(dgu, d16, dh, gu, N, K);
+    if (K % 4 == 0 && cuda_aligned16(dgu, d16, dh, gu))
+        swiglu_backward_kernel<4><<<cuda_rows_grid(N, K / 4), 256, 0, cuda_stream()>>>(dgu, d16, dh, gu, N, K);
     else
-        swiglu_backward_kernel<1><<<swiglu_grid(N, K, 1), 256, 0, cuda_stream()>>>(dgu, d16, dh, gu, N, K);
+        swiglu_backward_kernel<1><<<cuda_rows_grid(N, K), 256, 0, cuda_stream()>>>(dgu, d16, dh, gu, N, K);
     cuda_after_launch("swiglu_backward");
     if (d16) cuda_act16_produced(dgu, total);
 }
@@ -299,38 +307,61 @@ __global__ void add_kernel(float *y, const float *x, size_t n) {
     GRID_STRIDE(i, n) y[i] += x[i];
 }
 
-void cu_add_inplace(float *y, const float *x, size_t n) {
-    if (!n) return;
-    cuda_shadow_touch(y, n * sizeof(float));
-    add_kernel<<<cuda_blocks(n, 256), 256, 0, cuda_stream()>>>(y, x, n);
-    cuda_after_launch("add_inplace");
-}
-
-/* dir 0: split qkv -> q, k, v; dir 1: merge back. One thread per element. */
-__global__ void qkv_kernel(float *qkv, float *q, float *k, float *v, int N, int QD, int KD, int merge) {
-    size_t W = (size_t)QD + 2 * KD;
-    GRID_STRIDE(e, (size_t)N * W) {
-        size_t n = e / W, j = e % W;
-        float *p = j < (size_t)QD ? q + n * QD + j
-                 : j < (size_t)QD + KD ? k + n * KD + (j - QD)
-                                       : v + n * KD + (j - QD - KD);
-        if (merge) qkv[e] = *p;
-        else *p = qkv[e];
+__global__ void add4_kernel(float4 *y, const float4 *x, size_t n4) {
+    GRID_STRIDE(i, n4) {
+        float4 a = y[i], b = x[i];
+        y[i] = make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
     }
 }
 
+void cu_add_inplace(float *y, const float *x, size_t n) {
+    if (!n) return;
+    cuda_shadow_touch(y, n * sizeof(float));
+    size_t n4 = cuda_aligned16(y, x, NULL, NULL) ? n / 4 : 0;
+    if (n4) add4_kernel<<<cuda_blocks(n4, 256), 256, 0, cuda_stream()>>>((float4 *)y, (const float4 *)x, n4);
+    if (n > 4 * n4) add_kernel<<<cuda_blocks(n - 4 * n4, 256), 256, 0, cuda_stream()>>>(y + 4 * n4, x + 4 * n4,
+                                                                                      n - 4 * n4);
+    cuda_after_launch("add_inplace");
+}
+
+/* dir 0: split qkv -> q, k, v; dir 1: merge back. Rows on grid.y, VEC
+ * columns per thread (4: QD and KD multiples of 4, aligned buffers, so a
+ * group never straddles q, k and v). */
+template <int VEC>
+__global__ void qkv_kernel(float *qkv, float *q, float *k, float *v, int N, int QD, int KD, int merge) {
+    int W = QD + 2 * KD, j = (blockIdx.x * blockDim.x + threadIdx.x) * VEC;
+    if (j >= W) return;
+    for (int n = blockIdx.y; n < N; n += gridDim.y) {
+        float *p = j < QD ? q + (size_t)n * QD + j
+                 : j < QD + KD ? k + (size_t)n * KD + (j - QD)
+                               : v + (size_t)n * KD + (j - QD - KD);
+        float *r = qkv + (size_t)n * W + j;
+        if (VEC == 4) {
+            if (merge) *(float4 *)r = *(const float4 *)p;
+            else *(float4 *)p = *(const float4 *)r;
+        } else {
+            if (merge) *r = *p;
+            else *p = *r;
+        }
+    }
+}
+
+static void qkv_launch(float *qkv, float *q, float *k, float *v, int N, int QD, int KD, int merge) {
+    int W = QD + 2 * KD;
+    if (N <= 0 || W <= 0) return;
+    if (QD % 4 == 0 && KD % 4 == 0 && cuda_aligned16(qkv, q, k, v))
+        qkv_kernel<4><<<cuda_rows_grid(N, W / 4), 256, 0, cuda_stream()>>>(qkv, q, k, v, N, QD, KD, merge);
+    else
+        qkv_kernel<1><<<cuda_rows_grid(N, W), 256, 0, cuda_stream()>>>(qkv, q, k, v, N, QD, KD, merge);
+    cuda_after_launch(merge ? "qkv_merge" : "qkv_split");
+}
+
 void cu_qkv_split(float *q, float *k, float *v, const float *qkv, int N, int QD, int KD) {
-    size_t total = (size_t)N * (QD + 2 * (size_t)KD);
-    if (!total) return;
-    qkv_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>((float *)qkv, q, k, v, N, QD, KD, 0);
-    cuda_after_launch("qkv_split");
+    qkv_launch((float *)qkv, q, k, v, N, QD, KD, 0);
 }
 
 void cu_qkv_merge(float *qkv, const float *q, const float *k, const float *v, int N, int QD, int KD) {
-    size_t total = (size_t)N * (QD + 2 * (size_t)KD);
-    if (!total) return;
-    qkv_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(qkv, (float *)q, (float *)k, (float *)v, N, QD, KD, 1);
-    cuda_after_launch("qkv_merge");
+    qkv_launch(qkv, (float *)q, (float *)k, (float *)v, N, QD, KD, 1);
 }
 
 template <typename KVT>

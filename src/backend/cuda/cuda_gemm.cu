@@ -2,10 +2,22 @@
  * and the deterministic column sum that bias and norm-weight gradients use. */
 #include "backend/cuda/cuda_common.cuh"
 
-/* out(N,O) += bias(O) on every row */
-__global__ void bias_add_kernel(float *out, const float *bias, size_t total, int O) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x)
-        out[i] = __fadd_rn(out[i], bias[i % O]);
+/* out(N,O) += bias(O) on every row: rows on grid.y, VEC columns per
+ * thread (4: O % 4 == 0, aligned buffers) */
+template <int VEC>
+__global__ void bias_add_kernel(float *out, const float *bias, int N, int O) {
+    int j = (blockIdx.x * blockDim.x + threadIdx.x) * VEC;
+    if (j >= O) return;
+    for (int n = blockIdx.y; n < N; n += gridDim.y) {
+        float *o = out + (size_t)n * O + j;
+        if (VEC == 4) {
+            float4 a = *(const float4 *)o, b = *(const float4 *)(bias + j);
+            *(float4 *)o = make_float4(__fadd_rn(a.x, b.x), __fadd_rn(a.y, b.y), __fadd_rn(a.z, b.z),
+                                       __fadd_rn(a.w, b.w));
+        } else {
+            *o = __fadd_rn(*o, bias[j]);
+        }
+    }
 }
 
 #define COLSUM_ROWS 8   /* row lanes of a block */
@@ -72,8 +84,10 @@ void cuda_colsum(const char *op, float *dst, const float *a, const float *b, con
 void cu_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int K, int O) {
     cuda_sgemm("matmul_forward", 0, 1, N, O, K, 1.0f, inp, K, w, K, 0.0f, out, O);
     if (bias && N > 0 && O > 0) {
-        size_t total = (size_t)N * O;
-        bias_add_kernel<<<cuda_blocks(total, 256), 256, 0, cuda_stream()>>>(out, bias, total, O);
+        if (O % 4 == 0 && cuda_aligned16(out, bias, NULL, NULL))
+            bias_add_kernel<4><<<cuda_rows_grid(N, O / 4), 256, 0, cuda_stream()>>>(out, bias, N, O);
+        else
+            bias_add_kernel<1><<<cuda_rows_grid(N, O), 256, 0, cuda_stream()>>>(out, bias, N, O);
         cuda_after_launch("matmul_forward bias");
     }
 }
