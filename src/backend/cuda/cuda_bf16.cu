@@ -266,7 +266,6 @@ extern "C" void cuda_bf16_trim(void) {
     cuda_shadow_trim();
 }
 
-
 static const __nv_bfloat16 *a_kept(const float *A, size_t na) {
     return g_a_src && A == g_a_src && na == g_a_n && g_a_seq == g_cuda_seq ? g_a16 : NULL;
 }

@@ -70,9 +70,7 @@ __device__ float row_lse(const float *l, int V, float inv_t, float *sh_f, double
 }
 
 /* float4 rows: every row of V floats starts 16-byte aligned */
-static int lm_vec(int V, const void *a, const void *b) {
-    return V % 4 == 0 && (((uintptr_t)a | (uintptr_t)b) & 15) == 0;
-}
+static int lm_vec(int V, const void *a, const void *b) { return V % 4 == 0 && cuda_aligned16(a, b, NULL, NULL); }
 
 template <int VEC>
 __global__ void __launch_bounds__(LM_THREADS) lm_forward_rows_kernel(float *logp, float *ent, const float *lg,
