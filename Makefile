@@ -158,6 +158,10 @@ $(BUILD)/bench-cuda/bench_cuda_model: bench/cuda/bench_cuda_model.c $(BUILD)/lib
 
 all: $(BUILD)/bench-cuda/bench_cuda_model
 
+# every cuBLASLt algorithm for a model's forward GEMMs: time and bit checks
+$(BUILD)/bench-cuda/bench_gemm_algos: CFLAGS += -I$(CUDA_HOME)/include
+all: $(BUILD)/bench-cuda/bench_gemm_algos
+
 # GEMM / attention / LM-head throughput against SGEMM and copy ceilings
 bench-cuda: $(BUILD)/bench-cuda/bench_cuda_ops
 	@./$<

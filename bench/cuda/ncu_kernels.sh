@@ -6,7 +6,9 @@
 #          --print-summary per-kernel ...`
 #        bench/cuda/ncu_kernels.sh [-n TOP] -- COMMAND...
 #          runs ncu on COMMAND first (clocks left alone, profiler window
-#          from the program: bench_cuda_model --ncu-train or --ncu-steps A:B)
+#          from the program: bench_cuda_model --ncu-train or --ncu-steps A:B;
+#          NCU_ARGS="--graph-profiling node" times the kernels inside the
+#          decode step's CUDA graphs one by one)
 # Kernels are named without their template arguments; cuBLAS's nvjet
 # kernels keep their tile configuration and grid.
 TOP=40
@@ -17,8 +19,9 @@ if [ "$1" = "--" ]; then
     command -v "$NCU" >/dev/null || NCU=/usr/local/cuda/bin/ncu
     LOG=$(mktemp /tmp/r1c-ncu-XXXXXX)
     trap 'rm -f "$LOG"' EXIT
+    # shellcheck disable=SC2086 # NCU_ARGS: extra ncu options, split on spaces
     "$NCU" --clock-control none --profile-from-start off --metrics gpu__time_duration.sum \
-        --print-summary per-kernel "$@" > "$LOG" 2>&1 || { tail -5 "$LOG"; exit 1; }
+        --print-summary per-kernel $NCU_ARGS "$@" > "$LOG" 2>&1 || { tail -5 "$LOG"; exit 1; }
 else
     LOG=$1
 fi
