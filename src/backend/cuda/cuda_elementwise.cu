@@ -40,11 +40,85 @@ __global__ void rmsnorm_forward_kernel(float *out, __nv_bfloat16 *o16, float *rs
     }
 }
 
+/* The same arithmetic with the row in registers, for C <= 256 PER: thread
+ * t owns elements t + 256 j (j = 0 .. PER - 1) as above, issues all its
+ * loads of x (and dx) before using any, sums its squares in the same order
+ * with the same expression, and writes the outputs from registers. Same
+ * bits as rmsnorm_forward_kernel; no second round of loads of x. */
+template <int PER, bool DX>
+__global__ void __launch_bounds__(256) rmsnorm_forward_reg_kernel(float *out, __nv_bfloat16 *o16, float *rstd,
+                                                                  float *x, const float *dx, const float *w, int C,
+                                                                  float eps) {
+    __shared__ float sh[32];
+    float *xn = x + (size_t)blockIdx.x * C;
+    float *on = out + (size_t)blockIdx.x * C;
+    float v[PER], wv[PER];
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        int i = threadIdx.x + 256 * j;
+        v[j] = i < C ? xn[i] : 0.0f;
+    }
+    if (DX) {
+        const float *dn = dx + (size_t)blockIdx.x * C;
+        float d[PER];
+#pragma unroll
+        for (int j = 0; j < PER; j++) {
+            int i = threadIdx.x + 256 * j;
+            d[j] = i < C ? dn[i] : 0.0f;
+        }
+#pragma unroll
+        for (int j = 0; j < PER; j++) {
+            int i = threadIdx.x + 256 * j;
+            if (i < C) {
+                v[j] = __fadd_rn(v[j], d[j]);
+                xn[i] = v[j];
+            }
+        }
+    }
+    float ss = 0;
+#pragma unroll
+    for (int j = 0; j < PER; j++)
+        if (threadIdx.x + 256 * j < C) ss += v[j] * v[j];
+    const bool WPRE = PER <= 16; /* w in flight during the reduction (PER 32: loaded where used, no spill) */
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        int i = threadIdx.x + 256 * j;
+        wv[j] = WPRE && i < C ? w[i] : 0.0f;
+    }
+    ss = block_sum(ss, sh);
+    float r = 1.0f / sqrtf(ss / C + eps);
+    if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+    __nv_bfloat16 *o16n = o16 ? o16 + (size_t)blockIdx.x * C : NULL;
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        int i = threadIdx.x + 256 * j;
+        if (i < C) {
+            float y = (WPRE ? wv[j] : w[i]) * (v[j] * r);
+            on[i] = y;
+            if (o16n) o16n[i] = __float2bfloat16_rn(y);
+        }
+    }
+}
+
+template <int PER>
+static void rmsnorm_reg_launch(float *out, __nv_bfloat16 *o16, float *rstd, float *x, const float *dx,
+                               const float *w, int N, int C, float eps) {
+    if (dx) rmsnorm_forward_reg_kernel<PER, true><<<N, 256, 0, cuda_stream()>>>(out, o16, rstd, x, dx, w, C, eps);
+    else rmsnorm_forward_reg_kernel<PER, false><<<N, 256, 0, cuda_stream()>>>(out, o16, rstd, x, dx, w, C, eps);
+}
+
 static void rmsnorm_launch(float *out, float *rstd, float *x, const float *dx, const float *w, int N, int C,
                            float eps, const char *op) {
     if (N <= 0) return;
     __nv_bfloat16 *o16 = cuda_act16_target((size_t)N * C);
-    rmsnorm_forward_kernel<<<N, 256, 0, cuda_stream()>>>(out, o16, rstd, x, dx, w, C, eps);
+    int per = (C + 255) / 256; /* elements per thread */
+    if (per <= 1) rmsnorm_reg_launch<1>(out, o16, rstd, x, dx, w, N, C, eps);
+    else if (per <= 2) rmsnorm_reg_launch<2>(out, o16, rstd, x, dx, w, N, C, eps);
+    else if (per <= 4) rmsnorm_reg_launch<4>(out, o16, rstd, x, dx, w, N, C, eps);
+    else if (per <= 8) rmsnorm_reg_launch<8>(out, o16, rstd, x, dx, w, N, C, eps);
+    else if (per <= 16) rmsnorm_reg_launch<16>(out, o16, rstd, x, dx, w, N, C, eps);
+    else if (per <= 32) rmsnorm_reg_launch<32>(out, o16, rstd, x, dx, w, N, C, eps);
+    else rmsnorm_forward_kernel<<<N, 256, 0, cuda_stream()>>>(out, o16, rstd, x, dx, w, C, eps);
     cuda_after_launch(op);
     if (o16) cuda_act16_produced(out, (size_t)N * C);
 }

@@ -24,9 +24,15 @@
  * Layouts: training rows are (b, t) of one head h, a block of 4 warps x
  * 16 rows per CTA sharing K/V tiles in shared memory (K and V rounded to
  * bf16 once per call); a decode row is one query head of a token, the
- * G = NH / KVH heads of a kv head forming one warp's 16-row tile (G <= 16),
- * one warp per (token, kv head). Tiles are double-buffered: the next
- * block's K and V load (cp.async for bf16) while the current one is used.
+ * G = NH / KVH heads of a kv head forming a 16-row tile (G <= 16), one CTA
+ * per (token, kv head) of 4 warps (2 for head size 32) that load its K/V
+ * tiles together. Each of them computes the tile's scores, maxima, sums
+ * and bf16 P for all 16 rows exactly as a training warp does, then
+ * multiplies P into its own quarter (half) of V's channels: every output
+ * element is still summed by the same mma instructions over the same
+ * operands in the same order, so splitting the channels over warps keeps
+ * its bits. Tiles are double-buffered: the next block's K and V load
+ * (cp.async for bf16) while the current one is used.
  * Head sizes 32, 64 and 128; the callers fall back to the other kernels
  * for the rest. */
 #include <stdlib.h>
@@ -158,16 +164,18 @@ __device__ __forceinline__ void fa_abt_reg(float acc[NT][4], const uint32_t af[H
             fa_mma(acc[n + 1], af[c], bb[2], bb[3]);
         }
 }
-/* acc[d] (16 x HD) += A B: A's KC 16-wide chunks in registers, B's KC x 16
- * rows at sB (row-major over channels) */
-template <int HD, int KC>
-__device__ __forceinline__ void fa_ab(float acc[HD / 8][4], const uint32_t af[KC][4], const __nv_bfloat16 *sB) {
+/* acc[d] (16 x DC) += A B: A's KC 16-wide chunks in registers, B's KC x 16
+ * rows at sB (row-major over channels, row stride HD + FA_PAD), DC of its
+ * channels from sB on: all HD of them, or a warp's slice of them with sB
+ * at the slice's first channel (DC a multiple of 16) */
+template <int HD, int KC, int DC = HD>
+__device__ __forceinline__ void fa_ab(float acc[DC / 8][4], const uint32_t af[KC][4], const __nv_bfloat16 *sB) {
     const int LDS = HD + FA_PAD;
     int lane = threadIdx.x & 31, mi = lane >> 3, r8 = lane & 7;
 #pragma unroll
     for (int c = 0; c < KC; c++)
 #pragma unroll
-        for (int d = 0; d < HD / 8; d += 2) {
+        for (int d = 0; d < DC / 8; d += 2) {
             uint32_t bb[4];
             fa_ldsm4_t(bb, sB + (16 * c + 8 * (mi & 1) + r8) * LDS + 8 * (d + (mi >> 1)));
             fa_mma(acc[d], af[c], bb[0], bb[1]);
@@ -198,13 +206,16 @@ __device__ __forceinline__ void fa_load_q(uint32_t qf[HD / 16][4], const float *
 
 /* One block of keys for a warp's 16 rows: st holds the K tile then the V
  * tile of keys key0 ..; lim0 / lim1 are the last keys rows gid / gid + 8
- * may see. m, l, acc: the rows' running state (this lane's part). */
-template <int HD>
-__device__ __forceinline__ void fa_block(float acc[HD / 8][4], float m[2], float l[2], const uint32_t qf[HD / 16][4],
-                                         const __nv_bfloat16 *st, int key0, int lim0, int lim1, float sl2) {
+ * may see. m, l, acc: the rows' running state (this lane's part), acc
+ * over the DC output channels from c0 on (all HD, or a warp's slice: S,
+ * m, l and P are over all the head's channels and keys either way). */
+template <int HD, int DC = HD>
+__device__ __forceinline__ void fa_block(float acc[DC / 8][4], float m[2], float l[2], const uint32_t qf[HD / 16][4],
+                                         const __nv_bfloat16 *st, int key0, int lim0, int lim1, float sl2,
+                                         int c0 = 0) {
     typedef FaDims<HD> D;
     int lane = threadIdx.x & 31, tid = lane & 3;
-    const __nv_bfloat16 *sK = st, *sV = st + D::TILE;
+    const __nv_bfloat16 *sK = st, *sV = st + D::TILE + c0;
     float s[FA_BK / 8][4];
 #pragma unroll
     for (int j = 0; j < FA_BK / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
@@ -245,19 +256,20 @@ __device__ __forceinline__ void fa_block(float acc[HD / 8][4], float m[2], float
     l[0] = l[0] * a0 + rs0, l[1] = l[1] * a1 + rs1;
     m[0] = mn0, m[1] = mn1;
 #pragma unroll
-    for (int d = 0; d < HD / 8; d++) acc[d][0] *= a0, acc[d][1] *= a0, acc[d][2] *= a1, acc[d][3] *= a1;
-    fa_ab<HD, FA_BK / 16>(acc, pf, sV); /* acc += P V, keys 16 at a time in order */
+    for (int d = 0; d < DC / 8; d++) acc[d][0] *= a0, acc[d][1] *= a0, acc[d][2] *= a1, acc[d][3] *= a1;
+    fa_ab<HD, FA_BK / 16, DC>(acc, pf, sV); /* acc += P V, keys 16 at a time in order */
 }
 
-/* out row = acc / l (and its bf16 copy); lse = (m + log2 l) ln 2 */
-template <int HD>
-__device__ __forceinline__ void fa_store(const float acc[HD / 8][4], const float m[2], const float l[2], float *o0,
-                                         float *o1, __nv_bfloat16 *h0, __nv_bfloat16 *h1, float *lse0,
-                                         float *lse1) {
+/* out row = acc / l (and its bf16 copy) over channels c0 .. c0 + DC - 1;
+ * lse = (m + log2 l) ln 2 */
+template <int HD, int DC = HD>
+__device__ __forceinline__ void fa_store(const float acc[DC / 8][4], const float m[2], const float l[2], float *o0,
+                                         float *o1, __nv_bfloat16 *h0, __nv_bfloat16 *h1, float *lse0, float *lse1,
+                                         int c0 = 0) {
     int lane = threadIdx.x & 31, tid = lane & 3;
 #pragma unroll
-    for (int d = 0; d < HD / 8; d++) {
-        int ch = 8 * d + 2 * tid;
+    for (int d = 0; d < DC / 8; d++) {
+        int ch = c0 + 8 * d + 2 * tid;
         float2 u = make_float2(acc[d][0] / l[0], acc[d][1] / l[0]), w = make_float2(acc[d][2] / l[1], acc[d][3] / l[1]);
         if (o0) *(float2 *)(o0 + ch) = u;
         if (o1) *(float2 *)(o1 + ch) = w;
@@ -270,41 +282,58 @@ __device__ __forceinline__ void fa_store(const float acc[HD / 8][4], const float
     }
 }
 
-/* ---- decode: one warp per (token, kv head), its G heads the rows ---- */
+/* ---- decode: one CTA per (token, kv head), its G heads the rows ----
+ *
+ * FaDec<HD>::W warps share the CTA's two stages: all of its threads load
+ * the tiles, every warp computes the whole block's S, m, l and P for the
+ * 16 rows (the same instructions on the same operands as the one warp of
+ * a training tile, so the same bits in each warp), and warp w multiplies
+ * P into V's channels w DC .. w DC + DC - 1 only and stores those. An
+ * output element is accumulated by the same mma over the same fragments
+ * in the same key order as with the whole head in one warp, so the split
+ * leaves its bits as they were. */
+
+template <int HD>
+struct FaDec {
+    static const int W = HD >= 64 ? 4 : 2; /* warps per CTA */
+    static const int DC = HD / W;          /* output channels per warp: 16 or 32 */
+};
 
 template <int HD, typename KVT, bool PAGED>
-__global__ void __launch_bounds__(32) fa_decode_kernel(float *out, __nv_bfloat16 *o16, const float *q, const KVT *kc,
-                                                       const KVT *vc, const int32_t *slot, const int32_t *len,
-                                                       KvMap map, int NH, int KVH, float sl2) {
+__global__ void __launch_bounds__(FaDec<HD>::W * 32)
+    fa_decode_kernel(float *out, __nv_bfloat16 *o16, const float *q, const KVT *kc, const KVT *vc,
+                     const int32_t *slot, const int32_t *len, KvMap map, int NH, int KVH, float sl2) {
     typedef FaDims<HD> D;
+    const int W = FaDec<HD>::W, DC = FaDec<HD>::DC;
     extern __shared__ __align__(16) unsigned char fa_smem[];
     __nv_bfloat16 *sm = (__nv_bfloat16 *)fa_smem;
-    int n = blockIdx.x, kh = blockIdx.y, G = NH / KVH, lane = threadIdx.x, gid = lane >> 2;
+    int n = blockIdx.x, kh = blockIdx.y, G = NH / KVH, lane = threadIdx.x & 31, gid = lane >> 2;
+    int c0 = (threadIdx.x >> 5) * DC; /* the warp's first output channel */
     int L = len[n], sl = slot[n], KD = KVH * HD;
     size_t row0 = (size_t)n * NH + (size_t)kh * G;
     const float *q0 = gid < G ? q + (row0 + gid) * HD : NULL, *q1 = gid + 8 < G ? q + (row0 + gid + 8) * HD : NULL;
     uint32_t qf[HD / 16][4];
     fa_load_q<HD>(qf, q0, q1);
-    float acc[HD / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    float acc[DC / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 #pragma unroll
-    for (int d = 0; d < HD / 8; d++) acc[d][0] = acc[d][1] = acc[d][2] = acc[d][3] = 0.0f;
+    for (int d = 0; d < DC / 8; d++) acc[d][0] = acc[d][1] = acc[d][2] = acc[d][3] = 0.0f;
     int nb = (L + FA_BK - 1) / FA_BK;
-    if (nb > 0) fa_load<HD, KVT, PAGED>(sm, kc, vc, map, sl, kh, KD, 0, L, lane, 32);
+    if (nb > 0) fa_load<HD, KVT, PAGED>(sm, kc, vc, map, sl, kh, KD, 0, L, threadIdx.x, W * 32);
     fa_commit();
     for (int i = 0; i < nb; i++) {
         if (i + 1 < nb)
-            fa_load<HD, KVT, PAGED>(sm + ((i + 1) & 1) * D::STAGE, kc, vc, map, sl, kh, KD, (i + 1) * FA_BK, L, lane,
-                                    32);
+            fa_load<HD, KVT, PAGED>(sm + ((i + 1) & 1) * D::STAGE, kc, vc, map, sl, kh, KD, (i + 1) * FA_BK, L,
+                                    threadIdx.x, W * 32);
         fa_commit();
         fa_wait<1>();
-        __syncwarp();
-        fa_block<HD>(acc, m, l, qf, sm + (i & 1) * D::STAGE, i * FA_BK, L - 1, L - 1, sl2);
-        __syncwarp(); /* the stage is refilled next iteration */
+        __syncthreads(); /* every thread's part of stage i & 1 is in */
+        fa_block<HD, DC>(acc, m, l, qf, sm + (i & 1) * D::STAGE, i * FA_BK, L - 1, L - 1, sl2, c0);
+        __syncthreads(); /* the stage is refilled next iteration */
     }
     if (nb == 0) l[0] = l[1] = 1.0f; /* an empty cache gives zeros */
     float *o0 = q0 ? out + (row0 + gid) * HD : NULL, *o1 = q1 ? out + (row0 + gid + 8) * HD : NULL;
     __nv_bfloat16 *h0 = o16 && q0 ? o16 + (row0 + gid) * HD : NULL, *h1 = o16 && q1 ? o16 + (row0 + gid + 8) * HD : NULL;
-    fa_store<HD>(acc, m, l, o0, o1, h0, h1, NULL, NULL);
+    fa_store<HD, DC>(acc, m, l, o0, o1, h0, h1, NULL, NULL, c0);
 }
 
 /* ---- training forward: CTA = (64-row query tile, head, sequence) ---- */
@@ -380,7 +409,7 @@ static void fa_decode_launch(float *out, __nv_bfloat16 *o16, const float *q, con
     size_t smem = FaDims<HD>::SMEM;
     if (smem > 48 * 1024)
         cudaFuncSetAttribute(fa_decode_kernel<HD, KVT, PAGED>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    fa_decode_kernel<HD, KVT, PAGED><<<dim3(N, KVH), 32, smem, cuda_stream()>>>(
+    fa_decode_kernel<HD, KVT, PAGED><<<dim3(N, KVH), FaDec<HD>::W * 32, smem, cuda_stream()>>>(
         out, o16, q, (const KVT *)kc, (const KVT *)vc, slot, len, map, NH, KVH, sl2);
 }
 
