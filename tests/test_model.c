@@ -549,6 +549,7 @@ static void test_forward_bad_input(void) {
 static void test_backend_env(void) {
     static const struct { const char *env, *want; } cases[] = {
         {"R1C_CUDA_FLASH=2", "R1C_CUDA_FLASH='2': expected 0 or 1"},
+        {"R1C_CUDA_BI_TUNE=on", "R1C_CUDA_BI_TUNE='on': expected 0 or 1"},
         {"R1C_CUDA_BI_REF_M=0", "R1C_CUDA_BI_REF_M='0': expected a number of rows"},
         {"R1C_CUDA_BI_REF_M=12x", "R1C_CUDA_BI_REF_M='12x': expected a number of rows"},
         {"R1C_CUDA_BATCH_INVARIANT=3", "R1C_CUDA_BATCH_INVARIANT='3': expected 0, 1 or 2"},

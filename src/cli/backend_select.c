@@ -35,11 +35,16 @@ const Backend *backend_select(const char *name, Err *err) {
         return NULL;
     }
     /* read by the backend: the flash attention switch, the row count the
-     * batch-invariant GEMM algorithms are chosen for, and the decode
-     * graphs' switches (docs/cuda.md) */
+     * batch-invariant GEMM algorithms are chosen for, their tuning for
+     * large calls, and the decode graphs' switches (docs/cuda.md) */
     const char *fl = getenv("R1C_CUDA_FLASH"), *ref = getenv("R1C_CUDA_BI_REF_M");
     if (fl && strcmp(fl, "0") != 0 && strcmp(fl, "1") != 0) {
         err_set(err, "R1C_CUDA_FLASH='%s': expected 0 or 1", fl);
+        return NULL;
+    }
+    const char *tune = getenv("R1C_CUDA_BI_TUNE"); /* timed algorithms for large GEMMs, same bits */
+    if (tune && strcmp(tune, "0") != 0 && strcmp(tune, "1") != 0) {
+        err_set(err, "R1C_CUDA_BI_TUNE='%s': expected 0 or 1", tune);
         return NULL;
     }
     if (ref && (!ref[0] || strspn(ref, "0123456789") != strlen(ref) || strlen(ref) > 7 || atoi(ref) < 1)) {

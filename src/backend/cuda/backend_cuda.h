@@ -53,6 +53,10 @@ int cuda_batch_invariant(void);
  * usable cuBLASLt algorithm for the shape, or not at that M); each shape
  * says so once on stderr. For tests and diagnostics. */
 long cuda_batch_invariant_fallbacks(void);
+/* Candidate algorithms for large batch-invariant calls checked against
+ * their shape's reference algorithm: how many gave the same bits, how many
+ * did not (and are never used). */
+void cuda_batch_invariant_tune_counts(long *same, long *differ);
 
 /* KV caches in bf16 (the table's kv_elem_bytes answers 2) in bf16
  * precision, where the decode attention rounds K and V to bf16 on load
