@@ -601,12 +601,15 @@ static void lt_decide(LtShape *e, LtTune *t, int b) {
 static const cublasLtMatmulAlgo_t *lt_large(LtShape *e, int M, const void *B, int *timed, int *bucket) {
     *timed = -1;
     if (!tune_enabled()) return NULL;
+    int b = bucket_of(M);
+    if (cuda_graph_recording()) { /* no setting up, no synchronizing, no timing */
+        const LtTune *t = e->tune;
+        const LtBucket *bk = t ? &t->bucket[b] : NULL;
+        return bk && bk->pick > 0 && bk->checked_M == M ? &t->algo[bk->pick] : NULL;
+    }
     LtTune *t = lt_tune_get(e);
     if (!t) return NULL;
-    int b = bucket_of(M);
     LtBucket *bk = &t->bucket[b];
-    if (cuda_graph_recording()) /* no synchronizing, no timing */
-        return bk->pick > 0 && bk->checked_M == M ? &t->algo[bk->pick] : NULL;
     lt_collect(t);
     if (bk->pick < 0) {
         if (!bk->M) bk->M = M;
