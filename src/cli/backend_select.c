@@ -9,6 +9,30 @@
 #include "backend/cuda/backend_cuda.h"
 #endif
 
+#ifdef R1C_CUDA
+/* 0 when the environment variable is unset or one of the `n` values in
+ * `ok`; else the one-line error naming it and what it takes */
+static int env_one_of(const char *var, const char *const *ok, int n, const char *expect, Err *err) {
+    const char *v = getenv(var);
+    if (!v) return 0;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(v, ok[i])) return 0;
+    err_set(err, "%s='%s': expected %s", var, v, expect);
+    return -1;
+}
+
+/* 0 when unset or a decimal row count of 1 to `max_digits` digits, at
+ * least `min` */
+static int env_rows(const char *var, int max_digits, int min, const char *expect, Err *err) {
+    const char *v = getenv(var);
+    if (!v) return 0;
+    size_t n = strlen(v);
+    if (n && strspn(v, "0123456789") == n && (int)n <= max_digits && atoi(v) >= min) return 0;
+    err_set(err, "%s='%s': expected %s", var, v, expect);
+    return -1;
+}
+#endif
+
 const Backend *backend_select(const char *name, Err *err) {
     if (!name || !strcmp(name, "cpu")) return backend_cpu();
     const char *prec = NULL;
@@ -28,38 +52,19 @@ const Backend *backend_select(const char *name, Err *err) {
         return NULL;
     }
     /* batch-invariant bf16 GEMMs: level 1 unless R1C_CUDA_BATCH_INVARIANT says
-     * 0 or 2 (docs/cuda.md) */
+     * 0 or 2; read by the backend: the flash attention switch, the row count
+     * the batch-invariant GEMM algorithms are chosen for, their tuning for
+     * large calls (timed algorithms, same bits), and the decode graphs'
+     * switches (docs/cuda.md) */
+    static const char *const levels[] = {"0", "1", "2"};
+    if (env_one_of("R1C_CUDA_BATCH_INVARIANT", levels, 3, "0, 1 or 2", err) ||
+        env_one_of("R1C_CUDA_FLASH", levels, 2, "0 or 1", err) ||
+        env_one_of("R1C_CUDA_BI_TUNE", levels, 2, "0 or 1", err) ||
+        env_rows("R1C_CUDA_BI_REF_M", 7, 1, "a number of rows (1 to 9999999)", err) ||
+        env_one_of("R1C_CUDA_GRAPHS", levels, 2, "0 or 1", err) ||
+        env_rows("R1C_CUDA_GRAPH_ROWS", 9, 0, "a number of rows (0 or more)", err))
+        return NULL;
     const char *bi = getenv("R1C_CUDA_BATCH_INVARIANT");
-    if (bi && strcmp(bi, "0") != 0 && strcmp(bi, "1") != 0 && strcmp(bi, "2") != 0) {
-        err_set(err, "R1C_CUDA_BATCH_INVARIANT='%s': expected 0, 1 or 2", bi);
-        return NULL;
-    }
-    /* read by the backend: the flash attention switch, the row count the
-     * batch-invariant GEMM algorithms are chosen for, their tuning for
-     * large calls, and the decode graphs' switches (docs/cuda.md) */
-    const char *fl = getenv("R1C_CUDA_FLASH"), *ref = getenv("R1C_CUDA_BI_REF_M");
-    if (fl && strcmp(fl, "0") != 0 && strcmp(fl, "1") != 0) {
-        err_set(err, "R1C_CUDA_FLASH='%s': expected 0 or 1", fl);
-        return NULL;
-    }
-    const char *tune = getenv("R1C_CUDA_BI_TUNE"); /* timed algorithms for large GEMMs, same bits */
-    if (tune && strcmp(tune, "0") != 0 && strcmp(tune, "1") != 0) {
-        err_set(err, "R1C_CUDA_BI_TUNE='%s': expected 0 or 1", tune);
-        return NULL;
-    }
-    if (ref && (!ref[0] || strspn(ref, "0123456789") != strlen(ref) || strlen(ref) > 7 || atoi(ref) < 1)) {
-        err_set(err, "R1C_CUDA_BI_REF_M='%s': expected a number of rows (1 to 9999999)", ref);
-        return NULL;
-    }
-    const char *gr = getenv("R1C_CUDA_GRAPHS"), *rows = getenv("R1C_CUDA_GRAPH_ROWS");
-    if (gr && strcmp(gr, "0") != 0 && strcmp(gr, "1") != 0) {
-        err_set(err, "R1C_CUDA_GRAPHS='%s': expected 0 or 1", gr);
-        return NULL;
-    }
-    if (rows && (!rows[0] || strspn(rows, "0123456789") != strlen(rows) || strlen(rows) > 9)) {
-        err_set(err, "R1C_CUDA_GRAPH_ROWS='%s': expected a number of rows (0 or more)", rows);
-        return NULL;
-    }
     const Backend *be = backend_cuda();
     if (!be) {
         err_set(err, "--backend %s: no usable CUDA device (no driver or no GPU)", name);

@@ -156,10 +156,6 @@ typedef struct LtKey {
     unsigned al_a, al_b, al_c; /* alignment classes of A, B, C in bytes */
 } LtKey;
 
-/* cuBLAS is column-major: row-major C(M,N) = A op(B) is computed as
- * C^T(N,M) = op(B)^T A^T. So cuBLASLt's "A" is our B (the weight, shape
- * fixed per key), its "B" is our A (M columns) and its C/D is our C (N
- * rows, M columns). Only the last two depend on M. */
 /* The large calls' algorithm, per shape: candidates (0 is the shape's
  * reference algorithm) and, per bucket of row counts, their timings. */
 typedef struct LtBucket {
@@ -171,7 +167,7 @@ typedef struct LtBucket {
 } LtBucket;
 
 typedef struct LtTune {
-    int n;                              /* candidates; 0: not built yet */
+    int n;                              /* candidates, the reference included */
     cublasLtMatmulAlgo_t algo[LT_TUNE_CANDS];
     signed char state[LT_TUNE_CANDS];   /* 1: same bits as the reference, -1: not, or cannot run; 0: unchecked */
     int pending, pending_bucket;        /* candidate timed by the events in flight, -1: none */
@@ -179,6 +175,10 @@ typedef struct LtTune {
     LtBucket bucket[LT_BUCKETS];
 } LtTune;
 
+/* cuBLAS is column-major: row-major C(M,N) = A op(B) is computed as
+ * C^T(N,M) = op(B)^T A^T. So cuBLASLt's "A" is our B (the weight, shape
+ * fixed per key), its "B" is our A (M columns) and its C/D is our C (N
+ * rows, M columns). Only the last two depend on M. */
 typedef struct LtShape {
     LtKey key;
     const char *op; /* the op that first used the shape, for messages */
@@ -640,6 +640,19 @@ static const cublasLtMatmulAlgo_t *lt_large(LtShape *e, int M, const void *B, in
     return &t->algo[bk->pick];
 }
 
+/* 0 when the reference algorithm runs M rows (checked once per M) */
+static int ref_check(LtShape *e, int M) {
+    if (was_seen(e, M)) return 0;
+    if (lt_check(e, M, &e->algo, NULL) != 0) return -1;
+    remember(e, M);
+    return 0;
+}
+
+/* statuses with which cublasLtMatmul launched nothing */
+static int not_launched(cublasStatus_t s) {
+    return s == CUBLAS_STATUS_NOT_SUPPORTED || s == CUBLAS_STATUS_INVALID_VALUE || s == CUBLAS_STATUS_ARCH_MISMATCH;
+}
+
 int cuda_gemm_bf16_invariant(const char *op, int tb, int M, int N, int K, float alpha, const void *A, int lda,
                              const void *B, int ldb, float beta, float *C, int ldc) {
     if (!lt_handle()) {
@@ -661,11 +674,7 @@ int cuda_gemm_bf16_invariant(const char *op, int tb, int M, int N, int K, float 
     const cublasLtMatmulAlgo_t *algo = M > LT_SMALL_MAX ? lt_large(e, M, B, &timed, &bucket) : NULL;
     if (!algo) {
         algo = &e->algo;
-        if (!was_seen(e, M)) {
-            if (lt_check(e, M, &e->algo, NULL) != 0)
-                return fall_back(e, M, "the shape's cuBLASLt algorithm is not valid");
-            remember(e, M);
-        }
+        if (ref_check(e, M) != 0) return fall_back(e, M, "the shape's cuBLASLt algorithm is not valid");
     }
     void *ws = cuda_buf_grow(&g_ws, LT_WS_BYTES, "batch-invariant GEMM workspace");
     if (!ws) return 0; /* noted for cuda_check, like any failed allocation */
@@ -679,26 +688,20 @@ int cuda_gemm_bf16_invariant(const char *op, int tb, int M, int N, int K, float 
         cudaEventRecord(e->tune->ev[1], st);
         e->tune->pending = timed, e->tune->pending_bucket = bucket;
     }
-    if (s != CUBLAS_STATUS_SUCCESS && algo != &e->algo &&
-        (s == CUBLAS_STATUS_NOT_SUPPORTED || s == CUBLAS_STATUS_INVALID_VALUE || s == CUBLAS_STATUS_ARCH_MISMATCH)) {
-        /* a tuned algorithm refused: rule it out, run the reference */
+    if (not_launched(s) && algo != &e->algo) {
+        /* a tuned algorithm refused: rule it out (buckets running it pick
+         * again), run the reference */
         LtTune *t = e->tune;
         int c = (int)(algo - t->algo);
         t->state[c] = -1, t->pending = -1;
         for (int b = 0; b < LT_BUCKETS; b++)
-            if (t->bucket[b].pick == c) t->bucket[b].pick = -1, t->bucket[b].samples[c] = LT_TUNE_SAMPLES;
-        if (!was_seen(e, M)) {
-            if (lt_check(e, M, &e->algo, NULL) != 0)
-                return fall_back(e, M, "the shape's cuBLASLt algorithm is not valid");
-            remember(e, M);
-        }
+            if (t->bucket[b].pick == c) t->bucket[b].pick = -1;
+        if (ref_check(e, M) != 0) return fall_back(e, M, "the shape's cuBLASLt algorithm is not valid");
         s = cublasLtMatmul(g_lt, &e->desc, &alpha, B, &e->lw, A, &lx, &beta, C, &lc, C, &lc, &e->algo, ws,
                            LT_WS_BYTES, st);
     }
-    /* statuses that mean nothing was launched: the ordinary GEMM can still
-     * do the work */
-    if (s == CUBLAS_STATUS_NOT_SUPPORTED || s == CUBLAS_STATUS_INVALID_VALUE || s == CUBLAS_STATUS_ARCH_MISMATCH)
-        return fall_back(e, M, "cublasLtMatmul refused the call");
+    /* nothing was launched: the ordinary GEMM can still do the work */
+    if (not_launched(s)) return fall_back(e, M, "cublasLtMatmul refused the call");
     cuda_note_blas(op, s);
     cuda_after_launch(op);
     return 0;
