@@ -13,9 +13,10 @@
  *        [--recompute]
  *        [--no-train] [--no-gen] [--profile] [--att-block ROWS]
  *        [--ncu-steps A:B] [--ncu-train] [--lm-chunk ROWS] [--checksum]
- * --checksum prints a hash of the weights after the training steps, to
- * check that a change meant to keep every bit (a fused kernel, a copy
- * saved) does: two builds must print the same line.
+ * --checksum prints a hash of the sampled tokens and their log-probs and
+ * one of the weights after the training steps, to check that a change
+ * meant to keep every bit (a fused kernel, a copy saved) does: two builds
+ * must print the same lines.
  * --ncu-steps A:B opens the profiler window (cudaProfilerStart) once every
  * sequence has A new tokens and closes it at B, so that
  * `ncu --profile-from-start off` times the kernels of decode steps A..B
@@ -208,6 +209,20 @@ int main(int argc, char **argv) {
             printf("time per op while generating (each op synchronised):\n");
             backend_profile_report(stdout);
             backend_profile_reset();
+        }
+        if (checksum) {
+            /* the sampled tokens and their log-probs' bits: a decode change
+             * meant to keep every bit must print the same line */
+            uint64_t h = 1469598103934665603ull;
+            for (int b = 0; b < S; b++)
+                for (int i = 0; i < out[b].n; i++) {
+                    uint32_t w[2];
+                    w[0] = (uint32_t)out[b].tokens[i];
+                    memcpy(&w[1], &out[b].logp[i], 4);
+                    const unsigned char *p = (const unsigned char *)w;
+                    for (int k = 0; k < 8; k++) h = (h ^ p[k]) * 1099511628211ull;
+                }
+            printf("generate: tokens and log-probs: FNV-1a %016llx\n", (unsigned long long)h);
         }
         fflush(stdout);
         /* sampler vs trainer: the first sequences again through the forward */
