@@ -1,6 +1,8 @@
 /* Data-parallel helpers (see dist.h). */
 #include "dist/dist.h"
 
+#include "base/hash.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,14 +88,9 @@ int dist_grads_allreduce(Comm *c, Model *m, Err *err) {
     return rc;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char *)p)[i]) * 0x100000001b3ull;
-    return h;
-}
-
 int dist_check_same(Comm *c, const void *buf, size_t n, const char *what, Err *err) {
     if (!c || c->world == 1) return 0;
-    uint64_t h = fnv(0xcbf29ce484222325ull, buf, n), *all = malloc((size_t)c->world * sizeof *all);
+    uint64_t h = hash_fnv1a(HASH_FNV1A_INIT, buf, n), *all = malloc((size_t)c->world * sizeof *all);
     if (!all) return err_set(err, "out of memory");
     int rc = dist_allgather(c, &h, sizeof h, all, err);
     for (int r = 1; !rc && r < c->world; r++)
@@ -124,11 +121,11 @@ int dist_check_recipe(Comm *c, const RecipeField *schema, const void *cfg, Err *
 uint64_t dist_weights_hash(const Model *m) {
     const size_t CH = (size_t)1 << 20;
     float *buf = malloc(CH * sizeof(float));
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = HASH_FNV1A_INIT;
     for (size_t o = 0; buf && o < m->n_floats; o += CH) {
         size_t k = m->n_floats - o < CH ? m->n_floats - o : CH;
         m->be->download(buf, m->param_mem + o, k * sizeof(float));
-        h = fnv(h, buf, k * sizeof(float));
+        h = hash_fnv1a(h, buf, k * sizeof(float));
     }
     free(buf);
     return h;
