@@ -115,7 +115,7 @@ CUDA_TBIN   := $(CUDA_TSRC:tests/cuda/%.c=$(BUILD)/tests-cuda/%)
 CUDA_LDLIBS := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcublasLt -lcudart -lstdc++
 # GPU tests link the CPU reference and what it needs, not all of libr1c,
 # so a GPU machine needs only OpenBLAS besides the CUDA toolkit.
-CUDA_REF_OBJ := $(addprefix $(BUILD)/obj/src/,backend/cpu/backend_cpu.o backend/cpu/blas.o base/rng.o base/err.o gen/sampler.o)
+CUDA_REF_OBJ := $(addprefix $(BUILD)/obj/src/,backend/cpu/backend_cpu.o backend/cpu/blas.o backend/handoff.o base/rng.o base/err.o gen/sampler.o)
 
 $(BUILD)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
@@ -147,9 +147,10 @@ CLI_CUDA_LDLIBS := $(CUDA_LDLIBS)
 $(BUILD)/r1c: $(BUILD)/libr1c_cuda.a
 $(BUILD)/obj/src/cli/backend_select.o: CFLAGS += -DR1C_CUDA=1
 
-$(BUILD)/bench-cuda/%: bench/cuda/%.c $(BUILD)/libr1c_cuda.a $(BUILD)/obj/src/base/err.o
+$(BUILD)/bench-cuda/%: bench/cuda/%.c $(BUILD)/libr1c_cuda.a $(BUILD)/obj/src/base/err.o $(BUILD)/obj/src/backend/handoff.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libr1c_cuda.a $(BUILD)/obj/src/base/err.o $(CUDA_LDLIBS) -lm -lpthread
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libr1c_cuda.a $(BUILD)/obj/src/base/err.o $(BUILD)/obj/src/backend/handoff.o \
+	    $(CUDA_LDLIBS) -lm -lpthread
 
 # the whole model (training, generation): links all of libr1c
 $(BUILD)/bench-cuda/bench_cuda_model: bench/cuda/bench_cuda_model.c $(BUILD)/libr1c_cuda.a $(BUILD)/libr1c.a

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "io/hf_config.h"
 #include "model/shapes.h"
 #include "train/memplan.h"
 
@@ -98,21 +99,28 @@ static void test_counts(void) {
 }
 
 /* Peaks measured with bench_cuda_model on one H200 (2026-12-01), minus
- * the ~0.5 GB the CUDA context and cuBLAS take: the plan is within 2%. */
+ * the ~0.5 GB the CUDA context and cuBLAS take: the plan is within 2%.
+ * With kept LM-head logits (what bench_cuda_model does since) the peaks
+ * were 58.8 and 120.7 GB. */
 static void test_measured(void) {
     struct {
         const char *shape;
+        int keep_logits;
         double measured_gb;
-    } cases[] = {{"qwen2.5-0.5b", 48.7}, {"r1-distill-qwen-1.5b", 110.6}};
-    for (int i = 0; i < 2; i++) {
+    } cases[] = {{"qwen2.5-0.5b", 0, 48.7},
+                 {"r1-distill-qwen-1.5b", 0, 110.6},
+                 {"qwen2.5-0.5b", 1, 58.8},
+                 {"r1-distill-qwen-1.5b", 1, 120.7}};
+    for (int i = 0; i < 4; i++) {
         ModelConfig c = shape(cases[i].shape);
         MemPlan p;
-        memplan_compute(&p, &(MemPlanInput){.cfg = &c, .train_batch = 16, .train_len = 1024, .cuda = 1, .bf16 = 1});
+        memplan_compute(&p, &(MemPlanInput){.cfg = &c, .train_batch = 16, .train_len = 1024, .cuda = 1, .bf16 = 1,
+                                            .keep_logits = cases[i].keep_logits});
         double plan = p.peak / 1e9 + 0.5;
         CHECKF(fabs(plan - cases[i].measured_gb) <= 0.02 * cases[i].measured_gb, "%s: plan %.1f GB, measured %.1f GB",
                cases[i].shape, plan, cases[i].measured_gb);
-        printf("%s 16 x 1024 training: plan %.1f GB (+0.5 runtime), measured %.1f GB\n", cases[i].shape, plan,
-               cases[i].measured_gb);
+        printf("%s 16 x 1024 training%s: plan %.1f GB (+0.5 runtime), measured %.1f GB\n", cases[i].shape,
+               cases[i].keep_logits ? " with kept logits" : "", plan, cases[i].measured_gb);
     }
 }
 
@@ -120,6 +128,49 @@ static size_t g_free;
 static void fake_mem_info(size_t *fr, size_t *tot) {
     *fr = g_free;
     *tot = (size_t)80e9;
+}
+
+/* Kept LM-head logits: counted whatever their size when asked for, and
+ * memplan_run keeps them where the plan with them leaves a tenth of the
+ * device free (MODEL_DIR: a model written by r1c init). */
+static void test_keep_logits(const char *model_dir) {
+    ModelConfig c = shape("qwen2.5-0.5b");
+    MemPlan p;
+    memplan_compute(&p, &(MemPlanInput){.cfg = &c, .train_batch = 16, .train_len = 1024, .cuda = 1, .bf16 = 1});
+    CHECK(item(&p, "kept LM-head logits") < 0); /* 10 GB: not by default */
+    double base = p.peak;
+    memplan_compute(&p, &(MemPlanInput){.cfg = &c, .train_batch = 16, .train_len = 1024, .cuda = 1, .bf16 = 1,
+                                        .keep_logits = 1});
+    CHECK_NEAR(item(&p, "kept LM-head logits"), 16384.0 * 151936 * 4, 0.5);
+    CHECK_NEAR(p.peak - base, 16384.0 * 151936 * 4, 0.5);
+    memplan_compute(&p, &(MemPlanInput){.cfg = &c, .train_batch = 16, .train_len = 1024, .recompute = 1,
+                                        .cuda = 1, .bf16 = 1, .keep_logits = 1});
+    CHECK(item(&p, "kept LM-head logits") < 0); /* never with recomputation */
+    /* the decision, through a backend that reports 80 GB */
+    char cfgp[512];
+    snprintf(cfgp, sizeof cfgp, "%s/config.json", model_dir);
+    ModelConfig tc;
+    Err err = {{0}};
+    if (hf_config_load(&tc, cfgp, &err) != 0) {
+        CHECKF(0, "%s", err.msg);
+        return;
+    }
+    MemPlanInput in = {.train_batch = 4, .train_len = 96, .cuda = 1, .keep_logits = 1, .cfg = &tc};
+    memplan_compute(&p, &in); /* what memplan_run plans: no weights_hint, so no bf16 copies */
+    Backend be = *backend_cpu();
+    be.name = "fake-gpu";
+    be.mem_info = fake_mem_info;
+    in.cfg = NULL;
+    in.keep_logits = -1;
+    g_free = (size_t)(p.peak + 8.5e9); /* a tenth of 80 GB and more to spare */
+    CHECK(memplan_run(model_dir, &be, &in, 0, "", NULL, &err) == 0 && in.keep_logits == 1);
+    in.keep_logits = -1;
+    g_free = (size_t)(p.peak + 7.5e9); /* fits, but without the tenth to spare */
+    CHECK(memplan_run(model_dir, &be, &in, 0, "", NULL, &err) == 0 && in.keep_logits == 0);
+    in.keep_logits = -1;
+    in.recompute = 1;
+    g_free = (size_t)60e9;
+    CHECK(memplan_run(model_dir, &be, &in, 0, "", NULL, &err) == 0 && in.keep_logits == 0);
 }
 
 static void test_refusal(void) {
@@ -134,7 +185,7 @@ static void test_refusal(void) {
     CHECK(memplan_check(&p, &be, "lower micro_batch", &err) == 0);
     g_free = (size_t)20e9;
     CHECK(memplan_check(&p, &be, "lower micro_batch", &err) == -1);
-    CHECKF(strstr(err.msg, "needs 48.0 GB") && strstr(err.msg, "20.0 GB of 80.0 GB are free") &&
+    CHECKF(strstr(err.msg, "needs 48.2 GB") && strstr(err.msg, "20.0 GB of 80.0 GB are free") &&
                strstr(err.msg, "largest: activations (micro-batch 16 x 1024 tokens)") &&
                strstr(err.msg, "lower micro_batch"),
            "%s", err.msg);
@@ -146,6 +197,8 @@ static void test_refusal(void) {
     fclose(fp);
     CHECKF(strstr(buf, "peak") && strstr(buf, "AdamW moments"), "%s", buf);
 }
+
+static void test_keep_logits(const char *model_dir);
 
 /* r1c grpo / sft --plan print the same plan for a recipe, per rank */
 static void test_cli(void) {
@@ -177,6 +230,8 @@ static void test_cli(void) {
              "grep -q 'micro-batch 2 x 64 tokens' %s/plan2.txt",
              r1c, dir, dir, dir, dir, dir);
     CHECKF(system(cmd) == 0, "r1c sft --plan: %s", cmd);
+    snprintf(cmd, sizeof cmd, "%s/m", dir);
+    test_keep_logits(cmd);
     snprintf(cmd, sizeof cmd, "%s grpo model=%s/m --plan --ranks 0 2>/dev/null", r1c, dir);
     CHECK(WEXITSTATUS(system(cmd)) == 2);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

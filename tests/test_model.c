@@ -447,9 +447,75 @@ static void test_accumulate_and_step(void) {
     printf("AdamW overfit: loss %.3f -> %.3f\n", first, last);
     CHECK(last < 0.5 * first);
     adamw_free(&opt, &m);
+    /* adamw_clip_grad_norm (the factor applied inside the update) gives
+     * the parameters clipping first gives, bit for bit */
+    {
+        size_t n = m.n_floats;
+        float *p0 = malloc(n * 4), *g0 = malloc(n * 4), *pa = malloc(n * 4);
+        memcpy(p0, m.param_mem, n * 4), memcpy(g0, m.grad_mem, n * 4);
+        AdamW o1, o2;
+        CHECK(adamw_create(&o1, &m, 0.9f, 0.999f, 1e-8f, 0.01f, &err) == 0);
+        CHECK(adamw_create(&o2, &m, 0.9f, 0.999f, 1e-8f, 0.01f, &err) == 0);
+        double n1 = optim_clip_grad_norm(&m, 1e-3); /* well below the norm: clips */
+        adamw_step(&o1, &m, 1e-2f);
+        memcpy(pa, m.param_mem, n * 4);
+        memcpy(m.param_mem, p0, n * 4), memcpy(m.grad_mem, g0, n * 4);
+        double n2 = adamw_clip_grad_norm(&o2, &m, 1e-3);
+        CHECK(o2.gscale < 1.0f);
+        CHECK(memcmp(m.grad_mem, g0, n * 4) == 0); /* gradients untouched until the step */
+        adamw_step(&o2, &m, 1e-2f);
+        CHECK(n1 == n2 && n1 > 1e-3);
+        CHECK(memcmp(pa, m.param_mem, n * 4) == 0);
+        CHECK(memcmp(pa, p0, n * 4) != 0);
+        CHECK(o2.gscale == 1.0f); /* used once */
+        adamw_free(&o1, &m), adamw_free(&o2, &m);
+        free(p0), free(g0), free(pa);
+    }
     acts_free(&a1, &m);
     acts_free(&a2, &m);
     free(g2);
+    model_free(&m);
+}
+
+/* The backward from the forward's kept logits (acts_keep_logits, what the
+ * trainers do where memory allows) gives the gradients the backward that
+ * recomputes them gives, bit for bit. */
+static void test_kept_logits(void) {
+    Model m;
+    Err err = {{0}};
+    CHECK(model_load(&m, FIX "/qwen2", backend_cpu(), &err) == 0);
+    CHECK(model_alloc_grads(&m, &err) == 0);
+    int B = 2, T = 11, N = B * T;
+    int32_t ids[22];
+    float dl[22];
+    for (int i = 0; i < N; i++) ids[i] = (i * 53 + 7) % m.cfg.vocab_size, dl[i] = (i % T == T - 1) ? 0.0f : -0.1f;
+    Acts a;
+    CHECK(acts_create(&a, &m, B, T, 0, &err) == 0);
+    m.be->free(a.logits_cache); /* small here: kept by acts_create; drop it to recompute */
+    a.logits_cache = NULL;
+    float *g[2], lp[2][22];
+    for (int keep = 0; keep < 2; keep++) {
+        if (keep) {
+            CHECK(acts_keep_logits(&a, &m, &err) == 0 && a.logits_cache != NULL);
+            float *c = a.logits_cache;
+            CHECK(acts_keep_logits(&a, &m, &err) == 0 && a.logits_cache == c); /* once */
+        }
+        model_zero_grads(&m);
+        CHECK(model_forward(&m, &a, ids, B, T, 1.0f, NULL, &err) == 0);
+        CHECK((a.logits_kept != NULL) == keep);
+        memcpy(lp[keep], a.logp, N * sizeof(float));
+        model_backward(&m, &a, dl);
+        g[keep] = malloc(m.n_floats * sizeof(float));
+        memcpy(g[keep], m.grad_mem, m.n_floats * sizeof(float));
+    }
+    CHECK(memcmp(lp[0], lp[1], sizeof lp[0]) == 0);
+    CHECK(memcmp(g[0], g[1], m.n_floats * sizeof(float)) == 0);
+    acts_free(&a, &m);
+    /* with recomputed layers nothing is kept */
+    CHECK(acts_create(&a, &m, B, T, 1, &err) == 0);
+    CHECK(acts_keep_logits(&a, &m, &err) == 0 && a.logits_cache == NULL);
+    acts_free(&a, &m);
+    free(g[0]), free(g[1]);
     model_free(&m);
 }
 
@@ -595,6 +661,7 @@ int main(void) {
     test_generate_cli();
     test_save_roundtrip();
     test_accumulate_and_step();
+    test_kept_logits();
     test_bad_checkpoints();
     test_forward_bad_input();
     test_backend_env();

@@ -761,11 +761,13 @@ static void test_adamw(size_t n) {
     g1[0] = 0.0f, g2[0] = 0.0f; /* zero gradient: pure decay */
     double *pr = to_d(p, n), *mr = zd(n), *vr = zd(n);
     const float *gs[2] = {g1, g2};
+    const float gscale[2] = {1.0f, 0.37f}; /* the second step's gradients clipped */
     for (int t = 1; t <= 2; t++) {
-        be->adamw_update(p, gs[t - 1], m, v, n, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd, t);
+        be->adamw_update(p, gs[t - 1], m, v, n, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd, t,
+                         gscale[t - 1]);
         double bc1 = 1 - pow(b1, t), bc2 = 1 - pow(b2, t);
         for (size_t i = 0; i < n; i++) {
-            double g = gs[t - 1][i];
+            double g = (double)gs[t - 1][i] * gscale[t - 1];
             pr[i] *= 1 - lr * wd;
             mr[i] = b1 * mr[i] + (1 - b1) * g;
             vr[i] = b2 * vr[i] + (1 - b2) * g * g;
@@ -779,6 +781,17 @@ static void test_adamw(size_t n) {
         snprintf(tag, sizeof tag, "adamw step %d: v", t);
         CHECK_CLOSE(tag, v, vr, n, 1e-6);
     }
+    /* gscale gives exactly what scaling the gradients first gives */
+    float *q = randf(n, 1.0f), *q2 = be->alloc(n * 4), *mq = be->alloc(n * 4), *vq = be->alloc(n * 4);
+    float *mq2 = be->alloc(n * 4), *vq2 = be->alloc(n * 4), *gq = randf(n, 3.0f), *gq2 = be->alloc(n * 4);
+    memcpy(q2, q, n * 4), memcpy(gq2, gq, n * 4);
+    be->scale(gq2, 0.0123f, n);
+    for (int t = 1; t <= 2; t++) {
+        be->adamw_update(q, gq, mq, vq, n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.1f, t, 0.0123f);
+        be->adamw_update(q2, gq2, mq2, vq2, n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.1f, t, 1.0f);
+    }
+    CHECK(memcmp(q, q2, n * 4) == 0 && memcmp(mq, mq2, n * 4) == 0 && memcmp(vq, vq2, n * 4) == 0);
+    be->free(q), be->free(q2), be->free(mq), be->free(vq), be->free(mq2), be->free(vq2), be->free(gq), be->free(gq2);
     be->free(p), be->free(m), be->free(v), be->free(g1), be->free(g2);
     free(pr), free(mr), free(vr);
 }
@@ -788,18 +801,18 @@ static void test_adamw(size_t n) {
  * t=2: p = 0.8934953936 (m = 0.02, v = 3.1225e-4) */
 static void test_adamw_by_hand(void) {
     float hp = 1.0f, hm = 0, hv = 0, hg = 0.5f;
-    be->adamw_update(&hp, &hg, &hm, &hv, 1, 0.1f, 0.9f, 0.999f, 0.1f, 0.01f, 1);
+    be->adamw_update(&hp, &hg, &hm, &hv, 1, 0.1f, 0.9f, 0.999f, 0.1f, 0.01f, 1, 1.0f);
     CHECK_NEAR(hp, 0.9156666667, 1e-6);
     CHECK_NEAR(hm, 0.05, 1e-7);
     CHECK_NEAR(hv, 2.5e-4, 2e-8);
     hg = -0.25f;
-    be->adamw_update(&hp, &hg, &hm, &hv, 1, 0.1f, 0.9f, 0.999f, 0.1f, 0.01f, 2);
+    be->adamw_update(&hp, &hg, &hm, &hv, 1, 0.1f, 0.9f, 0.999f, 0.1f, 0.01f, 2, 1.0f);
     CHECK_NEAR(hp, 0.8934953936, 1e-6);
     CHECK_NEAR(hm, 0.02, 1e-7);
     CHECK_NEAR(hv, 3.1225e-4, 2e-8);
     /* first step moves every parameter with g != 0 by about lr */
     float q = 1.0f, mq = 0, vq = 0, gq = -3.0f;
-    be->adamw_update(&q, &gq, &mq, &vq, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.0f, 1);
+    be->adamw_update(&q, &gq, &mq, &vq, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.0f, 1, 1.0f);
     CHECK_NEAR(q, 1.1, 1e-6);
 }
 
@@ -817,7 +830,8 @@ int main(void) {
                                offsetof(Backend, weights_hint),   offsetof(Backend, weights_freeze),
                                offsetof(Backend, graph_begin),    offsetof(Backend, graph_end),
                                offsetof(Backend, add_rmsnorm_forward), offsetof(Backend, qkv_rope_cache),
-                               offsetof(Backend, kv_elem_bytes)};
+                               offsetof(Backend, kv_elem_bytes),       offsetof(Backend, swiglu_forward_gemm),
+                               offsetof(Backend, swiglu_backward_gemm)};
     for (size_t i = 0; i < nslots; i++) {
         int opt = 0;
         for (size_t j = 0; j < sizeof optional / sizeof optional[0]; j++)

@@ -66,7 +66,9 @@ static int g_ncu_train; /* --ncu-train */
 static int bench_train(Model *m, int B, int T, int steps, int recompute, double *sec, Err *err) {
     Acts a;
     AdamW opt;
-    if (model_alloc_grads(m, err) || acts_create(&a, m, B, T, recompute, err) ||
+    /* the logits kept for the backward, as the trainers keep them where the
+     * memory plan leaves room (MemPlanInput.keep_logits) */
+    if (model_alloc_grads(m, err) || acts_create(&a, m, B, T, recompute, err) || acts_keep_logits(&a, m, err) ||
         adamw_create(&opt, m, 0.9f, 0.999f, 1e-8f, 0.0f, err))
         return -1;
     int N = B * T;
@@ -87,7 +89,7 @@ static int bench_train(Model *m, int B, int T, int steps, int recompute, double 
             break;
         }
         model_backward(m, &a, dl);
-        optim_clip_grad_norm(m, 1.0); /* waits for the device (returns the norm) */
+        adamw_clip_grad_norm(&opt, m, 1.0); /* waits for the device (returns the norm); the trainers' path */
         adamw_step(&opt, m, 1e-5f);
         if (cuda_check(err) != 0) {
             rc = -1;

@@ -95,7 +95,7 @@ static void run_sumsq(void *p) {
 }
 static void run_adamw(void *p) {
     Ctx *c = p;
-    gpu->adamw_update(c->a, c->b, c->c, c->d, c->n, 1e-6f, 0.9f, 0.95f, 1e-8f, 0.0f, 3);
+    gpu->adamw_update(c->a, c->b, c->c, c->d, c->n, 1e-6f, 0.9f, 0.95f, 1e-8f, 0.0f, 3, 1.0f);
 }
 static void run_att_fwd(void *p) {
     Ctx *c = p;

@@ -122,9 +122,11 @@ typedef struct Backend {
     double (*sumsq)(const float *x, size_t n);
     void (*scale)(float *x, float s, size_t n);
     /* AdamW (torch semantics): p *= 1 - lr*wd; m,v moments; p -= lr * mhat /
-     * (sqrt(vhat) + eps); step t starts at 1. */
+     * (sqrt(vhat) + eps); step t starts at 1. The gradient is g * gscale
+     * (gscale 1: g as is), exactly what scale(g, gscale) before the update
+     * would give, without the pass over g (gradient clipping). */
     void (*adamw_update)(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
-                         float beta2, float eps, float wd, int t);
+                         float beta2, float eps, float wd, int t, float gscale);
 
     /* Host <-> backend memory, synchronous: when they return the host
      * buffer may be reused (upload) or read (download). The model layer
@@ -195,6 +197,21 @@ typedef struct Backend {
      * opaque to the caller); cache_stride and the (slot, position)
      * offsets count elements whatever their size. */
     size_t (*kv_elem_bytes)(void);
+
+    /* Optional (NULL: the caller runs swiglu_forward / swiglu_backward):
+     * SwiGLU for a caller that reads its outputs only as GEMM operands, so
+     * that a backend whose GEMMs round their operands to bf16 may keep
+     * them in bf16 only and never write their fp32 values (a GEMM reading
+     * one finds the copy; a GEMM that would have to read the fp32 values
+     * instead reports an error).
+     * swiglu_forward_gemm: as swiglu_forward; h is then read only as the
+     * input of the matmul_forward that comes next.
+     * swiglu_backward_gemm: as swiglu_backward, and h(N,K) recomputed from
+     * gu with swiglu_forward's arithmetic (the same bits). Afterwards only
+     * GEMMs may run until dgu has been read as the dout of a
+     * matmul_backward (dbias NULL) and h as the inp of one (for dw). */
+    void (*swiglu_forward_gemm)(float *h, const float *gu, int N, int K);
+    void (*swiglu_backward_gemm)(float *dgu, float *h, const float *dh, const float *gu, int N, int K);
 } Backend;
 
 const Backend *backend_cpu(void);

@@ -7,8 +7,8 @@
 
 static const Backend *g_inner;
 static Backend g_prof;
-enum { N_OPS = 30 };
-static const char *OP_NAMES[N_OPS] = {"alloc", "free", "zero", "copy", "matmul_forward", "matmul_backward", "rmsnorm_forward", "rmsnorm_backward", "rope_apply", "attention_forward", "attention_backward", "attention_decode", "kv_cache_write", "qkv_split", "qkv_merge", "swiglu_forward", "swiglu_backward", "embedding_forward", "embedding_backward", "add_inplace", "lm_head_logprob_forward", "lm_head_logprob_backward", "sumsq", "scale", "adamw_update", "upload", "download", "add_rmsnorm_forward", "qkv_rope_cache", "attention_decode_paged"};
+enum { N_OPS = 32 };
+static const char *OP_NAMES[N_OPS] = {"alloc", "free", "zero", "copy", "matmul_forward", "matmul_backward", "rmsnorm_forward", "rmsnorm_backward", "rope_apply", "attention_forward", "attention_backward", "attention_decode", "kv_cache_write", "qkv_split", "qkv_merge", "swiglu_forward", "swiglu_backward", "embedding_forward", "embedding_backward", "add_inplace", "lm_head_logprob_forward", "lm_head_logprob_backward", "sumsq", "scale", "adamw_update", "upload", "download", "add_rmsnorm_forward", "qkv_rope_cache", "attention_decode_paged", "swiglu_forward_gemm", "swiglu_backward_gemm"};
 static double g_sec[N_OPS];
 static long g_calls[N_OPS];
 
@@ -100,6 +100,16 @@ static void p_swiglu_backward(float *dgu, const float *dh, const float *gu, int 
     g_inner->swiglu_backward(dgu, dh, gu, N, K);
     g_sec[16] += now_s() - t0, g_calls[16]++;
 }
+static void p_swiglu_forward_gemm(float *h, const float *gu, int N, int K) {
+    double t0 = now_s();
+    g_inner->swiglu_forward_gemm(h, gu, N, K);
+    g_sec[30] += now_s() - t0, g_calls[30]++;
+}
+static void p_swiglu_backward_gemm(float *dgu, float *h, const float *dh, const float *gu, int N, int K) {
+    double t0 = now_s();
+    g_inner->swiglu_backward_gemm(dgu, h, dh, gu, N, K);
+    g_sec[31] += now_s() - t0, g_calls[31]++;
+}
 static void p_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int C) {
     double t0 = now_s();
     g_inner->embedding_forward(out, ids, table, N, C);
@@ -136,9 +146,9 @@ static void p_scale(float *x, float s, size_t n) {
     g_inner->scale(x, s, n);
     g_sec[23] += now_s() - t0, g_calls[23]++;
 }
-static void p_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2, float eps, float wd, int t) {
+static void p_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2, float eps, float wd, int t, float gscale) {
     double t0 = now_s();
-    g_inner->adamw_update(p, g, m, v, n, lr, beta1, beta2, eps, wd, t);
+    g_inner->adamw_update(p, g, m, v, n, lr, beta1, beta2, eps, wd, t, gscale);
     g_sec[24] += now_s() - t0, g_calls[24]++;
 }
 static void p_upload(void *dst_backend, const void *src_host, size_t bytes) {
@@ -206,6 +216,8 @@ const Backend *backend_profiled(const Backend *inner) {
     g_prof.add_rmsnorm_forward = inner->add_rmsnorm_forward ? p_add_rmsnorm_forward : NULL;
     g_prof.qkv_rope_cache = inner->qkv_rope_cache ? p_qkv_rope_cache : NULL;
     g_prof.attention_decode_paged = inner->attention_decode_paged ? p_attention_decode_paged : NULL;
+    g_prof.swiglu_forward_gemm = inner->swiglu_forward_gemm ? p_swiglu_forward_gemm : NULL;
+    g_prof.swiglu_backward_gemm = inner->swiglu_backward_gemm ? p_swiglu_backward_gemm : NULL;
     return &g_prof;
 }
 

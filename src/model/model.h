@@ -152,6 +152,13 @@ typedef struct Acts {
 /* Bytes acts_create would allocate for (B, T). */
 size_t acts_bytes(const Model *m, int B, int T, int recompute);
 int acts_create(Acts *a, const Model *m, int B, int T, int recompute, Err *err);
+/* Keeps the forward's LM-head logits for the backward whatever their size
+ * (acts_create keeps them up to 128 MB): (cap_N, V) floats more, and the
+ * backward's recomputation of the logits (a GEMM as large as the LM
+ * head's forward) goes away, with the same results. No-op with recompute.
+ * The trainers call it when the memory plan leaves room
+ * (MemPlanInput.keep_logits). */
+int acts_keep_logits(Acts *a, const Model *m, Err *err);
 void acts_free(Acts *a, const Model *m);
 
 /* ids (B,T) with B*T <= a->cap_N, right-padded rows (pads only after real tokens, so causal

@@ -215,7 +215,8 @@ static void decode_ops(Model *m, KVCache *kv, DecodeScratch *s, int n, const int
             be->rmsnorm_forward(s->ln, s->rstd, s->x, w->mlp_norm, n, C, eps);
         }
         be->matmul_forward(s->gu, s->ln, w->w_gu, NULL, n, C, 2 * I);
-        be->swiglu_forward(s->h, s->gu, n, I);
+        if (be->swiglu_forward_gemm) be->swiglu_forward_gemm(s->h, s->gu, n, I); /* h only feeds the GEMM */
+        else be->swiglu_forward(s->h, s->gu, n, I);
         be->matmul_forward(s->tmp, s->h, w->w_down, NULL, n, I, C);
     }
     be->add_inplace(s->x, s->tmp, (size_t)n * C);

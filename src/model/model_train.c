@@ -127,6 +127,16 @@ int acts_create(Acts *a, const Model *m, int B, int T, int recompute, Err *err) 
     return 0;
 }
 
+int acts_keep_logits(Acts *a, const Model *m, Err *err) {
+    if (a->recompute || a->logits_cache) return 0;
+    size_t lbytes = (size_t)a->cap_N * m->cfg.vocab_size * sizeof(float);
+    a->logits_cache = m->be->alloc(lbytes);
+    if (!a->logits_cache)
+        return err_set(err, "out of memory: keeping %d x %d LM-head logits (%.1f GB)", a->cap_N, m->cfg.vocab_size,
+                       lbytes / 1e9);
+    return 0;
+}
+
 void acts_free(Acts *a, const Model *m) {
     if (a->layer_x) m->be->free(a->layer_x[0]);
     if (a->logits_cache) m->be->free(a->logits_cache);
@@ -158,10 +168,17 @@ static void layer_forward(Model *m, const Acts *a, LayerActs *la, int l, const f
         be->attention_forward_seg(la->att, la->lse, la->q, la->k, la->v, a->seg_be, a->B, a->T, NH, KVH, HD);
     else be->attention_forward(la->att, la->lse, la->q, la->k, la->v, a->B, a->T, NH, KVH, HD);
     be->matmul_forward(la->x_mid, la->att, w->wo, NULL, N, m->QD, C);
-    be->add_inplace(la->x_mid, x, (size_t)N * C);
-    be->rmsnorm_forward(la->ln2, la->rstd2, la->x_mid, w->mlp_norm, N, C, eps);
+    if (be->add_rmsnorm_forward) /* the same two ops in one pass */
+        be->add_rmsnorm_forward(la->x_mid, x, la->ln2, la->rstd2, w->mlp_norm, N, C, eps);
+    else {
+        be->add_inplace(la->x_mid, x, (size_t)N * C);
+        be->rmsnorm_forward(la->ln2, la->rstd2, la->x_mid, w->mlp_norm, N, C, eps);
+    }
     be->matmul_forward(la->gu, la->ln2, w->w_gu, NULL, N, C, 2 * I);
-    be->swiglu_forward(la->h, la->gu, N, I);
+    /* h feeds only GEMMs: this one, and the weight gradient's, which takes
+     * it from swiglu_backward_gemm (backend.h) */
+    if (be->swiglu_forward_gemm && be->swiglu_backward_gemm) be->swiglu_forward_gemm(la->h, la->gu, N, I);
+    else be->swiglu_forward(la->h, la->gu, N, I);
     be->matmul_forward(x_out, la->h, w->w_down, NULL, N, I, C);
     be->add_inplace(x_out, la->x_mid, (size_t)N * C);
 }
@@ -244,9 +261,19 @@ static void layer_backward(Model *m, Acts *a, LayerActs *la, int l, const float 
     LayerParams *g = &m->g.layers[l];
     int N = a->N, C = c->hidden, I = c->intermediate, HD = c->head_dim, NH = c->n_heads, KVH = c->n_kv_heads;
     /* MLP: x_out = x_mid + down(swiglu(gu(ln2(x_mid)))) */
-    be->matmul_backward(a->dh, g->w_down, NULL, a->dres, la->h, w->w_down, N, I, C, 0);
-    be->swiglu_backward(a->dgu, a->dh, la->gu, N, I);
-    be->matmul_backward(a->dln, g->w_gu, NULL, a->dgu, la->ln2, w->w_gu, N, C, 2 * I, 0);
+    if (be->swiglu_forward_gemm && be->swiglu_backward_gemm) {
+        /* SwiGLU's outputs only as GEMM operands: the down projection's
+         * input gradient, SwiGLU's backward (recomputing h), the gate/up
+         * GEMMs, then the down projection's weight gradient from that h */
+        be->matmul_backward(a->dh, NULL, NULL, a->dres, la->h, w->w_down, N, I, C, 0);
+        be->swiglu_backward_gemm(a->dgu, la->h, a->dh, la->gu, N, I);
+        be->matmul_backward(a->dln, g->w_gu, NULL, a->dgu, la->ln2, w->w_gu, N, C, 2 * I, 0);
+        be->matmul_backward(NULL, g->w_down, NULL, a->dres, la->h, w->w_down, N, I, C, 0);
+    } else {
+        be->matmul_backward(a->dh, g->w_down, NULL, a->dres, la->h, w->w_down, N, I, C, 0);
+        be->swiglu_backward(a->dgu, a->dh, la->gu, N, I);
+        be->matmul_backward(a->dln, g->w_gu, NULL, a->dgu, la->ln2, w->w_gu, N, C, 2 * I, 0);
+    }
     be->rmsnorm_backward(a->dres, g->mlp_norm, a->dln, la->x_mid, w->mlp_norm, la->rstd2, N, C);
     /* attention: x_mid = x + o(attn(rope(norm(qkv(ln1(x)))))) */
     be->matmul_backward(a->datt, g->wo, NULL, a->dres, la->att, w->wo, N, m->QD, C, 0);

@@ -139,7 +139,8 @@ void grpo_plan_input(const GrpoConfig *c, int world, MemPlanInput *mi) {
     int T = (int)(c->max_prompt_len + c->max_completion_len);
     *mi = (MemPlanInput){.train_batch = (int)c->micro_batch, .train_len = T, .recompute = c->recompute,
                          .has_ref = c->beta > 0, .gen_batch = (int)c->gen_batch, .gen_len = T, .world = world,
-                         .zero = c->zero, .kv_block = (int)c->kv_block, .kv_tokens = c->kv_tokens};
+                         .zero = c->zero, .kv_block = (int)c->kv_block, .kv_tokens = c->kv_tokens,
+                         .keep_logits = -1};
 }
 
 static int trainer_setup(Trainer *t, GrpoConfig *c, Err *err) {
@@ -190,6 +191,7 @@ static int trainer_setup(Trainer *t, GrpoConfig *c, Err *err) {
                           (float)c->weight_decay, err) != 0)
         return -1;
     if (acts_create(&t->acts, &t->policy, (int)c->micro_batch, Tmax, c->recompute, err) != 0) return -1;
+    if (mi.keep_logits == 1 && acts_keep_logits(&t->acts, &t->policy, err) != 0) return -1;
     t->order = malloc(t->train.n * sizeof(int64_t));
     t->lrc = (LrConfig){(float)c->lr, (LrSchedule)c->lr_schedule, (int)c->warmup_steps, (int)(c->steps * c->mu),
                         (float)c->min_lr_ratio};
@@ -367,7 +369,7 @@ static int train_on(Trainer *t, Seq *seq, int S, double norm_seqs, double norm_t
             model_backward(&t->policy, &t->acts, dl);
         }
         if (rc || (rc = dist_grads_allreduce(t->cm, &t->policy, err))) break;
-        double gn = optim_clip_grad_norm(&t->policy, c->grad_clip);
+        double gn = adamw_clip_grad_norm(&t->opt, &t->policy, c->grad_clip); /* applied in the step */
         float lr = lr_at(&t->lrc, t->opt.t);
         if ((rc = zero_step(t->cm, &t->opt, &t->policy, lr, err))) break;
         if (dist_check_enabled() && (rc = dist_weights_check(t->cm, &t->policy, t->st.step + 1, err))) break;

@@ -95,7 +95,8 @@ void memplan_compute(MemPlan *p, const MemPlanInput *in) {
             "activations (micro-batch %d x %d tokens%s)", in->train_batch, in->train_len,
             in->recompute ? ", recomputed" : "");
         double logits = N * V * 4;
-        if (logits <= (double)(128u << 20) && !in->recompute) add(p, 'p', logits, "kept LM-head logits");
+        if ((logits <= (double)(128u << 20) || in->keep_logits == 1) && !in->recompute)
+            add(p, 'p', logits, "kept LM-head logits");
         if (in->cuda) {
             double rows = dmin(N, floor(LM_CHUNK_BYTES / 4 / V)); /* an LM-head chunk */
             double scr = rows * V * 4;
@@ -111,10 +112,13 @@ void memplan_compute(MemPlan *p, const MemPlanInput *in) {
                 double cvt = N * (2 * I + C) * 2;
                 add(p, 't', cvt * SLACK, "bf16 GEMM operand buffer");
                 /* cuda_act16_target: a norm/SwiGLU/attention output in bf16,
-                 * SwiGLU's input gradient (N x 2I), or an LM-head chunk's
-                 * logit gradient */
-                add(p, 't', dmax(N * dmax(2 * I, dmax(C, QD)), rows * V) * 2 * SLACK,
+                 * SwiGLU's input gradient (N x 2I), the merged QKV
+                 * gradient, or an LM-head chunk's logit gradient */
+                add(p, 't', dmax(N * dmax(dmax(2 * I, QKVD), dmax(C, QD)), rows * V) * 2 * SLACK,
                     "bf16 copy of a GEMM input");
+                /* swiglu_backward_gemm's second output: h recomputed for
+                 * the down projection's weight gradient */
+                add(p, 't', N * I * 2 * SLACK, "bf16 copy of SwiGLU's output (backward)");
             }
         }
     }
@@ -203,6 +207,16 @@ int memplan_run(const char *model_dir, const Backend *be, MemPlanInput *in, int 
     int gpu = be && be->mem_info;
     if (!gpu && !(print && fp)) return 0;
     MemPlan p;
+    if (in->keep_logits < 0) { /* keep them where they leave room to spare */
+        in->keep_logits = 0;
+        if (gpu && !in->recompute && in->train_batch > 0) {
+            in->keep_logits = 1;
+            if (plan_model(model_dir, gpu, be->weights_hint != NULL, in, &p, err) != 0) return -1;
+            size_t fr = 0, tot = 0;
+            be->mem_info(&fr, &tot);
+            if (!(p.peak <= (double)fr - 0.1 * (double)tot)) in->keep_logits = 0;
+        }
+    }
     /* bf16: an upper bound in fp32, where no weight copy is made */
     if (plan_model(model_dir, gpu, gpu && be->weights_hint != NULL, in, &p, err) != 0) return -1;
     if (print && fp) {
@@ -221,9 +235,21 @@ int memplan_run(const char *model_dir, const Backend *be, MemPlanInput *in, int 
 int memplan_preview(const char *model_dir, const char *backend, MemPlanInput *in, FILE *fp, Err *err) {
     int cuda = backend && !strncmp(backend, "cuda", 4);
     MemPlan p;
+    int keep = in->keep_logits;
+    if (keep < 0) in->keep_logits = 0; /* decided on the device: shown as a note */
     if (plan_model(model_dir, cuda, cuda && strcmp(backend, "cuda-fp32") != 0, in, &p, err) != 0) return -1;
     print_header(fp, in);
     fprintf(fp, ", planned for the %s backend%s:\n", backend ? backend : "cpu", in->bf16 ? " (bf16 GEMMs)" : "");
     memplan_print(&p, fp, "  ");
+    if (keep < 0 && cuda && !in->recompute && in->train_batch > 0) {
+        MemPlan q;
+        in->keep_logits = 1;
+        if (plan_model(model_dir, cuda, cuda && strcmp(backend, "cuda-fp32") != 0, in, &q, err) != 0) return -1;
+        if (q.peak > p.peak)
+            fprintf(fp, "  + %.2f GB kept LM-head logits (peak %.2f GB) where that leaves a tenth of the GPU free: "
+                        "the backward then does not recompute them\n",
+                    (q.peak - p.peak) / 1e9, q.peak / 1e9);
+    }
+    in->keep_logits = keep;
     return 0;
 }

@@ -32,6 +32,11 @@ typedef struct MemPlanInput {
     int bf16;                 /* CUDA bf16 precision: + a bf16 copy of each model's weights */
     int world, zero;          /* data-parallel ranks; zero: AdamW moments sharded over them (ZeRO-1) */
     int pack;                 /* packed training rows (their attention runs the GEMM path on the GPU) */
+    /* the forward's LM-head logits kept for the backward (acts_keep_logits)
+     * whatever their size: 1; 0: only up to 128 MB (acts_create); -1:
+     * memplan_run decides (1 where the plan with them leaves a tenth of
+     * the device free) and writes its choice back */
+    int keep_logits;
 } MemPlanInput;
 
 enum { MEMPLAN_MAX = 32 }; /* more than any plan has: add() drops items past it */

@@ -14,6 +14,7 @@ int adamw_create_shard(AdamW *o, const Model *m, size_t lo, size_t hi, float bet
     o->beta1 = beta1, o->beta2 = beta2, o->eps = eps, o->weight_decay = weight_decay;
     o->lo = lo;
     o->n = hi - lo;
+    o->gscale = 1.0f;
     o->m = m->be->alloc((o->n ? o->n : 1) * sizeof(float));
     o->v = m->be->alloc((o->n ? o->n : 1) * sizeof(float));
     if (!o->m || !o->v) {
@@ -39,15 +40,28 @@ void adamw_step(AdamW *o, Model *m, float lr) {
         size_t a = p->offset > lo ? p->offset : lo, b = p->offset + p->numel < hi ? p->offset + p->numel : hi;
         if (a >= b) continue;
         m->be->adamw_update(m->param_mem + a, m->grad_mem + a, o->m + (a - lo), o->v + (a - lo), b - a, lr, o->beta1,
-                            o->beta2, o->eps, p->decay ? o->weight_decay : 0.0f, o->t);
+                            o->beta2, o->eps, p->decay ? o->weight_decay : 0.0f, o->t, o->gscale);
     }
+    o->gscale = 1.0f;
 }
 
 double optim_grad_norm(const Model *m) { return sqrt(m->be->sumsq(m->grad_mem, m->n_floats)); }
 
+/* torch's clip_grad_norm_ factor, or 1 */
+static float clip_factor(double norm, double max_norm) {
+    return max_norm > 0 && norm > max_norm ? (float)(max_norm / (norm + 1e-6)) : 1.0f;
+}
+
 double optim_clip_grad_norm(Model *m, double max_norm) {
     double norm = optim_grad_norm(m);
-    if (max_norm > 0 && norm > max_norm) m->be->scale(m->grad_mem, (float)(max_norm / (norm + 1e-6)), m->n_floats);
+    float s = clip_factor(norm, max_norm);
+    if (s != 1.0f) m->be->scale(m->grad_mem, s, m->n_floats);
+    return norm;
+}
+
+double adamw_clip_grad_norm(AdamW *o, Model *m, double max_norm) {
+    double norm = optim_grad_norm(m);
+    o->gscale = clip_factor(norm, max_norm);
     return norm;
 }
 

@@ -44,6 +44,10 @@ int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResu
     Acts a;
     AdamW own, *opt = c->opt ? c->opt : &own;
     if (model_alloc_grads(m, err) != 0 || acts_create(&a, m, B, rowlen, 0, err) != 0) return -1;
+    if (c->keep_logits && acts_keep_logits(&a, m, err) != 0) {
+        acts_free(&a, m);
+        return -1;
+    }
     if (!c->opt && adamw_create(&own, m, 0.9f, 0.999f, 1e-8f, c->weight_decay, err) != 0) {
         acts_free(&a, m);
         return -1;
@@ -133,7 +137,7 @@ int sft_train(Model *m, const SftExample *ex, int n, const SftConfig *c, SftResu
             double sums[2] = {loss, (double)rows * Tm};
             if ((rc = dist_grads_allreduce(c->comm, m, err)) || (rc = dist_sum_f64(c->comm, sums, 2, err))) break;
             loss = sums[0];
-            double gn = optim_clip_grad_norm(m, c->grad_clip);
+            double gn = adamw_clip_grad_norm(opt, m, c->grad_clip); /* applied in the step */
             float lrv = lr_at(&lr, step);
             if ((rc = zero_step(c->comm, opt, m, lrv, err))) break;
             if (dist_check_enabled() && (rc = dist_weights_check(c->comm, m, step + 1, err))) break;

@@ -44,6 +44,7 @@ typedef struct SftConfig {
      * trains its slice of every batch with the batch's token count as the
      * normaliser, gradients are summed, the loss is the batch's */
     struct Comm *comm;
+    int keep_logits; /* keep the LM head's logits for the backward (acts_keep_logits) */
 } SftConfig;
 
 typedef struct SftResult {

@@ -210,7 +210,7 @@ void sft_plan_input(const SftRecipe *r, int world, MemPlanInput *mi) {
     if (world < 1) world = 1;
     *mi = (MemPlanInput){.train_batch = ((int)r->batch + world - 1) / world,
                          .train_len = r->pack && pl > len ? pl : len, .world = world, .zero = r->zero,
-                         .pack = r->pack};
+                         .pack = r->pack, .keep_logits = -1};
 }
 
 int sft_run(SftRecipe *r, int resume, Err *err) {
@@ -227,8 +227,8 @@ int sft_run(SftRecipe *r, int resume, Err *err) {
     MetricsWriter mw = {0};
     int rc = tokenizer_load(&tok, c.tok_path, err);
     if (!rc) rc = prompt_template_load(&tm, r->template_name, r->model, err);
+    MemPlanInput mi = {0};
     if (!rc) {
-        MemPlanInput mi;
         sft_plan_input(r, comm_world(r->comm), &mi);
         rc = memplan_run(r->model, r->be, &mi, c.rank0 && r->be && r->be->mem_info, "lower batch or max_len", stderr, err);
     }
@@ -286,7 +286,7 @@ int sft_run(SftRecipe *r, int resume, Err *err) {
                         .weight_decay = (float)r->weight_decay, .grad_clip = (float)r->grad_clip, .seed = (uint64_t)r->seed,
                         .metrics = c.rank0 ? &mw : NULL, .quiet = r->quiet || !c.rank0, .opt = &opt, .pack = r->pack,
                         .pack_len = (int)(r->pack_len ? r->pack_len : r->max_len), .start_step = (int)st.step, .on_step = on_step,
-                        .user = &c, .comm = r->comm};
+                        .user = &c, .comm = r->comm, .keep_logits = mi.keep_logits == 1};
         SftResult res;
         if (st.step < c.total) rc = sft_train(&m, train.ex, train.n, &sc, &res, err);
         interrupted = c.stopped;

@@ -234,10 +234,25 @@ static void test_adamw(size_t n) {
     float *dp = dev_f(p, n), *dm = dev_f(m, n), *dv = dev_f(v, n);
     for (int t = 1; t <= 3; t++) {
         float *g = hrand(n, 1.0f), *dg = dev_f(g, n);
-        cpu->adamw_update(p, g, m, v, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, t);
-        gpu->adamw_update(dp, dg, dm, dv, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, t);
+        float gs = t == 2 ? 0.25f : 1.0f; /* a clipped step */
+        cpu->adamw_update(p, g, m, v, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, t, gs);
+        gpu->adamw_update(dp, dg, dm, dv, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, t, gs);
         gpu->free(dg);
         free(g);
+    }
+    /* gscale gives exactly the bits of scaling the gradients first */
+    {
+        float *g = hrand(n, 3.0f), *dg = dev_f(g, n), *dg2 = dev_f(g, n), *z = calloc(n, 4);
+        float *q = dev_f(p, n), *q2 = dev_f(p, n), *mq = dev_f(z, n), *vq = dev_f(z, n), *mq2 = dev_f(z, n),
+              *vq2 = dev_f(z, n);
+        gpu->scale(dg2, 0.0123f, n);
+        gpu->adamw_update(q, dg, mq, vq, n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.1f, 1, 0.0123f);
+        gpu->adamw_update(q2, dg2, mq2, vq2, n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.1f, 1, 1.0f);
+        float *a = down(q, n), *b = down(q2, n), *am = down(vq, n), *bm = down(vq2, n);
+        CHECK(bits_equal(a, b, n) && bits_equal(am, bm, n));
+        free(a), free(b), free(am), free(bm), free(g), free(z);
+        gpu->free(dg), gpu->free(dg2), gpu->free(q), gpu->free(q2), gpu->free(mq), gpu->free(vq), gpu->free(mq2),
+            gpu->free(vq2);
     }
     cmp("adamw_update", "p", dp, p, n, FWD_TOL);
     cmp("adamw_update", "m", dm, m, n, FWD_TOL);
@@ -633,6 +648,90 @@ static void test_swiglu(int N, int K) {
     free(gu), free(dh), free(h), free(dgu), free(nan_h);
 }
 
+/* The GEMM-only SwiGLU forms (backend.h) against the full ones, through
+ * the GEMMs that read their outputs in the model's order (model_train.c):
+ * the same bits in both precisions, then against the CPU. A GEMM that
+ * would have to read an output left in bf16 only reports an error. */
+static void test_swiglu_gemm(int N, int K, int C) {
+    char tag[64];
+    snprintf(tag, sizeof tag, "N=%d K=%d C=%d", N, K, C);
+    size_t n = (size_t)N * K, nc = (size_t)N * C, nw = (size_t)C * K;
+    float *gu = hrand(2 * n, 2.0f), *dres = hrand(nc, 1.0f), *ln = hrand(nc, 1.0f), *wd = hrand(nw, 0.1f),
+          *wgu = hrand(2 * nw, 0.1f);
+    float *d_gu = dev_f(gu, 2 * n), *d_dres = dev_f(dres, nc), *d_ln = dev_f(ln, nc), *d_wd = dev_f(wd, nw),
+          *d_wgu = dev_f(wgu, 2 * nw);
+    int bf16 = cuda_precision() == CUDA_PREC_BF16;
+    float *r[2][6]; /* out, dh, dln, dwgu, dwd, h (not in bf16's GEMM-only form: unwritten) */
+    for (int form = 0; form < 2; form++) {
+        float *h = gpu->alloc(n * 4), *out = gpu->alloc(nc * 4), *dh = gpu->alloc(n * 4), *dgu = gpu->alloc(2 * n * 4);
+        float *dln = gpu->alloc(nc * 4), *dwgu = gpu->alloc(2 * nw * 4), *dwd = gpu->alloc(nw * 4);
+        if (!form) {
+            gpu->swiglu_forward(h, d_gu, N, K);
+            gpu->matmul_forward(out, h, d_wd, NULL, N, K, C);
+            gpu->matmul_backward(dh, dwd, NULL, d_dres, h, d_wd, N, K, C, 0);
+            gpu->swiglu_backward(dgu, dh, d_gu, N, K);
+            gpu->matmul_backward(dln, dwgu, NULL, dgu, d_ln, d_wgu, N, C, 2 * K, 0);
+        } else {
+            gpu->swiglu_forward_gemm(h, d_gu, N, K);
+            gpu->matmul_forward(out, h, d_wd, NULL, N, K, C);
+            gpu->matmul_backward(dh, NULL, NULL, d_dres, h, d_wd, N, K, C, 0);
+            gpu->swiglu_backward_gemm(dgu, h, dh, d_gu, N, K);
+            gpu->matmul_backward(dln, dwgu, NULL, dgu, d_ln, d_wgu, N, C, 2 * K, 0);
+            gpu->matmul_backward(NULL, dwd, NULL, d_dres, h, d_wd, N, K, C, 0);
+        }
+        gpu_ok(tag);
+        r[form][0] = down(out, nc), r[form][1] = down(dh, n), r[form][2] = down(dln, nc);
+        r[form][3] = down(dwgu, 2 * nw), r[form][4] = down(dwd, nw), r[form][5] = form && bf16 ? NULL : down(h, n);
+        gpu->free(h), gpu->free(out), gpu->free(dh), gpu->free(dgu), gpu->free(dln), gpu->free(dwgu), gpu->free(dwd);
+    }
+    static const char *names[5] = {"out", "dh", "dln", "dw_gu", "dw_down"};
+    size_t len[5] = {nc, n, nc, 2 * nw, nw};
+    for (int i = 0; i < 5; i++)
+        CHECKF(bits_equal(r[0][i], r[1][i], len[i]), "swiglu_*_gemm %s %s: not the full forms' bits", tag, names[i]);
+    if (!bf16) /* full precision: h written (by the backward's recompute last) */
+        CHECKF(bits_equal(r[0][5], r[1][5], n), "swiglu_*_gemm %s h: not swiglu_forward's bits", tag);
+    /* and the CPU's values, within this pass's tolerances */
+    float *h = malloc(n * 4), *out = malloc(nc * 4), *dh = malloc(n * 4), *dgu = malloc(2 * n * 4),
+          *dln = malloc(nc * 4), *dwgu = calloc(2 * nw, 4), *dwd = calloc(nw, 4);
+    cpu->swiglu_forward(h, gu, N, K);
+    cpu->matmul_forward(out, h, wd, NULL, N, K, C);
+    cpu->matmul_backward(dh, dwd, NULL, dres, h, wd, N, K, C, 0);
+    cpu->swiglu_backward(dgu, dh, gu, N, K);
+    cpu->matmul_backward(dln, dwgu, NULL, dgu, ln, wgu, N, C, 2 * K, 0);
+    float *ref[5] = {out, dh, dln, dwgu, dwd};
+    for (int i = 0; i < 5; i++) {
+        double e = nerr(r[1][i], ref[i], len[i]);
+        note_err("swiglu_*_gemm chain", e, i ? BWD_TOL : FWD_TOL);
+        CHECKF(e <= (i ? BWD_TOL : FWD_TOL), "swiglu_*_gemm %s %s: normalised error %.3g", tag, names[i], e);
+    }
+    /* in bf16 the GEMM-only forward leaves h's fp32 values unwritten: a
+     * GEMM after another op cannot take the copy and must refuse */
+    if (bf16) {
+        float *h2 = gpu->alloc(n * 4), *o2 = gpu->alloc(nc * 4);
+        gpu->swiglu_forward_gemm(h2, d_gu, N, K);
+        gpu->zero(o2, nc * 4); /* anything between voids the hand-off */
+        gpu->matmul_forward(o2, h2, d_wd, NULL, N, K, C);
+        Err err;
+        int rc = cuda_check(&err);
+        CHECKF(rc == -1 && strstr(err.msg, "bf16 only"), "GEMM over an unwritten h: expected an error, got %d '%s'", rc,
+               rc ? err.msg : "");
+        /* once written in full precision, the same GEMM runs */
+        gpu->swiglu_forward(h2, d_gu, N, K);
+        gpu->zero(o2, nc * 4);
+        gpu->matmul_forward(o2, h2, d_wd, NULL, N, K, C);
+        gpu_ok("swiglu_forward after swiglu_forward_gemm");
+        float *o2h = down(o2, nc);
+        CHECK(bits_equal(o2h, r[0][0], nc));
+        free(o2h);
+        gpu->free(h2), gpu->free(o2);
+    }
+    for (int f = 0; f < 2; f++)
+        for (int i = 0; i < 6; i++) free(r[f][i]);
+    gpu->free(d_gu), gpu->free(d_dres), gpu->free(d_ln), gpu->free(d_wd), gpu->free(d_wgu);
+    free(gu), free(dres), free(ln), free(wd), free(wgu), free(h), free(out), free(dh), free(dgu), free(dln),
+        free(dwgu), free(dwd);
+}
+
 static void test_embedding(int N, int V, int C) {
     char tag[64];
     snprintf(tag, sizeof tag, "N=%d V=%d C=%d", N, V, C);
@@ -815,7 +914,9 @@ static float *chain_run(const Backend *be, const Dims *d, float *const *w_h, con
     be->add_inplace(x, o, (size_t)N * C); /* x = x2 */
     be->rmsnorm_forward(h2, r2, x, w[W_LN2], N, C, 1e-6f);
     be->matmul_forward(gu, h2, w[W_GU], NULL, N, C, 2 * F);
-    be->swiglu_forward(act, gu, N, F);
+    int gemm_forms = be->swiglu_forward_gemm && be->swiglu_backward_gemm; /* as model_train.c runs them */
+    if (gemm_forms) be->swiglu_forward_gemm(act, gu, N, F);
+    else be->swiglu_forward(act, gu, N, F);
     be->matmul_forward(mo, act, w[W_DOWN], NULL, N, F, C);
     float *x2 = fetch(be, x, (size_t)N * C), *x2s = put(be, x2, (size_t)N * C * 4);
     free(x2);
@@ -826,9 +927,16 @@ static float *chain_run(const Backend *be, const Dims *d, float *const *w_h, con
     /* backward */
     be->lm_head_logprob_backward(dhf, g[W_LM], dlogp, hf, w[W_LM], NULL, tg, N, C, V, 1.0f);
     be->rmsnorm_backward(dx3, g[W_LNF], dhf, x, w[W_LNF], rf, N, C); /* dx3 starts at 0 */
-    be->matmul_backward(dact, g[W_DOWN], NULL, dx3, act, w[W_DOWN], N, F, C, 0);
-    be->swiglu_backward(dgu, dact, gu, N, F);
-    be->matmul_backward(dh, g[W_GU], NULL, dgu, h2, w[W_GU], N, C, 2 * F, 0);
+    if (gemm_forms) {
+        be->matmul_backward(dact, NULL, NULL, dx3, act, w[W_DOWN], N, F, C, 0);
+        be->swiglu_backward_gemm(dgu, act, dact, gu, N, F);
+        be->matmul_backward(dh, g[W_GU], NULL, dgu, h2, w[W_GU], N, C, 2 * F, 0);
+        be->matmul_backward(NULL, g[W_DOWN], NULL, dx3, act, w[W_DOWN], N, F, C, 0);
+    } else {
+        be->matmul_backward(dact, g[W_DOWN], NULL, dx3, act, w[W_DOWN], N, F, C, 0);
+        be->swiglu_backward(dgu, dact, gu, N, F);
+        be->matmul_backward(dh, g[W_GU], NULL, dgu, h2, w[W_GU], N, C, 2 * F, 0);
+    }
     be->rmsnorm_backward(dx3, g[W_LN2], dh, x2s, w[W_LN2], r2, N, C); /* dx3 is now dx2 */
     be->matmul_backward(datt, g[W_O], NULL, dx3, att, w[W_O], N, QD, C, 0);
     be->attention_backward(dq, dk, dv, datt, att, lse, q, k, v, d->B, d->T, d->NH, d->KVH, d->HD);
@@ -1160,8 +1268,8 @@ static void test_shadow(void) {
         } else if (step == 3) { /* an optimizer step */
             float *g = hrand(nw, 1.0f), *mv = calloc(2 * nw, 4);
             float *d_g = dev_f(g, nw), *d_mv = dev_f(mv, 2 * nw);
-            cpu->adamw_update(w, g, mv, mv + nw, nw, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
-            gpu->adamw_update(d_w, d_g, d_mv, d_mv + nw, nw, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+            cpu->adamw_update(w, g, mv, mv + nw, nw, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1, 1.0f);
+            gpu->adamw_update(d_w, d_g, d_mv, d_mv + nw, nw, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1, 1.0f);
             gpu->free(d_g), gpu->free(d_mv), free(g), free(mv);
         } else if (step == 4) {
             cpu->scale(w, -2.0f, nw);
@@ -1260,6 +1368,8 @@ int main(void) {
 
     test_swiglu(1, 7);
     BIG(test_swiglu(300, 1000));
+    test_swiglu_gemm(5, 7, 9); /* no vector loads */
+    test_swiglu_gemm(37, 64, 96);
 
     test_embedding(1, 4, 3);
     BIG(test_embedding(300, 1000, 96));
@@ -1285,6 +1395,9 @@ int main(void) {
     BIG(test_matmul(300, 129, 257, 1));
     BIG(test_matmul(64, 896, 1152, 1));
     test_shadow();
+    test_swiglu_gemm(5, 7, 9);
+    test_swiglu_gemm(37, 64, 96);
+    BIG(test_swiglu_gemm(300, 1000, 256));
     /* (no T = 1 case: one key gives dS = dP - D = 0 exactly in fp32, but
      * bf16 rounding of dO and V in dP leaves noise the size of dO, so the
      * normalised error of a zero gradient is meaningless) */

@@ -606,12 +606,12 @@ static void scale_f(float *x, float s, size_t n) {
 }
 
 static void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
-                         float eps, float wd, int t) {
+                         float eps, float wd, int t, float gscale) {
     float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
     float step = lr / bc1, bc2s = sqrtf(bc2), decay = 1.0f - lr * wd;
 #pragma omp parallel for simd if (n > 65536)
     for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
+        float gi = g[i] * gscale; /* rounded here, as scale_f would store it */
         m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
         v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
         p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i]) / bc2s + eps);

@@ -29,6 +29,11 @@ void cuda_note(const char *op, cudaError_t e) {
     snprintf(g_err, sizeof g_err, "cuda: %s: %s (%s)", op, cudaGetErrorString(e), cudaGetErrorName(e));
 }
 
+void cuda_note_msg(const char *op, const char *msg) {
+    if (g_err[0]) return;
+    snprintf(g_err, sizeof g_err, "cuda: %s: %s", op, msg);
+}
+
 void cuda_note_blas(const char *op, cublasStatus_t s) {
     if (s == CUBLAS_STATUS_SUCCESS || g_err[0]) return;
     snprintf(g_err, sizeof g_err, "cuda: %s: cuBLAS status %d", op, (int)s);
@@ -217,6 +222,7 @@ static void cu_free(void *p) {
     if (!p) return;
     cuda_graph_invalidate(); /* a recorded graph may use p */
     cuda_shadow_forget(p);
+    cuda_fp32_unwritten_forget_all(); /* the memory may come back as another buffer */
     cuda_note("free", cudaFree(p));
 }
 
@@ -293,6 +299,8 @@ static const Backend CUDA_BACKEND = {
     /* .add_rmsnorm_forward = */ cu_add_rmsnorm_forward,
     /* .qkv_rope_cache = */ cu_qkv_rope_cache,
     /* .kv_elem_bytes = */ cu_kv_elem_bytes,
+    /* .swiglu_forward_gemm = */ cu_swiglu_forward_gemm,
+    /* .swiglu_backward_gemm = */ cu_swiglu_backward_gemm,
 };
 
 extern "C" const Backend *backend_cuda(void) { return cuda_available() ? &CUDA_BACKEND : NULL; }

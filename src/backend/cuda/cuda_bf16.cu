@@ -25,6 +25,7 @@
 
 extern "C" {
 #include "backend/cuda/backend_cuda.h"
+#include "backend/handoff.h"
 }
 
 static CudaPrecision g_prec = CUDA_PREC_BF16;
@@ -151,6 +152,7 @@ const float *cu_weights_freeze(const float *p, size_t n) {
 /* Called by every op that writes backend memory the caller names. */
 void cuda_shadow_touch(const void *dst, size_t bytes) {
     g_cuda_seq++; /* a write between a hand-off's producer and its GEMM voids it */
+    cuda_fp32_written(dst, bytes);
     const char *d = (const char *)dst;
     for (int i = 0; i < MAX_SHADOWS; i++) {
         const char *b = (const char *)g_sh[i].p;
@@ -221,30 +223,36 @@ static int is_frozen(const float *a) {
 
 static CudaBuf g_cvt;
 
-/* the bf16 hand-off (cuda_common.cuh): the buffer, and what it holds */
-static CudaBuf g_act;
-static const float *g_act_p;
-static size_t g_act_n;
-static unsigned long long g_act_seq;
+/* The bf16 hand-offs (cuda_common.cuh): a buffer per slot, and what each
+ * holds and since when (backend/handoff.h: valid while nothing has
+ * launched or been written since its producer, except GEMMs that did not
+ * write over its range, which cuda_sgemm carries it past). */
+static CudaBuf g_act[ACT16_SLOTS];
+static HandOffs g_ho;
 
-__nv_bfloat16 *cuda_act16_target(size_t n) {
-    g_act_p = NULL;
+__nv_bfloat16 *cuda_act16_target_in(int slot, size_t n) {
+    handoff_set(&g_ho, slot, NULL, 0, 0);
     if (g_prec != CUDA_PREC_BF16 || !n) return NULL;
-    return (__nv_bfloat16 *)cuda_buf_grow(&g_act, n * sizeof(__nv_bfloat16), "bf16 activation copy");
+    return (__nv_bfloat16 *)cuda_buf_grow(&g_act[slot], n * sizeof(__nv_bfloat16), "bf16 activation copy");
 }
 
-void cuda_act16_produced(const float *out, size_t n) {
-    g_act_p = out;
-    g_act_n = n;
-    g_act_seq = g_cuda_seq;
-}
+void cuda_act16_produced_in(int slot, const float *out, size_t n) { handoff_set(&g_ho, slot, out, n, g_cuda_seq); }
 
-/* The hand-off's bf16 copy of A (na floats), or NULL. */
+__nv_bfloat16 *cuda_act16_target(size_t n) { return cuda_act16_target_in(0, n); }
+void cuda_act16_produced(const float *out, size_t n) { cuda_act16_produced_in(0, out, n); }
+
+/* The hand-offs' bf16 copy of exactly [A, A + na), or NULL. */
 static const __nv_bfloat16 *act16_take(const float *A, size_t na) {
-    if (!g_act_p || A != g_act_p || na != g_act_n || g_act_seq != g_cuda_seq || g_prec != CUDA_PREC_BF16)
-        return NULL;
-    return (const __nv_bfloat16 *)g_act.p;
+    if (g_prec != CUDA_PREC_BF16) return NULL;
+    int i = handoff_find(&g_ho, A, na, g_cuda_seq);
+    return i < 0 ? NULL : (const __nv_bfloat16 *)g_act[i].p;
 }
+
+/* fp32 ranges left unwritten (swiglu_*_gemm): backend/handoff.h */
+void cuda_fp32_written(const void *p, size_t bytes) { handoff_written(&g_ho, p, bytes); }
+void cuda_fp32_unwritten(const float *p, size_t n) { handoff_unwritten(&g_ho, p, n); }
+void cuda_fp32_unwritten_forget_all(void) { handoff_forget_unwritten(&g_ho); }
+int cuda_fp32_is_unwritten(const float *p, size_t n) { return handoff_is_unwritten(&g_ho, p, n); }
 
 /* The last GEMM's A operand in bf16, kept for a next GEMM that reads the
  * same fp32 range (matmul_backward's dinp then dw GEMMs both read dout;
@@ -261,8 +269,10 @@ static unsigned long long g_a_seq;
 extern "C" void cuda_bf16_trim(void) {
     g_a_src = NULL;
     cuda_buf_free(&g_cvt);
-    cuda_buf_free(&g_act);
-    g_act_p = NULL;
+    for (int i = 0; i < ACT16_SLOTS; i++) {
+        cuda_buf_free(&g_act[i]);
+        handoff_set(&g_ho, i, NULL, 0, 0);
+    }
     cuda_shadow_trim();
 }
 
@@ -298,12 +308,16 @@ void cuda_sgemm(const char *op, int ta, int tb, int M, int N, int K, float alpha
         return;
     }
     size_t na = ta ? span(K, M, lda) : span(M, K, lda), nb = tb ? span(N, K, ldb) : span(K, N, ldb);
+    /* the hand-offs valid now stay valid past this GEMM unless it writes
+     * over them (its own conversions launch kernels too) */
+    unsigned carry = handoff_valid(&g_ho, g_cuda_seq);
     /* keep each operand 16-byte aligned inside the buffer */
     size_t off_a = (na + 7) & ~(size_t)7;
     /* A first: a weight refresh for B would void the hand-off and the kept
      * copy. A kept copy at the conversion buffer's start stays usable only
      * if B's conversion fits behind it without the buffer growing. */
     const __nv_bfloat16 *a16 = ta || lda != K ? NULL : act16_take(A, na);
+    const __nv_bfloat16 *b16_handed = act16_take(B, nb); /* before a refresh launches */
     int keep = a16 != NULL; /* A's copy to remember after the GEMM */
     if (!a16) {
         a16 = a_kept(A, na);
@@ -311,7 +325,12 @@ void cuda_sgemm(const char *op, int ta, int tb, int M, int N, int K, float alpha
         keep = a16 != NULL;
     }
     if (!a16) a16 = shadow_of(A, na);
-    const __nv_bfloat16 *b16 = shadow_of(B, nb);
+    const __nv_bfloat16 *b16 = b16_handed ? b16_handed : shadow_of(B, nb);
+    if ((!a16 && cuda_fp32_is_unwritten(A, na)) || (!b16 && cuda_fp32_is_unwritten(B, nb))) {
+        cuda_note_msg(op, "a GEMM operand was written in bf16 only (swiglu_*_gemm) and its bf16 copy is gone");
+        g_a_src = NULL;
+        return;
+    }
     size_t need = (a16 ? 0 : na) + (b16 ? 0 : nb);
     size_t off_b = a16 && a16 != g_cvt.p ? 0 : off_a;
     __nv_bfloat16 *buf = need ? cvt_buf(off_b + nb) : NULL;
@@ -342,6 +361,8 @@ void cuda_sgemm(const char *op, int ta, int tb, int M, int N, int K, float alpha
                *a1 = (const char *)(A + na);
     if (keep && !(c0 < a1 && a0 < c1)) g_a_src = A, g_a_n = na, g_a16 = a16, g_a_seq = g_cuda_seq;
     else g_a_src = NULL;
+    handoff_carry(&g_ho, carry, C, (size_t)(c1 - c0), g_cuda_seq);
+    handoff_written(&g_ho, C, (size_t)(c1 - c0));
 }
 
 /* Strided-batched bf16 GEMM over operands already in bf16 (attention):

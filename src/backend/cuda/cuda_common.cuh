@@ -12,12 +12,14 @@
 
 extern "C" {
 #include "backend/backend.h"
+#include "backend/handoff.h"
 }
 
 /* Ops return void (the table's contract), so the first failure is kept
  * here with the op's name and handed out by cuda_check(). */
 void cuda_note(const char *op, cudaError_t e);
 void cuda_note_blas(const char *op, cublasStatus_t s);
+void cuda_note_msg(const char *op, const char *msg);
 /* After a kernel launch: records a launch error; with R1C_CUDA_SYNC=1 also
  * waits, so an execution error names the op that caused it. */
 void cuda_after_launch(const char *op);
@@ -65,6 +67,21 @@ extern unsigned long long g_cuda_seq;
  * kernel fewer. Any launch or write in between voids the hand-off. */
 __nv_bfloat16 *cuda_act16_target(size_t n);
 void cuda_act16_produced(const float *out, size_t n);
+/* The same in a given slot: slot 0 is the one above; an op with two
+ * outputs for GEMMs (swiglu_backward_gemm) puts the second in slot 1.
+ * A slot also stays valid across GEMMs that do not write over its range. */
+#define ACT16_SLOTS HANDOFF_SLOTS
+__nv_bfloat16 *cuda_act16_target_in(int slot, size_t n);
+void cuda_act16_produced_in(int slot, const float *out, size_t n);
+/* An op that wrote an output's bf16 copy only (swiglu_*_gemm) marks its
+ * fp32 range unwritten; a GEMM that finds no bf16 copy of an unwritten
+ * operand reports an error rather than read it. Writes through the
+ * table (memory ops, GEMM outputs, full-precision producers) mark ranges
+ * written again; a free forgets every mark. */
+void cuda_fp32_unwritten(const float *p, size_t n);
+void cuda_fp32_written(const void *p, size_t bytes);
+void cuda_fp32_unwritten_forget_all(void);
+int cuda_fp32_is_unwritten(const float *p, size_t n);
 /* Does the next GEMM reading A (n floats from A) as its first operand get
  * the bf16 copy the last GEMM used for it (no launch or write since)? */
 int cuda_bf16_kept(const float *A, size_t n);
@@ -237,6 +254,8 @@ void cu_qkv_split(float *q, float *k, float *v, const float *qkv, int N, int QD,
 void cu_qkv_merge(float *qkv, const float *q, const float *k, const float *v, int N, int QD, int KD);
 void cu_swiglu_forward(float *h, const float *gu, int N, int K);
 void cu_swiglu_backward(float *dgu, const float *dh, const float *gu, int N, int K);
+void cu_swiglu_forward_gemm(float *h, const float *gu, int N, int K);
+void cu_swiglu_backward_gemm(float *dgu, float *h, const float *dh, const float *gu, int N, int K);
 void cu_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int C);
 void cu_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int C);
 void cu_add_inplace(float *y, const float *x, size_t n);
@@ -249,6 +268,6 @@ void cu_scale(float *x, float s, size_t n);
 void cu_sample(int32_t *tok, float *logp, const float *logits, const double *u, int N, int V, float temperature,
                int top_k, float top_p, float min_p);
 void cu_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
-                     float eps, float wd, int t);
+                     float eps, float wd, int t, float gscale);
 
 #endif

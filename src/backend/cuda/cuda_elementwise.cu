@@ -134,8 +134,11 @@ void cu_add_rmsnorm_forward(float *x, const float *dx, float *out, float *rstd, 
 }
 
 /* dx = r * (w*g - xhat * mean(w*g*xhat)), accumulated */
-__global__ void rmsnorm_backward_kernel(float *dx, const float *dout, const float *x, const float *w,
-                                        const float *rstd, int C) {
+/* dx += ...; where dx16 is given, the sum also rounded to bf16 for the
+ * GEMM that reads the residual stream's gradient next (matmul_backward's
+ * dinp, then its dw from the kept copy) */
+__global__ void rmsnorm_backward_kernel(float *dx, __nv_bfloat16 *dx16, const float *dout, const float *x,
+                                        const float *w, const float *rstd, int C) {
     __shared__ float sh[32];
     size_t off = (size_t)blockIdx.x * C;
     const float *xn = x + off, *gn = dout + off;
@@ -143,15 +146,24 @@ __global__ void rmsnorm_backward_kernel(float *dx, const float *dout, const floa
     float r = rstd[blockIdx.x], dot = 0;
     for (int i = threadIdx.x; i < C; i += blockDim.x) dot += w[i] * gn[i] * xn[i] * r;
     dot = block_sum(dot, sh) / C;
-    for (int i = threadIdx.x; i < C; i += blockDim.x) dxn[i] += r * (w[i] * gn[i] - xn[i] * r * dot);
+    for (int i = threadIdx.x; i < C; i += blockDim.x) {
+        float v = dxn[i] + r * (w[i] * gn[i] - xn[i] * r * dot);
+        dxn[i] = v;
+        if (dx16) dx16[off + i] = __float2bfloat16_rn(v);
+    }
 }
 
 void cu_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
                          int N, int C) {
     if (N <= 0) return;
-    rmsnorm_backward_kernel<<<N, 256, 0, cuda_stream()>>>(dx, dout, x, w, rstd, C);
+    __nv_bfloat16 *dx16 = cuda_act16_target((size_t)N * C);
+    rmsnorm_backward_kernel<<<N, 256, 0, cuda_stream()>>>(dx, dx16, dout, x, w, rstd, C);
     cuda_after_launch("rmsnorm_backward dx");
+    cuda_fp32_written(dx, (size_t)N * C * sizeof(float));
     if (dw) cuda_colsum("rmsnorm_backward dw", dw, dout, x, rstd, N, C); /* dw += sum g * x * r */
+    /* the copy is valid once every launch of the op is issued: the column
+     * sum reads dout, x and rstd only */
+    if (dx16) cuda_act16_produced(dx, (size_t)N * C);
 }
 
 /* ---- RoPE (rotate-half), in place; pos, cos_t, sin_t on the device ---- */
@@ -224,6 +236,7 @@ __device__ __forceinline__ void swiglu_b(float g, float u, float d, float *dg, f
     *dg = d * u * sg * (1.0f + g * (1.0f - sg));
 }
 
+/* h (fp32; NULL: not written) and, where h16 is given, its bf16 copy */
 template <int VEC>
 __global__ void swiglu_forward_kernel(float *h, __nv_bfloat16 *h16, const float *gu, int N, int K) {
     int i = (blockIdx.x * blockDim.x + threadIdx.x) * VEC;
@@ -234,24 +247,25 @@ __global__ void swiglu_forward_kernel(float *h, __nv_bfloat16 *h16, const float 
         if (VEC == 4) {
             float4 a = *(const float4 *)g, b = *(const float4 *)u;
             float4 v = make_float4(swiglu_f(a.x, b.x), swiglu_f(a.y, b.y), swiglu_f(a.z, b.z), swiglu_f(a.w, b.w));
-            *(float4 *)(h + o) = v;
+            if (h) *(float4 *)(h + o) = v;
             if (h16) {
                 *(__nv_bfloat162 *)(h16 + o) = __floats2bfloat162_rn(v.x, v.y);
                 *(__nv_bfloat162 *)(h16 + o + 2) = __floats2bfloat162_rn(v.z, v.w);
             }
         } else {
             float v = swiglu_f(*g, *u);
-            h[o] = v;
+            if (h) h[o] = v;
             if (h16) h16[o] = __float2bfloat16_rn(v);
         }
     }
 }
 
-/* dgu (fp32) and, where d16 is given, its bf16 copy for the GEMMs that
- * read it next (matmul_backward's dinp and dw) */
+/* dgu (fp32; NULL: not written) and, where d16 is given, its bf16 copy
+ * for the GEMMs that read it next (matmul_backward's dinp and dw); where
+ * h16 is given, also h = swiglu(gu) in bf16 with the forward's arithmetic */
 template <int VEC>
-__global__ void swiglu_backward_kernel(float *dgu, __nv_bfloat16 *d16, const float *dh, const float *gu, int N,
-                                       int K) {
+__global__ void swiglu_backward_kernel(float *dgu, __nv_bfloat16 *d16, __nv_bfloat16 *h16, const float *dh,
+                                       const float *gu, int N, int K) {
     int i = (blockIdx.x * blockDim.x + threadIdx.x) * VEC;
     if (i >= K) return;
     for (int n = blockIdx.y; n < N; n += gridDim.y) {
@@ -263,33 +277,55 @@ __global__ void swiglu_backward_kernel(float *dgu, __nv_bfloat16 *d16, const flo
             swiglu_b(g.y, u.y, d.y, &dg.y, &du.y);
             swiglu_b(g.z, u.z, d.z, &dg.z, &du.z);
             swiglu_b(g.w, u.w, d.w, &dg.w, &du.w);
-            *(float4 *)(dgu + r) = dg;
-            *(float4 *)(dgu + r + K) = du;
+            if (dgu) {
+                *(float4 *)(dgu + r) = dg;
+                *(float4 *)(dgu + r + K) = du;
+            }
             if (d16) {
                 *(__nv_bfloat162 *)(d16 + r) = __floats2bfloat162_rn(dg.x, dg.y);
                 *(__nv_bfloat162 *)(d16 + r + 2) = __floats2bfloat162_rn(dg.z, dg.w);
                 *(__nv_bfloat162 *)(d16 + r + K) = __floats2bfloat162_rn(du.x, du.y);
                 *(__nv_bfloat162 *)(d16 + r + K + 2) = __floats2bfloat162_rn(du.z, du.w);
             }
+            if (h16) {
+                *(__nv_bfloat162 *)(h16 + o) = __floats2bfloat162_rn(swiglu_f(g.x, u.x), swiglu_f(g.y, u.y));
+                *(__nv_bfloat162 *)(h16 + o + 2) = __floats2bfloat162_rn(swiglu_f(g.z, u.z), swiglu_f(g.w, u.w));
+            }
         } else {
-            float dg, du;
-            swiglu_b(gu[r], gu[r + K], dh[o], &dg, &du);
-            dgu[r] = dg;
-            dgu[r + K] = du;
+            float g = gu[r], u = gu[r + K], dg, du;
+            swiglu_b(g, u, dh[o], &dg, &du);
+            if (dgu) dgu[r] = dg, dgu[r + K] = du;
             if (d16) d16[r] = __float2bfloat16_rn(dg), d16[r + K] = __float2bfloat16_rn(du);
+            if (h16) h16[o] = __float2bfloat16_rn(swiglu_f(g, u));
         }
     }
+}
+
+/* h16 / d16 NULL: fp32 precision, or no room for a copy */
+static void swiglu_forward_launch(float *h, __nv_bfloat16 *h16, const float *gu, int N, int K) {
+    if (K % 4 == 0 && cuda_aligned16(h, h16, gu, NULL))
+        swiglu_forward_kernel<4><<<cuda_rows_grid(N, K / 4), 256, 0, cuda_stream()>>>(h, h16, gu, N, K);
+    else
+        swiglu_forward_kernel<1><<<cuda_rows_grid(N, K), 256, 0, cuda_stream()>>>(h, h16, gu, N, K);
+    cuda_after_launch("swiglu_forward");
+}
+
+static void swiglu_backward_launch(float *dgu, __nv_bfloat16 *d16, __nv_bfloat16 *h16, const float *dh,
+                                   const float *gu, int N, int K) {
+    if (K % 4 == 0 && cuda_aligned16(dgu, d16, dh, gu) && cuda_aligned16(h16, NULL, NULL, NULL))
+        swiglu_backward_kernel<4>
+            <<<cuda_rows_grid(N, K / 4), 256, 0, cuda_stream()>>>(dgu, d16, h16, dh, gu, N, K);
+    else
+        swiglu_backward_kernel<1><<<cuda_rows_grid(N, K), 256, 0, cuda_stream()>>>(dgu, d16, h16, dh, gu, N, K);
+    cuda_after_launch("swiglu_backward");
 }
 
 void cu_swiglu_forward(float *h, const float *gu, int N, int K) {
     if (N <= 0 || K <= 0) return;
     size_t total = (size_t)N * K;
     __nv_bfloat16 *h16 = cuda_act16_target(total);
-    if (K % 4 == 0 && cuda_aligned16(h, h16, gu, NULL))
-        swiglu_forward_kernel<4><<<cuda_rows_grid(N, K / 4), 256, 0, cuda_stream()>>>(h, h16, gu, N, K);
-    else
-        swiglu_forward_kernel<1><<<cuda_rows_grid(N, K), 256, 0, cuda_stream()>>>(h, h16, gu, N, K);
-    cuda_after_launch("swiglu_forward");
+    swiglu_forward_launch(h, h16, gu, N, K);
+    cuda_fp32_written(h, total * sizeof(float));
     if (h16) cuda_act16_produced(h, total);
 }
 
@@ -297,12 +333,43 @@ void cu_swiglu_backward(float *dgu, const float *dh, const float *gu, int N, int
     if (N <= 0 || K <= 0) return;
     size_t total = (size_t)N * 2 * K;
     __nv_bfloat16 *d16 = cuda_act16_target(total);
-    if (K % 4 == 0 && cuda_aligned16(dgu, d16, dh, gu))
-        swiglu_backward_kernel<4><<<cuda_rows_grid(N, K / 4), 256, 0, cuda_stream()>>>(dgu, d16, dh, gu, N, K);
-    else
-        swiglu_backward_kernel<1><<<cuda_rows_grid(N, K), 256, 0, cuda_stream()>>>(dgu, d16, dh, gu, N, K);
-    cuda_after_launch("swiglu_backward");
+    swiglu_backward_launch(dgu, d16, NULL, dh, gu, N, K);
+    cuda_fp32_written(dgu, total * sizeof(float));
     if (d16) cuda_act16_produced(dgu, total);
+}
+
+/* The GEMM-only forms (backend.h): in bf16 precision the outputs go to the
+ * hand-offs only, their fp32 ranges marked unwritten (the GEMMs that read
+ * them find the copies: 1.5 of SwiGLU's 3.5 GB a layer at the 1.5B shape
+ * not written); in fp32 precision, or without room for a copy, fp32. */
+void cu_swiglu_forward_gemm(float *h, const float *gu, int N, int K) {
+    if (N <= 0 || K <= 0) return;
+    size_t total = (size_t)N * K;
+    __nv_bfloat16 *h16 = cuda_act16_target(total);
+    swiglu_forward_launch(h16 ? NULL : h, h16, gu, N, K);
+    if (h16) {
+        cuda_fp32_unwritten(h, total);
+        cuda_act16_produced(h, total);
+    } else cuda_fp32_written(h, total * sizeof(float));
+}
+
+void cu_swiglu_backward_gemm(float *dgu, float *h, const float *dh, const float *gu, int N, int K) {
+    if (N <= 0 || K <= 0) return;
+    size_t nd = (size_t)N * 2 * K, nh = (size_t)N * K;
+    __nv_bfloat16 *d16 = cuda_act16_target_in(0, nd), *h16 = d16 ? cuda_act16_target_in(1, nh) : NULL;
+    if (!h16) { /* full precision: h by the forward kernel, then dgu */
+        swiglu_forward_launch(h, NULL, gu, N, K);
+        cuda_fp32_written(h, nh * sizeof(float));
+        swiglu_backward_launch(dgu, d16, NULL, dh, gu, N, K);
+        cuda_fp32_written(dgu, nd * sizeof(float));
+        if (d16) cuda_act16_produced_in(0, dgu, nd);
+        return;
+    }
+    swiglu_backward_launch(NULL, d16, h16, dh, gu, N, K);
+    cuda_fp32_unwritten(dgu, nd);
+    cuda_fp32_unwritten(h, nh);
+    cuda_act16_produced_in(0, dgu, nd);
+    cuda_act16_produced_in(1, h, nh);
 }
 
 /* ---- embedding ---- */
@@ -398,44 +465,60 @@ void cu_add_inplace(float *y, const float *x, size_t n) {
     cuda_after_launch("add_inplace");
 }
 
-/* dir 0: split qkv -> q, k, v; dir 1: merge back. Rows on grid.y, VEC
- * columns per thread (4: QD and KD multiples of 4, aligned buffers, so a
- * group never straddles q, k and v). */
+/* dir 0: split qkv -> q, k, v; dir 1: merge back (and, where r16 is
+ * given, qkv's bf16 copy for the QKV projection's backward GEMMs). Rows on
+ * grid.y, VEC columns per thread (4: QD and KD multiples of 4, aligned
+ * buffers, so a group never straddles q, k and v). */
 template <int VEC>
-__global__ void qkv_kernel(float *qkv, float *q, float *k, float *v, int N, int QD, int KD, int merge) {
+__global__ void qkv_kernel(float *qkv, __nv_bfloat16 *r16, float *q, float *k, float *v, int N, int QD, int KD,
+                           int merge) {
     int W = QD + 2 * KD, j = (blockIdx.x * blockDim.x + threadIdx.x) * VEC;
     if (j >= W) return;
     for (int n = blockIdx.y; n < N; n += gridDim.y) {
         float *p = j < QD ? q + (size_t)n * QD + j
                  : j < QD + KD ? k + (size_t)n * KD + (j - QD)
                                : v + (size_t)n * KD + (j - QD - KD);
-        float *r = qkv + (size_t)n * W + j;
+        size_t o = (size_t)n * W + j;
+        float *r = qkv + o;
         if (VEC == 4) {
-            if (merge) *(float4 *)r = *(const float4 *)p;
-            else *(float4 *)p = *(const float4 *)r;
+            if (merge) {
+                float4 x = *(const float4 *)p;
+                *(float4 *)r = x;
+                if (r16) {
+                    *(__nv_bfloat162 *)(r16 + o) = __floats2bfloat162_rn(x.x, x.y);
+                    *(__nv_bfloat162 *)(r16 + o + 2) = __floats2bfloat162_rn(x.z, x.w);
+                }
+            } else *(float4 *)p = *(const float4 *)r;
         } else {
-            if (merge) *r = *p;
-            else *p = *r;
+            if (merge) {
+                *r = *p;
+                if (r16) r16[o] = __float2bfloat16_rn(*p);
+            } else *p = *r;
         }
     }
 }
 
-static void qkv_launch(float *qkv, float *q, float *k, float *v, int N, int QD, int KD, int merge) {
+static void qkv_launch(float *qkv, __nv_bfloat16 *r16, float *q, float *k, float *v, int N, int QD, int KD,
+                       int merge) {
     int W = QD + 2 * KD;
     if (N <= 0 || W <= 0) return;
     if (QD % 4 == 0 && KD % 4 == 0 && cuda_aligned16(qkv, q, k, v))
-        qkv_kernel<4><<<cuda_rows_grid(N, W / 4), 256, 0, cuda_stream()>>>(qkv, q, k, v, N, QD, KD, merge);
+        qkv_kernel<4><<<cuda_rows_grid(N, W / 4), 256, 0, cuda_stream()>>>(qkv, r16, q, k, v, N, QD, KD, merge);
     else
-        qkv_kernel<1><<<cuda_rows_grid(N, W), 256, 0, cuda_stream()>>>(qkv, q, k, v, N, QD, KD, merge);
+        qkv_kernel<1><<<cuda_rows_grid(N, W), 256, 0, cuda_stream()>>>(qkv, r16, q, k, v, N, QD, KD, merge);
     cuda_after_launch(merge ? "qkv_merge" : "qkv_split");
 }
 
 void cu_qkv_split(float *q, float *k, float *v, const float *qkv, int N, int QD, int KD) {
-    qkv_launch((float *)qkv, q, k, v, N, QD, KD, 0);
+    qkv_launch((float *)qkv, NULL, q, k, v, N, QD, KD, 0);
 }
 
+/* the merged gradient feeds the QKV projection's backward GEMMs next */
 void cu_qkv_merge(float *qkv, const float *q, const float *k, const float *v, int N, int QD, int KD) {
-    qkv_launch(qkv, (float *)q, (float *)k, (float *)v, N, QD, KD, 1);
+    size_t n = (size_t)N * (QD + 2 * KD);
+    __nv_bfloat16 *r16 = N > 0 ? cuda_act16_target(n) : NULL;
+    qkv_launch(qkv, r16, (float *)q, (float *)k, (float *)v, N, QD, KD, 1);
+    if (r16) cuda_act16_produced(qkv, n);
 }
 
 template <typename KVT>

@@ -96,5 +96,7 @@ void cu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                         int N, int K, int O, int accumulate_dinp) {
     if (dinp) cuda_sgemm("matmul_backward dinp", 0, 0, N, K, O, 1.0f, dout, O, w, K, accumulate_dinp ? 1.0f : 0.0f, dinp, K);
     if (dw) cuda_sgemm("matmul_backward dw", 1, 0, O, K, N, 1.0f, dout, O, inp, K, 1.0f, dw, K);
-    if (dbias) cuda_colsum("matmul_backward dbias", dbias, dout, NULL, NULL, N, O);
+    if (dbias && cuda_fp32_is_unwritten(dout, (size_t)N * O))
+        cuda_note_msg("matmul_backward dbias", "dout was written in bf16 only (swiglu_backward_gemm)");
+    else if (dbias) cuda_colsum("matmul_backward dbias", dbias, dout, NULL, NULL, N, O);
 }

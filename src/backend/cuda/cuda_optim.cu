@@ -75,9 +75,9 @@ void cu_scale(float *x, float s, size_t n) {
 /* Torch AdamW; the scalars are formed on the host exactly as the CPU
  * backend forms them, so both round the same way. */
 __global__ void adamw_kernel(float *p, const float *g, float *m, float *v, size_t n, float beta1, float beta2,
-                             float eps, float step, float bc2s, float decay) {
+                             float eps, float step, float bc2s, float decay, float gscale) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float gi = g[i];
+        float gi = __fmul_rn(g[i], gscale); /* rounded, never fused: scale_kernel's value */
         float mi = beta1 * m[i] + (1.0f - beta1) * gi;
         float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
         m[i] = mi;
@@ -87,11 +87,12 @@ __global__ void adamw_kernel(float *p, const float *g, float *m, float *v, size_
 }
 
 void cu_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
-                     float eps, float wd, int t) {
+                     float eps, float wd, int t, float gscale) {
     if (!n) return;
     cuda_shadow_touch(p, n * sizeof(float));
     float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
     float step = lr / bc1, bc2s = sqrtf(bc2), decay = 1.0f - lr * wd;
-    adamw_kernel<<<cuda_blocks(n, 256), 256, 0, cuda_stream()>>>(p, g, m, v, n, beta1, beta2, eps, step, bc2s, decay);
+    adamw_kernel<<<cuda_blocks(n, 256), 256, 0, cuda_stream()>>>(p, g, m, v, n, beta1, beta2, eps, step, bc2s, decay,
+                                                                 gscale);
     cuda_after_launch("adamw_update");
 }
