@@ -106,6 +106,19 @@ static void test_unwritten(void) {
     for (int i = 0; i <= HANDOFF_UNWRITTEN_MAX; i++) handoff_unwritten(&h, g_mem + 10 * i, 5); /* one too many */
     CHECK(!handoff_is_unwritten(&h, g_mem, 5));
     CHECK(handoff_is_unwritten(&h, g_mem + 10, 5) && handoff_is_unwritten(&h, g_mem + 10 * HANDOFF_UNWRITTEN_MAX, 5));
+    /* a cleared entry is taken before any mark is dropped: with ranges
+     * 1..MAX marked, clear 7, mark a new one, and all but 7 stay marked;
+     * one more then drops the oldest (1), not the newest */
+    handoff_written(&h, g_mem + 70, 4);
+    float *nu = g_mem + 10 * (HANDOFF_UNWRITTEN_MAX + 1);
+    handoff_unwritten(&h, nu, 5);
+    int kept = 1;
+    for (int i = 1; i <= HANDOFF_UNWRITTEN_MAX; i++)
+        kept &= handoff_is_unwritten(&h, g_mem + 10 * i, 5) == (i != 7);
+    CHECK(kept && handoff_is_unwritten(&h, nu, 5));
+    handoff_unwritten(&h, nu + 10, 5);
+    CHECK(!handoff_is_unwritten(&h, g_mem + 10, 5) && handoff_is_unwritten(&h, g_mem + 20, 5) &&
+          handoff_is_unwritten(&h, nu, 5) && handoff_is_unwritten(&h, nu + 10, 5));
     handoff_forget_unwritten(&h);
     CHECK(!handoff_is_unwritten(&h, g_mem, 1 << 16));
 }

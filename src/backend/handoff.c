@@ -40,14 +40,22 @@ void handoff_written(HandOffs *h, const void *p, size_t bytes) {
 
 void handoff_unwritten(HandOffs *h, const float *p, size_t n) {
     handoff_written(h, p, n * sizeof(float)); /* one entry per range */
-    h->unw[h->unw_next].p = p;
-    h->unw[h->unw_next].n = n;
-    h->unw_next = (h->unw_next + 1) % HANDOFF_UNWRITTEN_MAX;
+    int e = 0; /* a free entry, else the oldest mark's */
+    for (int i = 0; i < HANDOFF_UNWRITTEN_MAX; i++) {
+        if (!h->unw[i].p) {
+            e = i;
+            break;
+        }
+        if (h->unw[i].age < h->unw[e].age) e = i;
+    }
+    h->unw[e].p = p;
+    h->unw[e].n = n;
+    h->unw[e].age = h->unw_count++;
 }
 
 void handoff_forget_unwritten(HandOffs *h) {
     memset(h->unw, 0, sizeof h->unw);
-    h->unw_next = 0;
+    h->unw_count = 0;
 }
 
 int handoff_is_unwritten(const HandOffs *h, const float *p, size_t n) {

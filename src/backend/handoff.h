@@ -12,7 +12,8 @@
  * table's GEMM-only forms, backend.h) marks the fp32 range unwritten; a
  * consumer that finds no valid copy of such a range must not read it.
  * A write through the table over it (handoff_written) clears the mark;
- * the newest HANDOFF_UNWRITTEN_MAX marks are kept. */
+ * the newest HANDOFF_UNWRITTEN_MAX marks are kept (a new mark takes a
+ * cleared entry first, then the oldest mark's). */
 #ifndef R1C_BACKEND_HANDOFF_H
 #define R1C_BACKEND_HANDOFF_H
 
@@ -34,8 +35,9 @@ typedef struct HandOffs {
     struct {
         const float *p; /* NULL: free entry */
         size_t n;
+        unsigned long long age; /* order of marking */
     } unw[HANDOFF_UNWRITTEN_MAX];
-    int unw_next;
+    unsigned long long unw_count;
 } HandOffs;
 
 /* slot now holds [p, p + n) as of launch counter seq; p NULL empties it */
