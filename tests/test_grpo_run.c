@@ -3,6 +3,7 @@
  * uninterrupted run, weights and optimizer bit for bit, metrics line for
  * line but the timings), kill -9 at random moments leaving a loadable
  * checkpoint, SIGINT saving one, and bad recipes refused before any work. */
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -95,6 +96,44 @@ static void test_variants(void) {
     /* all completions truncated and masked: no gradient, the loss is 0 */
     CHECK(sh("grep -q '\"loss\":0[,}]' %s/dyn/metrics.jsonl", D) == 0);
     CHECK(sh("test ! -d %s/dyn/checkpoints", D) == 0);
+}
+
+/* the number after "key": in RUN's metrics.jsonl line of step 1, NAN when absent */
+static double metric_step1(const char *run, const char *key) {
+    char path[600], line[1 << 14], pat[128];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run);
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    FILE *fp = fopen(path, "r");
+    double v = NAN;
+    while (fp && fgets(line, sizeof line, fp))
+        if (strstr(line, "\"step\":1,") && strstr(line, pat)) v = strtod(strstr(line, pat) + strlen(pat), NULL);
+    if (fp) fclose(fp);
+    return v;
+}
+
+/* micro_batch_sort: the same rollouts trained in micro-batches of similar
+ * lengths give the first pass's entropy and gradient norm of generation
+ * order up to the order of the sums, with less padding (logged as
+ * train/padding: with 16 completions of varied length in micro-batches
+ * of 6 there is always some). */
+static void test_micro_batch_sort(void) {
+    const char *runs[2] = {"sorted", "genorder"};
+    double pad[2], ent[2], gn[2];
+    for (int k = 0; k < 2; k++) {
+        CHECK(sh("%s grpo model=%s/demo/base-model data.path=%s/demo/data/train.jsonl %s steps=1 save_every=0 "
+                 "save_at_end=false micro_batch_sort=%s run_dir=%s/%s", R1C, D, D, COMMON, k ? "false" : "true", D,
+                 runs[k]) == 0);
+        char run[300];
+        snprintf(run, sizeof run, "%s/%s", D, runs[k]);
+        pad[k] = metric_step1(run, "train/padding");
+        ent[k] = metric_step1(run, "entropy");
+        gn[k] = metric_step1(run, "grad_norm");
+    }
+    printf("micro_batch_sort: padding %.3f sorted, %.3f in generation order; entropy %.9g / %.9g; grad_norm %.9g / "
+           "%.9g\n", pad[0], pad[1], ent[0], ent[1], gn[0], gn[1]);
+    CHECKF(pad[0] >= 0 && pad[1] > 0 && pad[0] < pad[1], "padding sorted %g, generation order %g", pad[0], pad[1]);
+    CHECKF(ent[1] > 0 && fabs(ent[0] - ent[1]) <= 1e-5 * ent[1], "entropy %.9g sorted vs %.9g", ent[0], ent[1]);
+    CHECKF(gn[1] > 0 && fabs(gn[0] - gn[1]) <= 1e-4 * gn[1], "grad_norm %.9g sorted vs %.9g", gn[0], gn[1]);
 }
 
 /* r1c sft on the demo's traces: held-out loss logged, a run stopped by
@@ -304,6 +343,7 @@ int main(void) {
     }
     test_resume_exact();
     test_variants();
+    test_micro_batch_sort();
     test_eval_cli();
     test_sft_cli();
     test_sample_cli();

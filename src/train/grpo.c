@@ -267,16 +267,18 @@ typedef struct Seq {
     float adv;
     float mask; /* 0 for masked-out (truncated) completions */
     int off;    /* into per-token arrays (old, ref) */
+    int idx;    /* place in generation order (micro_batch_sort's tie-break) */
 } Seq;
 
-/* Summed over ranks: loss .. lpd_n (keep them first and in this order);
+/* Summed over ranks: loss .. mb_positions (keep them first and in this order);
  * logp_diff is a max. kl_sum / kl_tokens are the first pass's; lpd_sum /
  * lpd_n give the mean sampler-vs-trainer log-prob gap. */
 typedef struct StepStats {
     double loss, kl_sum, kl_tokens, clip_low, clip_high, tokens, entropy, ent_tokens, lpd_sum, lpd_n;
+    double mb_tokens, mb_positions; /* the first pass's micro-batches: real tokens, positions with padding */
     double logp_diff, grad_norm, lr;
 } StepStats;
-#define STEP_STATS_SUMMED 10
+#define STEP_STATS_SUMMED 12
 
 /* Forward (and with dl, backward) over sequences seq[0..M); gathers the
  * completion log-probs into lp[off..]. */
@@ -307,10 +309,28 @@ static int micro_forward(Trainer *t, Model *m, Seq *seq, int M, float *lp, float
     return 0;
 }
 
+static int seq_len(const Seq *s) { return (int)s->prompt->n + s->out->n; }
+
+/* Longest first; equal lengths keep their order (the index breaks ties),
+ * so the order is the same on every run and on resume. */
+static int seq_cmp(const void *a, const void *b) {
+    const Seq *x = a, *y = b;
+    int lx = seq_len(x), ly = seq_len(y);
+    if (lx != ly) return lx > ly ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
 /* Trains on this rank's S sequences; norm_seqs / norm_tokens are the
- * global batch's, so the ranks' gradients sum to the full-batch one. */
+ * global batch's, so the ranks' gradients sum to the full-batch one. A
+ * micro-batch is padded to its longest sequence, so with
+ * micro_batch_sort the sequences go in by length: the normalisers are the
+ * batch's, so the gradient is the same up to the order of the sums. */
 static int train_on(Trainer *t, Seq *seq, int S, double norm_seqs, double norm_tokens, StepStats *ss, Err *err) {
     GrpoConfig *c = t->c;
+    if (c->micro_batch_sort) {
+        for (int i = 0; i < S; i++) seq[i].idx = i;
+        qsort(seq, S, sizeof *seq, seq_cmp);
+    }
     int total = 0;
     for (int i = 0; i < S; i++) {
         seq[i].off = total;
@@ -338,6 +358,10 @@ static int train_on(Trainer *t, Seq *seq, int S, double norm_seqs, double norm_t
             int M = S - b0 < Mb ? S - b0 : Mb;
             Seq *sq = seq + b0;
             if ((rc = micro_forward(t, &t->policy, sq, M, cur, it == 0 ? ent : NULL, err))) break;
+            if (it == 0) {
+                ss->mb_positions += (double)M * t->acts.T;
+                for (int i = 0; i < M; i++) ss->mb_tokens += seq_len(&sq[i]);
+            }
             /* to the padded (M, Cm) layout of the loss */
             int Cm = 0;
             for (int i = 0; i < M; i++) Cm = sq[i].out->n > Cm ? sq[i].out->n : Cm;
@@ -577,6 +601,8 @@ static int grpo_step(Trainer *t, Err *err) {
         metrics_f64(w, "time/generate", gen_s); /* rank 0's phases */
         metrics_f64(w, "time/reward", rew_s);
         metrics_f64(w, "time/train", train_s);
+        /* share of the trained positions that were padding */
+        metrics_f64(w, "train/padding", ss.mb_positions > 0 ? 1.0 - ss.mb_tokens / ss.mb_positions : 0.0);
         metrics_f64(w, "time/step", secs);
         metrics_f64(w, "tokens_per_s", (kept_tok * c->mu + gen_tokens) / secs);
         rc = metrics_end(w, err);

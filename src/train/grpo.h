@@ -34,6 +34,7 @@ typedef struct GrpoConfig {
     double epsilon, epsilon_high, beta;
     int kl_estimator, loss_type, scale_rewards;
     int dynamic_sampling, mask_truncated, recompute, save_at_end;
+    int micro_batch_sort; /* micro-batches of sequences of similar length (less padding) */
     int zero; /* shard AdamW moments over the data-parallel ranks (ZeRO-1) */
     int64_t max_resample;
     int64_t seed, save_every, keep_checkpoints, samples_every, plot_every;

@@ -51,6 +51,7 @@ const RecipeField GRPO_FIELDS[] = {
     F("steps", RECIPE_INT, steps, "100", "GRPO steps (each: generate, score, mu optimizer steps)", .has_min = 1, .min = 1),
     F("mu", RECIPE_INT, mu, "1", "optimizer steps per batch of rollouts (old-policy ratio when > 1)", .has_min = 1, .min = 1, .has_max = 1, .max = 64),
     F("micro_batch", RECIPE_INT, micro_batch, "8", "sequences per forward/backward (gradient accumulation)", .has_min = 1, .min = 1, .has_max = 1, .max = 4096),
+    F("micro_batch_sort", RECIPE_BOOL, micro_batch_sort, "true", "train on micro-batches of sequences sorted by length, longest first (each is padded to its longest; false: generation order)"),
     F("gen_batch", RECIPE_INT, gen_batch, "64", "sequences decoded together", .has_min = 1, .min = 1, .has_max = 1, .max = 65536),
     F("kv_block", RECIPE_INT, kv_block, "0", "paged KV cache: positions per block (0 = a max-length cache row per sequence)", .has_min = 1, .min = 0, .has_max = 1, .max = 1048576),
     F("kv_tokens", RECIPE_INT, kv_tokens, "0", "paged KV cache: the pool's positions (0 = gen_batch full-length sequences); a full pool preempts and later resumes the latest sequence", .has_min = 1, .min = 0),
