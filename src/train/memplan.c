@@ -207,6 +207,7 @@ int memplan_run(const char *model_dir, const Backend *be, MemPlanInput *in, int 
     int gpu = be && be->mem_info;
     if (!gpu && !(print && fp)) return 0;
     MemPlan p;
+    int planned = 0; /* p holds the plan of *in */
     if (in->keep_logits < 0) { /* keep them where they leave room to spare */
         in->keep_logits = 0;
         if (gpu && !in->recompute && in->train_batch > 0) {
@@ -214,11 +215,12 @@ int memplan_run(const char *model_dir, const Backend *be, MemPlanInput *in, int 
             if (plan_model(model_dir, gpu, be->weights_hint != NULL, in, &p, err) != 0) return -1;
             size_t fr = 0, tot = 0;
             be->mem_info(&fr, &tot);
-            if (!(p.peak <= (double)fr - 0.1 * (double)tot)) in->keep_logits = 0;
+            planned = p.peak <= (double)fr - 0.1 * (double)tot;
+            if (!planned) in->keep_logits = 0;
         }
     }
     /* bf16: an upper bound in fp32, where no weight copy is made */
-    if (plan_model(model_dir, gpu, gpu && be->weights_hint != NULL, in, &p, err) != 0) return -1;
+    if (!planned && plan_model(model_dir, gpu, gpu && be->weights_hint != NULL, in, &p, err) != 0) return -1;
     if (print && fp) {
         print_header(fp, in);
         if (gpu) {
