@@ -2,7 +2,8 @@
 # r1c against PyTorch + HF transformers on the same GPU, in one call: for
 # each shape, bench_cuda_model (r1c, bf16 GEMMs) and torch_cuda_baseline.py
 # run the same training and generation workloads; prints both and the
-# ratios. Needs a GPU, and python3 with torch + transformers for the
+# ratios (PyTorch's generation: the best of 3 calls, its rate varies with
+# the host from call to call). Needs a GPU, and python3 with torch + transformers for the
 # baseline (without them r1c's numbers are printed alone).
 # usage: bench/cuda/bench_cuda.sh [BUILD_DIR] [SHAPE...]
 #   (default: build, qwen2.5-0.5b r1-distill-qwen-1.5b)
@@ -27,6 +28,8 @@ for s in $SHAPES; do
     rg=$(field gen_tok_s "$W/r1c.txt"); rt=$(field train_tok_s "$W/r1c.txt")
     tg=$(field gen_tok_s "$W/torch.txt"); tt=$(field train_tok_s "$W/torch.txt")
     tb=$(field train_bf16_tok_s "$W/torch.txt")
+    runs=$(sed -n 's/.*"gen_tok_s_runs": \[\([^]]*\)\].*/\1/p' "$W/torch.txt" | tail -1)
+    [ -n "$runs" ] && echo "pytorch generate, tokens/s of each call: $runs (the best is compared)"
     printf '%-44s %12s %12s %8s\n' "$s tokens/s" r1c pytorch ratio
     printf '%-44s %12.0f %12.0f %8s\n' "generate (256 seqs, 128 + 256 tokens)" "$rg" "${tg:-0}" "$(ratio "$rg" "${tg:-0}")"
     printf '%-44s %12.0f %12.0f %8s\n' "train 16x1024 (autocast bf16, fp32 master)" "$rt" "${tt:-0}" "$(ratio "$rt" "${tt:-0}")"

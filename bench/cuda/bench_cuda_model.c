@@ -13,6 +13,9 @@
  *        [--recompute]
  *        [--no-train] [--no-gen] [--profile] [--att-block ROWS]
  *        [--ncu-steps A:B] [--ncu-train] [--lm-chunk ROWS] [--checksum]
+ * Training steps are timed after warm-up steps: one, then more while the
+ * batch-invariant GEMM tuner is still timing candidates (at most 16;
+ * exactly one with --checksum).
  * --checksum prints a hash of the sampled tokens and their log-probs and
  * one of the weights after the training steps, to check that a change
  * meant to keep every bit (a fused kernel, a copy saved) does: two builds
@@ -62,8 +65,16 @@ static int fail(const char *what, Err *err) {
 
 static int g_ncu_train; /* --ncu-train */
 
-/* median seconds of `steps` training steps after one warm-up step */
-static int bench_train(Model *m, int B, int T, int steps, int recompute, double *sec, Err *err) {
+#define WARMUP_MAX 16
+/* median seconds of `steps` training steps after the warm-up: one step,
+ * then more while the GEMM tuner is still timing candidates (its first
+ * calls of a shape wait for each timing and run slower algorithms), at
+ * most WARMUP_MAX (with settle; without, one step, so that the weights
+ * after the run are those of a fixed number of steps); *warm says how
+ * many, *tuning how many row-count buckets were still being tuned when the
+ * timed steps began */
+static int bench_train(Model *m, int B, int T, int steps, int recompute, int settle, double *sec, int *warm,
+                       int *tuning, Err *err) {
     Acts a;
     AdamW opt;
     /* the logits kept for the backward, as the trainers keep them where the
@@ -79,8 +90,9 @@ static int bench_train(Model *m, int B, int T, int steps, int recompute, double 
     for (int i = 0; i < N; i++) ids[i] = (int32_t)(rng_u64(&r) % m->cfg.vocab_size);
     for (int i = 0; i < N; i++) dl[i] = (i % T == T - 1) ? 0.0f : -1.0f / (B * (T - 1));
     double times[64];
-    int n = 0, rc = 0;
-    for (int s = 0; s <= steps && s < 64; s++) {
+    int n = 0, rc = 0, w = 0;
+    if (steps > 63) steps = 63;
+    for (int s = 0; s <= steps; s++) {
         double t0 = clock_seconds();
         if (g_ncu_train && s == steps) cuda_profiler_window(1);
         model_zero_grads(m);
@@ -96,8 +108,14 @@ static int bench_train(Model *m, int B, int T, int steps, int recompute, double 
             break;
         }
         if (g_ncu_train && s == steps) cuda_profiler_window(0);
-        if (s > 0) times[n++] = clock_seconds() - t0;
+        if (s == 0) { /* warming up */
+            *tuning = cuda_batch_invariant_tuning();
+            if (++w < WARMUP_MAX && settle && *tuning > 0) s--;
+            continue;
+        }
+        times[n++] = clock_seconds() - t0;
     }
+    *warm = w;
     if (!rc) {
         qsort(times, n, sizeof *times, cmp_d);
         *sec = times[n / 2];
@@ -259,11 +277,14 @@ int main(int argc, char **argv) {
         cuda_mem_reset_peak();
         if (profile) backend_profile_reset();
         double sec = 0;
-        if (bench_train(&m, B, T, steps, recompute, &sec, &err) != 0) return fail("train", &err);
+        int warm = 0, tuning = 0;
+        /* --checksum: a fixed step count, so that builds compare */
+        if (bench_train(&m, B, T, steps, recompute, !checksum, &sec, &warm, &tuning, &err) != 0)
+            return fail("train", &err);
         cuda_mem_info(NULL, &peak_train, NULL);
         train_tok_s = B * T / sec;
         if (profile) {
-            printf("time per op over %d training steps (each op synchronised):\n", steps + 1);
+            printf("time per op over %d training steps (each op synchronised):\n", steps + warm);
             backend_profile_report(stdout);
         }
         /* 6 flops per parameter per token (embedding lookups included, an
@@ -271,6 +292,8 @@ int main(int argc, char **argv) {
         double flops = 6.0 * m.n_floats + 12.0 * cfg.n_layers * T * cfg.n_heads * cfg.head_dim / 2;
         printf("train: %d x %d tokens, %.3f s/step: %.0f tokens/s, %.0f TFLOP/s, peak %.1f GB\n", B, T, sec,
                train_tok_s, train_tok_s * flops / 1e12, peak_train / 1e9);
+        printf("train: median of %d steps after %d warm-up step%s%s\n", steps, warm, warm == 1 ? "" : "s",
+               tuning ? " (GEMM tuning still timing candidates in them)" : " (GEMM tuning settled)");
         /* the trained weights' bits: two builds that claim the same
          * arithmetic must print the same */
         if (checksum)

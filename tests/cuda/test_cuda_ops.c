@@ -1176,6 +1176,7 @@ static void test_batch_invariance(int N, int K, int dinp, int acc, int wofs, int
     int eq_on = 0, eq_off = 0, total = NM * NR;
     long fell = 0;
     double ref_err = NAN, tol = 1e-5;
+    int tuning0 = cuda_batch_invariant_tuning();
     for (int mode = 1; mode >= 0; mode--) {
         cuda_set_batch_invariant(mode ? 2 : 0); /* 2: the input-gradient form too */
         long fb0 = cuda_batch_invariant_fallbacks();
@@ -1196,6 +1197,11 @@ static void test_batch_invariance(int N, int K, int dinp, int acc, int wofs, int
                                                  "from the first", tag, r + 1, MBIG);
             free(again);
         }
+        /* ten calls are enough for the bucket to pick (at most 8
+         * candidates, one timed per call, the pick on the next call) */
+        if (mode)
+            CHECKF(cuda_batch_invariant_tuning() <= tuning0, "batch invariance %s: %d row-count buckets still "
+                   "timing after ten calls (%d before)", tag, cuda_batch_invariant_tuning(), tuning0);
         for (int ri = 0; ri < NR; ri++)
             for (int mi = 0; mi < NM; mi++) {
                 int r0 = R0[ri], M = Ms[mi];

@@ -57,6 +57,11 @@ long cuda_batch_invariant_fallbacks(void);
  * their shape's reference algorithm: how many gave the same bits, how many
  * did not (and are never used). */
 void cuda_batch_invariant_tune_counts(long *same, long *differ);
+/* Row-count buckets of large batch-invariant GEMMs whose candidates are
+ * still being verified or timed (each such call waits on the previous
+ * one's timing and may run a slower candidate): a benchmark's warm-up runs
+ * until this is 0, so that it times the steady state. */
+int cuda_batch_invariant_tuning(void);
 
 /* KV caches in bf16 (the table's kv_elem_bytes answers 2) in bf16
  * precision, where the decode attention rounds K and V to bf16 on load

@@ -412,6 +412,17 @@ extern "C" void cuda_batch_invariant_tune_counts(long *same, long *differ) {
     if (differ) *differ = g_tune_differ;
 }
 
+/* A bucket is being tuned from its first call (M set) until lt_decide
+ * picks (the call after its last candidate's timing). */
+extern "C" int cuda_batch_invariant_tuning(void) {
+    int n = 0;
+    for (int i = 0; i < g_nshapes; i++) {
+        const LtTune *t = g_shapes[i].tune;
+        for (int b = 0; t && b < LT_BUCKETS; b++) n += t->bucket[b].M && t->bucket[b].pick < 0;
+    }
+    return n;
+}
+
 static int config_equal(const cublasLtMatmulAlgo_t *a, const cublasLtMatmulAlgo_t *b) {
     static const cublasLtMatmulAlgoConfigAttributes_t at[] = {
         CUBLASLT_ALGO_CONFIG_ID,           CUBLASLT_ALGO_CONFIG_TILE_ID,          CUBLASLT_ALGO_CONFIG_STAGES_ID,
