@@ -346,23 +346,23 @@ void cu_swiglu_forward_gemm(float *h, const float *gu, int N, int K) {
     if (N <= 0 || K <= 0) return;
     size_t total = (size_t)N * K;
     __nv_bfloat16 *h16 = cuda_act16_target(total);
-    swiglu_forward_launch(h16 ? NULL : h, h16, gu, N, K);
-    if (h16) {
-        cuda_fp32_unwritten(h, total);
-        cuda_act16_produced(h, total);
-    } else cuda_fp32_written(h, total * sizeof(float));
+    if (!h16) { /* full precision, or no room for the copy */
+        cu_swiglu_forward(h, gu, N, K);
+        return;
+    }
+    swiglu_forward_launch(NULL, h16, gu, N, K);
+    cuda_fp32_unwritten(h, total);
+    cuda_act16_produced(h, total);
 }
 
 void cu_swiglu_backward_gemm(float *dgu, float *h, const float *dh, const float *gu, int N, int K) {
     if (N <= 0 || K <= 0) return;
     size_t nd = (size_t)N * 2 * K, nh = (size_t)N * K;
     __nv_bfloat16 *d16 = cuda_act16_target_in(0, nd), *h16 = d16 ? cuda_act16_target_in(1, nh) : NULL;
-    if (!h16) { /* full precision: h by the forward kernel, then dgu */
+    if (!h16) { /* full precision: h by the forward kernel, then the plain backward */
         swiglu_forward_launch(h, NULL, gu, N, K);
         cuda_fp32_written(h, nh * sizeof(float));
-        swiglu_backward_launch(dgu, d16, NULL, dh, gu, N, K);
-        cuda_fp32_written(dgu, nd * sizeof(float));
-        if (d16) cuda_act16_produced_in(0, dgu, nd);
+        cu_swiglu_backward(dgu, dh, gu, N, K);
         return;
     }
     swiglu_backward_launch(NULL, d16, h16, dh, gu, N, K);
